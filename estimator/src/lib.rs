@@ -1,0 +1,1 @@
+//! Resource Estimator (being written).

@@ -1,0 +1,1 @@
+//! wasm glue (being written).

@@ -1,0 +1,1 @@
+//! Native host library (being written).

@@ -1,0 +1,80 @@
+//! Broker -> executor process, over the child's stdin/stdout with [`crate::framing`].
+//!
+//! An executor process runs exactly one worker: the broker spawns it (its own binary in
+//! executor mode), sends `start`, relays messages both ways, and kills the process when the
+//! worker exits, the lease ends or a limit is hit. Nothing from one tenant ever shares a
+//! process with another.
+
+use serde::{Deserialize, Serialize};
+
+use super::broker::WorkerExitReason;
+
+/// Limits the executor enforces on the script, derived from the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorLimits {
+    /// CPU time the script may use in total, ms.
+    pub cpu_ms: u64,
+    /// JavaScript heap limit, bytes.
+    pub memory_bytes: u64,
+    /// JavaScript stack limit, bytes.
+    pub stack_bytes: u64,
+}
+
+/// Broker -> executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToExecutor {
+    /// Must be the first message; exactly once.
+    Start {
+        script_url: String,
+        source: String,
+        limits: ExecutorLimits,
+    },
+    /// Deliver `data` to the worker's `onmessage`.
+    Message { data: serde_json::Value },
+    /// Stop at once.
+    Terminate,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Console levels forwarded from the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleLevel {
+    Log,
+    Info,
+    Warn,
+    Error,
+    Debug,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Executor -> broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromExecutor {
+    /// The script's top level ran; messages may follow.
+    Started,
+    /// `postMessage(data)` from the worker.
+    Message {
+        data: serde_json::Value,
+    },
+    /// An uncaught exception.
+    Error {
+        message: String,
+        #[serde(default)]
+        lineno: Option<u32>,
+    },
+    Console {
+        level: ConsoleLevel,
+        text: String,
+    },
+    /// The worker is done; the executor exits after sending this.
+    Exited {
+        reason: WorkerExitReason,
+    },
+    #[serde(other)]
+    Unknown,
+}
