@@ -101,7 +101,7 @@ pub fn plan() -> Plan {
             component_id: "worker-0".into(),
             url: Some("http://127.0.0.1:8080/worker.js".into()),
             target: Target::Remote,
-            reason: "predicted 3600 ms CPU, at least the 500 ms offload threshold".into(),
+            reason: "predicted 3600 ms CPU, at least the 100 ms offload threshold".into(),
         }],
         reasons: vec!["lease 1000 millicores and 40 MiB for 144 s".into()],
     }

@@ -123,7 +123,7 @@ impl Policy {
         1000.0
     }
     fn default_offload_min_cpu_ms() -> f64 {
-        500.0
+        100.0
     }
     fn default_priority() -> u8 {
         5
