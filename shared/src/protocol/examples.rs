@@ -133,6 +133,7 @@ pub fn host_replies() -> Vec<HostReply> {
         HostReply::Hello {
             protocol_version: PROTOCOL_VERSION,
             host: "foresight-host/0.1.0".into(),
+            broker_url: Some("ws://127.0.0.1:47800".into()),
         },
         HostReply::Plan {
             request_id: 7,

@@ -43,6 +43,10 @@ pub enum HostReply {
         protocol_version: u32,
         /// e.g. `foresight-host/0.1.0`.
         host: String,
+        /// The broker this machine's host was configured with (`FORESIGHT_BROKER_URL`), which
+        /// the extension uses unless the user chose one in its settings.
+        #[serde(default)]
+        broker_url: Option<String>,
     },
     Plan {
         request_id: u64,
