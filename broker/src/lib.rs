@@ -1,1 +1,34 @@
-//! Broker library (being written).
+//! Foresight's Dynamic Resource Broker.
+//!
+//! Browser extensions connect over a websocket, say `hello`, lease CPU and memory from a fixed
+//! pool, and run Web Worker scripts remotely under a lease. The wire protocol is
+//! [`foresight_shared::protocol::broker`]; `docs/PROTOCOL.md` describes it for other clients.
+//!
+//! The pieces:
+//!
+//! * [`config`] — the pool size, the lease TTL ceiling and how to start an executor process.
+//! * [`server`] — [`Server`]: the accept loop and graceful shutdown, with the listener and the
+//!   shutdown signal injected by the caller (the binary, the tests, the demo).
+//! * `connection` — one client's protocol state machine: hello, leases, workers.
+//! * [`leases`] — the pure capacity pool and lease table (no I/O); it never over-commits.
+//! * `workers` — executor child processes: spawning, relaying frames, killing, exit reasons.
+//! * [`executor`] — what runs *inside* an executor process (`foresight-broker executor`):
+//!   the sandbox, the JavaScript engine and the worker's event loop. Page code never runs in
+//!   the broker process itself.
+//! * [`events`] — [`BrokerEvent`], broker-side evidence of what happened, for tests, the demo
+//!   and the log.
+
+pub mod config;
+mod connection;
+pub mod events;
+pub mod executor;
+pub mod leases;
+pub mod server;
+mod workers;
+
+pub use config::{BrokerConfig, DEFAULT_MAX_TTL_MS, ExecutorCommand};
+pub use events::{BrokerEvent, LeaseEndCause};
+pub use server::Server;
+
+/// The broker's name and version as sent in `hello`, e.g. `foresight-broker/0.1.0`.
+pub const BROKER_NAME: &str = concat!("foresight-broker/", env!("CARGO_PKG_VERSION"));

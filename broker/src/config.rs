@@ -1,0 +1,101 @@
+//! What a broker is configured with: the size of its pool, the longest lease it grants and how
+//! to start an executor process.
+
+use std::path::PathBuf;
+
+use foresight_shared::protocol::plan::ResourceAmounts;
+
+/// The longest lease granted unless configured otherwise: one hour. Longer work renews.
+pub const DEFAULT_MAX_TTL_MS: u64 = 3_600_000;
+
+/// Memory assumed when the machine's total cannot be read.
+const FALLBACK_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// The pool: the sum of all granted leases never exceeds it.
+    pub capacity: ResourceAmounts,
+    /// How to start an executor process (one per remote worker).
+    pub executor: ExecutorCommand,
+    /// The longest lease granted or renewed; longer requests are denied with a reason.
+    pub max_ttl_ms: u64,
+}
+
+impl BrokerConfig {
+    /// A broker with the given pool and the default TTL ceiling.
+    pub fn new(capacity: ResourceAmounts, executor: ExecutorCommand) -> Self {
+        Self {
+            capacity,
+            executor,
+            max_ttl_ms: DEFAULT_MAX_TTL_MS,
+        }
+    }
+
+    /// A pool sized from this machine: every logical CPU (1000 millicores each) and half of
+    /// the total memory. Half, because each executor also needs address space beyond its
+    /// JavaScript heap (see [`crate::executor::sandbox`]) and the machine runs other things.
+    /// Bandwidth is not scheduled yet, so the pool has none.
+    pub fn detect(executor: ExecutorCommand) -> Self {
+        let (cpus, memory) = match sysinfo::System::new() {
+            Ok(mut system) => {
+                system.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
+                system.refresh_memory();
+                (system.cpus().len() as u64, system.total_memory())
+            }
+            Err(_) => (0, 0),
+        };
+        let cpus = if cpus == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+        } else {
+            cpus
+        };
+        let memory = if memory == 0 {
+            FALLBACK_MEMORY_BYTES
+        } else {
+            memory / 2
+        };
+        Self::new(
+            ResourceAmounts {
+                cpu_millicores: cpus * 1000,
+                memory_bytes: memory,
+                bandwidth_bytes_per_s: 0,
+            },
+            executor,
+        )
+    }
+}
+
+/// The command that starts one executor process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ExecutorCommand {
+    /// This very binary in executor mode (`<current exe> executor`), which is how the
+    /// `foresight-broker` binary runs its workers.
+    pub fn current_exe() -> std::io::Result<Self> {
+        Ok(Self {
+            program: std::env::current_exe()?,
+            args: vec!["executor".to_string()],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detected_capacity_is_plausible() {
+        let config = BrokerConfig::detect(ExecutorCommand {
+            program: "x".into(),
+            args: vec![],
+        });
+        assert!(config.capacity.cpu_millicores >= 1000);
+        assert_eq!(config.capacity.cpu_millicores % 1000, 0);
+        assert!(config.capacity.memory_bytes > 0);
+        assert_eq!(config.max_ttl_ms, DEFAULT_MAX_TTL_MS);
+    }
+}

@@ -1,0 +1,360 @@
+//! Executor mode (`foresight-broker executor`): the child process that runs exactly one
+//! remote worker, so that page code never runs inside the broker and one tenant's worker
+//! never shares a process with another's.
+//!
+//! The broker writes [`ToExecutor`] frames to our stdin and reads [`FromExecutor`] frames
+//! from our stdout (`foresight_shared::framing`); stderr is for diagnostics only. The life of
+//! an executor:
+//!
+//! 1. [`sandbox::harden_early`] while single-threaded;
+//! 2. read `start`, then apply the process limits ([`sandbox::apply_limits`]);
+//! 3. a thread reads the rest of stdin into a channel, so the main thread can wait on input
+//!    *or* the next timer, and so a closed stdin stops even a script stuck in a loop; a
+//!    watchdog thread ends the process if the CPU budget is overrun by more than a grace
+//!    period (the engine's own check is coarse);
+//! 4. [`drive`] runs the worker's event loop over an [`engine::Engine`] until the worker
+//!    closes, hits a limit or is told to stop; `exited` says why, and the process exits.
+
+pub mod engine;
+pub mod quickjs;
+pub mod sandbox;
+
+use std::io::{self, Stdin, Write};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use foresight_shared::framing::{FrameError, FrameReader, encode_message};
+use foresight_shared::limits::EXECUTOR_MAX_FRAME;
+use foresight_shared::protocol::broker::WorkerExitReason;
+use foresight_shared::protocol::executor::{FromExecutor, ToExecutor};
+
+use engine::{Engine, Outbox, Step};
+
+/// Exit status when the broker broke the protocol (no `start` first).
+const EXIT_PROTOCOL: u8 = 2;
+/// Exit status when the sandbox or the engine could not be set up.
+const EXIT_SETUP: u8 = 3;
+
+/// Stack of the input thread, which only decodes frames.
+const INPUT_THREAD_STACK: usize = 256 * 1024;
+
+/// CPU time past the budget after which the watchdog ends the process, whatever the engine
+/// is doing. The engine's own check normally stops the script at the budget.
+const WATCHDOG_GRACE: Duration = Duration::from_millis(250);
+
+/// How often the watchdog looks at the process's CPU clock.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(50);
+
+fn note(text: &str) {
+    // stderr is inherited from the broker: prefix our lines so they can be told apart.
+    eprintln!("foresight-broker executor[{}]: {text}", std::process::id());
+}
+
+/// Writes one frame to stdout under the stdout lock, so frames from different threads never
+/// interleave. Returns the lock, for a caller that must be the last to write.
+fn write_frame(message: &FromExecutor) -> (io::StdoutLock<'static>, io::Result<()>) {
+    let mut out = io::stdout().lock();
+    let written = match encode_message(message, EXECUTOR_MAX_FRAME) {
+        Ok(frame) => out.write_all(&frame).and_then(|()| out.flush()),
+        Err(e) => {
+            // Payloads are bounded below the frame limit; this is a bug, not input.
+            note(&format!("dropping an unencodable message: {e}"));
+            Ok(())
+        }
+    };
+    (out, written)
+}
+
+/// Sends frames to the broker over stdout. A failed write means the broker is gone: raise
+/// `stop` so the script is interrupted and the process ends.
+struct PipeOutbox {
+    stop: Arc<AtomicBool>,
+}
+
+impl Outbox for PipeOutbox {
+    fn send(&self, message: FromExecutor) {
+        if write_frame(&message).1.is_err() {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// This process's CPU time so far (all threads).
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// Ends the process once it has used its CPU budget plus [`WATCHDOG_GRACE`], however the
+/// engine is stuck: QuickJS checks for interrupts only every few thousand instructions, and a
+/// script that keeps catching its own out-of-memory errors spends seconds in the collector
+/// between two checks (../shared/PLATFORM.md). RLIMIT_CPU stays behind this as the kernel's
+/// last word.
+fn watchdog(budget: Duration) {
+    let limit = budget.saturating_add(WATCHDOG_GRACE);
+    loop {
+        std::thread::sleep(WATCHDOG_PERIOD);
+        if process_cpu_time() > limit {
+            let (_last_writer, _) = write_frame(&FromExecutor::Exited {
+                reason: WorkerExitReason::CpuLimit,
+            });
+            // Holding the stdout lock: nothing can follow `exited` on the pipe.
+            // SAFETY: _exit ends the process at once; no Rust state is observed afterwards.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// Entry point of `foresight-broker executor`.
+pub fn main() -> ExitCode {
+    match harden_and_read_start() {
+        Ok(Some((reader, script_url, source, limits))) => {
+            run(reader, &script_url, &source, &limits)
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(code) => ExitCode::from(code),
+    }
+}
+
+type Input = FrameReader<Stdin>;
+
+type Start = (
+    Input,
+    String,
+    String,
+    foresight_shared::protocol::executor::ExecutorLimits,
+);
+
+fn harden_and_read_start() -> Result<Option<Start>, u8> {
+    match sandbox::harden_early() {
+        Ok(notes) => notes.iter().for_each(|n| note(n)),
+        Err(e) => {
+            note(&format!("refusing to run page code: {e}"));
+            return Err(EXIT_SETUP);
+        }
+    }
+    let mut reader = FrameReader::new(io::stdin(), EXECUTOR_MAX_FRAME);
+    let frame = match reader.read_frame() {
+        Ok(Some(frame)) => frame,
+        // The broker went away before starting us: nothing to do.
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            note(&format!("cannot read the start message: {e}"));
+            return Err(EXIT_PROTOCOL);
+        }
+    };
+    match serde_json::from_slice::<ToExecutor>(&frame) {
+        Ok(ToExecutor::Start {
+            script_url,
+            source,
+            limits,
+        }) => Ok(Some((reader, script_url, source, limits))),
+        Ok(other) => {
+            note(&format!("expected start, got {other:?}"));
+            Err(EXIT_PROTOCOL)
+        }
+        Err(e) => {
+            note(&format!("undecodable start message: {e}"));
+            Err(EXIT_PROTOCOL)
+        }
+    }
+}
+
+fn run(
+    reader: Input,
+    script_url: &str,
+    source: &str,
+    limits: &foresight_shared::protocol::executor::ExecutorLimits,
+) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, inbox) = mpsc::channel();
+    let input_stop = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("executor-input".into())
+        .stack_size(INPUT_THREAD_STACK)
+        .spawn(move || read_input(reader, tx, input_stop));
+    if let Err(e) = spawned {
+        note(&format!("cannot start the input thread: {e}"));
+        return ExitCode::from(EXIT_SETUP);
+    }
+    let budget = Duration::from_millis(limits.cpu_ms);
+    let spawned = std::thread::Builder::new()
+        .name("executor-watchdog".into())
+        .stack_size(INPUT_THREAD_STACK)
+        .spawn(move || watchdog(budget));
+    if let Err(e) = spawned {
+        note(&format!("cannot start the watchdog thread: {e}"));
+        return ExitCode::from(EXIT_SETUP);
+    }
+    for n in sandbox::apply_limits(limits) {
+        note(&n);
+    }
+    let outbox = Rc::new(PipeOutbox { stop: stop.clone() });
+    let mut engine = match quickjs::QuickJs::new(limits, outbox.clone(), stop) {
+        Ok(engine) => engine,
+        Err(e) => {
+            note(&e);
+            outbox.send(FromExecutor::Exited {
+                reason: WorkerExitReason::Crashed,
+            });
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    let reason = drive(&mut engine, script_url, source, &inbox, &*outbox);
+    outbox.send(FromExecutor::Exited { reason });
+    // Leave without tearing the engine down: the process is about to vanish anyway, and a
+    // runtime that hit a limit is not worth freeing object by object.
+    std::process::exit(0)
+}
+
+/// Reads frames from the broker until stdin closes. A closed stdin or `terminate` raises
+/// `stop`, which interrupts whatever script is running.
+fn read_input(mut reader: Input, tx: mpsc::Sender<ToExecutor>, stop: Arc<AtomicBool>) {
+    loop {
+        match reader.read_frame() {
+            Ok(Some(frame)) => match serde_json::from_slice::<ToExecutor>(&frame) {
+                Ok(ToExecutor::Terminate) => break,
+                Ok(message) => {
+                    if tx.send(message).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => note(&format!("ignoring an undecodable frame: {e}")),
+            },
+            Ok(None) => break,
+            Err(FrameError::TooLarge { len, max }) => {
+                note(&format!("ignoring a {len}-byte frame (limit {max})"));
+            }
+            Err(e) => {
+                note(&format!("input failed: {e}"));
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+}
+
+/// The worker's event loop: the top level, then messages and timers in arrival order, one
+/// task at a time, until the worker must end. Returns why it ended.
+pub fn drive<E: Engine>(
+    engine: &mut E,
+    script_url: &str,
+    source: &str,
+    inbox: &Receiver<ToExecutor>,
+    outbox: &dyn Outbox,
+) -> WorkerExitReason {
+    let mut step = engine.start(script_url, source);
+    if matches!(step, Step::Continue | Step::Exit(WorkerExitReason::Closed)) {
+        outbox.send(FromExecutor::Started);
+    }
+    loop {
+        if let Step::Exit(reason) = step {
+            return reason;
+        }
+        let received = match engine.next_timer() {
+            Some(due) => inbox.recv_timeout(due.saturating_duration_since(Instant::now())),
+            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        step = match received {
+            Ok(ToExecutor::Message { data }) => engine.deliver(&data),
+            Ok(ToExecutor::Terminate) | Err(RecvTimeoutError::Disconnected) => {
+                Step::Exit(WorkerExitReason::Terminated)
+            }
+            Ok(ToExecutor::Start { .. }) => {
+                note("ignoring a second start message");
+                Step::Continue
+            }
+            Ok(ToExecutor::Unknown) | Err(RecvTimeoutError::Timeout) => Step::Continue,
+        };
+        if step == Step::Continue {
+            step = engine.run_timers(Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<FromExecutor>>);
+
+    impl Outbox for Recorder {
+        fn send(&self, message: FromExecutor) {
+            self.0.borrow_mut().push(message);
+        }
+    }
+
+    fn limits() -> foresight_shared::protocol::executor::ExecutorLimits {
+        foresight_shared::protocol::executor::ExecutorLimits {
+            cpu_ms: 10_000,
+            memory_bytes: 32 * 1024 * 1024,
+            stack_bytes: 1024 * 1024,
+        }
+    }
+
+    #[test]
+    fn event_loop_interleaves_messages_and_timers_and_ends_on_close() {
+        let recorder = Rc::new(Recorder::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut engine = quickjs::QuickJs::new(&limits(), recorder.clone(), stop).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..3 {
+            tx.send(ToExecutor::Message { data: json!(i) }).unwrap();
+        }
+        tx.send(ToExecutor::Message { data: json!("bye") }).unwrap();
+        let src = r#"
+            let seen = [];
+            onmessage = e => {
+                if (e.data === 'bye') { setTimeout(() => { postMessage(seen); close(); }, 10); }
+                else seen.push(e.data);
+            };
+        "#;
+        let reason = drive(&mut engine, "w.js", src, &rx, &*recorder);
+        assert_eq!(reason, WorkerExitReason::Closed);
+        assert_eq!(
+            recorder.0.borrow().as_slice(),
+            [
+                FromExecutor::Started,
+                FromExecutor::Message {
+                    data: json!([0, 1, 2])
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn event_loop_ends_when_the_broker_goes_away() {
+        let recorder = Rc::new(Recorder::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut engine = quickjs::QuickJs::new(&limits(), recorder.clone(), stop).unwrap();
+        let (tx, rx) = mpsc::channel::<ToExecutor>();
+        drop(tx);
+        let reason = drive(
+            &mut engine,
+            "w.js",
+            "onmessage = () => {};",
+            &rx,
+            &*recorder,
+        );
+        assert_eq!(reason, WorkerExitReason::Terminated);
+    }
+}

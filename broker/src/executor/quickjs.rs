@@ -1,0 +1,889 @@
+//! The QuickJS engine (rquickjs): one runtime and one context per worker, the prelude
+//! (`prelude.js`) for the worker's world, and the engine-level limits.
+//!
+//! Limits enforced here, in the engine:
+//! * memory: `Runtime::set_memory_limit` bounds the JavaScript heap; an allocation past it
+//!   throws `out of memory`, which ends the worker with `memory_limit`;
+//! * stack: `Runtime::set_max_stack_size` (a deep recursion is an ordinary `RangeError`);
+//! * CPU: an interrupt handler reads this thread's CPU clock and interrupts the script past
+//!   its budget (QuickJS calls it every few thousand bytecode instructions, also inside
+//!   `try`/`catch`-swallowing loops: the interrupt is uncatchable). The same handler stops the
+//!   script when the broker goes away.
+//!
+//! A script that keeps catching its own out-of-memory errors can spin far past its CPU budget
+//! between interrupt checks (measured: 4.6 s of CPU against a 500 ms budget); the executor's
+//! CPU watchdog thread (`super::watchdog`), RLIMIT_CPU ([`super::sandbox`]) and the broker's
+//! wall-clock kill at lease end cover that.
+//!
+//! Only the host functions defined in `install_host` exist: no filesystem, network, module
+//! loader or `std`/`os` modules are compiled in or exposed.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use foresight_shared::limits::WORKER_MAX_MESSAGE;
+use foresight_shared::protocol::broker::WorkerExitReason;
+use foresight_shared::protocol::executor::{ConsoleLevel, ExecutorLimits, FromExecutor};
+use rquickjs::context::EvalOptions;
+use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Runtime, Value};
+
+use super::engine::{Engine, Outbox, Step};
+
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// The smallest heap a worker is given, whatever its lease says: QuickJS's own context and
+/// the prelude need about this much, and 0 would mean "unlimited" to QuickJS.
+pub const MIN_HEAP_BYTES: u64 = 1024 * 1024;
+
+/// Longest console line or error message forwarded to the broker.
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// A `null` exception (QuickJS throws one when it cannot even allocate the error object)
+/// counts as out of memory when the heap is at least this full, in percent.
+const TIGHT_HEAP_PERCENT: i64 = 90;
+
+/// Longest wait for a timer the event loop is asked to do (a day; `setTimeout(f, 1e300)` must
+/// not overflow an `Instant`).
+const MAX_TIMER_WAIT: Duration = Duration::from_secs(86_400);
+
+/// This thread's CPU time so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        // Never seen on Linux; RLIMIT_CPU still bounds the process if it happens.
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// State shared by the engine, its host functions and its interrupt handler.
+struct State {
+    outbox: Rc<dyn Outbox>,
+    /// Origin of `host.now()`, the clock timers run on.
+    epoch: Instant,
+    script_url: RefCell<String>,
+    heap_limit: u64,
+    cpu_start: Duration,
+    cpu_budget: Duration,
+    /// Set by the input thread when the broker closes our stdin or says `terminate`.
+    stop: Arc<AtomicBool>,
+    cpu_exceeded: Cell<bool>,
+    out_of_memory: Cell<bool>,
+    closed: Cell<bool>,
+}
+
+impl State {
+    fn cpu_spent(&self) -> bool {
+        thread_cpu_time().saturating_sub(self.cpu_start) > self.cpu_budget
+    }
+
+    /// The interrupt handler's question: must the running script stop now?
+    fn should_interrupt(&self) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.cpu_spent() {
+            self.cpu_exceeded.set(true);
+            return true;
+        }
+        false
+    }
+
+    /// The reason the worker must end now, if any; checked after every piece of JavaScript.
+    fn fatal(&self) -> Option<WorkerExitReason> {
+        if self.stop.load(Ordering::Relaxed) {
+            Some(WorkerExitReason::Terminated)
+        } else if self.cpu_exceeded.get() {
+            Some(WorkerExitReason::CpuLimit)
+        } else if self.out_of_memory.get() {
+            Some(WorkerExitReason::MemoryLimit)
+        } else {
+            None
+        }
+    }
+
+    fn now_ms(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn send_error(&self, message: String, lineno: Option<u32>) {
+        self.outbox.send(FromExecutor::Error {
+            message: truncate(message),
+            lineno,
+        });
+    }
+}
+
+fn truncate(mut text: String) -> String {
+    if text.len() > MAX_TEXT_BYTES {
+        let mut cut = MAX_TEXT_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("... (truncated)");
+    }
+    text
+}
+
+/// The QuickJS implementation of [`Engine`].
+pub struct QuickJs {
+    // Field order is drop order: JavaScript values before the context before the runtime.
+    internals: Option<Persistent<Object<'static>>>,
+    context: Context,
+    runtime: Runtime,
+    state: Rc<State>,
+}
+
+impl QuickJs {
+    /// A fresh runtime with `limits` applied. `stop` is raised by whoever reads the input to
+    /// make a running script stop at its next interrupt check.
+    pub fn new(
+        limits: &ExecutorLimits,
+        outbox: Rc<dyn Outbox>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, String> {
+        let heap_limit = limits.memory_bytes.max(MIN_HEAP_BYTES);
+        let runtime = Runtime::new().map_err(|e| format!("cannot create a runtime: {e}"))?;
+        runtime.set_memory_limit(usize::try_from(heap_limit).unwrap_or(usize::MAX));
+        runtime.set_max_stack_size(usize::try_from(limits.stack_bytes).unwrap_or(usize::MAX));
+        let context =
+            Context::full(&runtime).map_err(|e| format!("cannot create a context: {e}"))?;
+        let state = Rc::new(State {
+            outbox,
+            epoch: Instant::now(),
+            script_url: RefCell::new(String::new()),
+            heap_limit,
+            cpu_start: thread_cpu_time(),
+            cpu_budget: Duration::from_millis(limits.cpu_ms),
+            stop,
+            cpu_exceeded: Cell::new(false),
+            out_of_memory: Cell::new(false),
+            closed: Cell::new(false),
+        });
+        let handler_state = state.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || handler_state.should_interrupt())));
+        let tracker_state = state.clone();
+        runtime.set_host_promise_rejection_tracker(Some(Box::new(
+            move |_ctx, _promise, reason, is_handled| {
+                if !is_handled {
+                    // Browsers log these in the worker's console; they are not error events.
+                    tracker_state.outbox.send(FromExecutor::Console {
+                        level: ConsoleLevel::Error,
+                        text: truncate(format!("Uncaught (in promise) {}", describe(&reason))),
+                    });
+                }
+            },
+        )));
+        Ok(Self {
+            internals: None,
+            context,
+            runtime,
+            state,
+        })
+    }
+
+    /// Runs `f` with the context and the prelude's entry points.
+    fn with_internals<R>(
+        &self,
+        f: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> R,
+        missing: R,
+    ) -> R {
+        let Some(internals) = self.internals.clone() else {
+            return missing;
+        };
+        self.context.with(|ctx| match internals.restore(&ctx) {
+            Ok(internals) => f(&ctx, &internals),
+            Err(_) => missing,
+        })
+    }
+
+    /// Calls the prelude's entry point `name` with `args`, reporting what it throws.
+    fn call_internal<A>(&self, name: &str, args: A)
+    where
+        A: for<'js> rquickjs::function::IntoArgs<'js>,
+    {
+        let state = self.state.clone();
+        self.with_internals(
+            |ctx, internals| {
+                let result = internals
+                    .get::<_, Function>(name)
+                    .and_then(|f| f.call::<_, ()>(args));
+                absorb(&state, ctx, Some(internals), result);
+            },
+            (),
+        );
+    }
+
+    /// Runs queued promise jobs (microtasks) until none is left or the worker must stop.
+    fn drain_jobs(&self) {
+        while self.state.fatal().is_none() {
+            match self.runtime.execute_pending_job() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(job) => {
+                    let state = self.state.clone();
+                    job.0.with(|ctx| {
+                        let exception = ctx.catch();
+                        report_exception(&state, &ctx, None, exception);
+                    });
+                }
+            }
+        }
+    }
+
+    /// What follows a task: its microtasks, then the verdict.
+    fn settle(&self) -> Step {
+        self.drain_jobs();
+        if let Some(reason) = self.state.fatal() {
+            return Step::Exit(reason);
+        }
+        // A script of many short callbacks may finish each between interrupt checks.
+        if self.state.cpu_spent() {
+            return Step::Exit(WorkerExitReason::CpuLimit);
+        }
+        if self.state.closed.get() {
+            return Step::Exit(WorkerExitReason::Closed);
+        }
+        Step::Continue
+    }
+
+    fn install(&mut self) -> Result<(), WorkerExitReason> {
+        let state = self.state.clone();
+        let installed = self.context.with(|ctx| {
+            let result = install_host(&state, &ctx).and_then(|host| {
+                let mut options = EvalOptions::default();
+                options.filename = Some("foresight:prelude.js".to_string());
+                let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
+                let internals: Object = prelude.call((host,))?;
+                Ok(Persistent::save(&ctx, internals))
+            });
+            match result {
+                Ok(internals) => Some(internals),
+                Err(e) => {
+                    absorb(&state, &ctx, None, Err(e));
+                    None
+                }
+            }
+        });
+        match installed {
+            Some(internals) => {
+                self.internals = Some(internals);
+                Ok(())
+            }
+            None => Err(self.state.fatal().unwrap_or(WorkerExitReason::Crashed)),
+        }
+    }
+}
+
+impl Engine for QuickJs {
+    fn start(&mut self, script_url: &str, source: &str) -> Step {
+        *self.state.script_url.borrow_mut() = script_url.to_string();
+        if let Err(reason) = self.install() {
+            return Step::Exit(reason);
+        }
+        let state = self.state.clone();
+        // QuickJS wants a C string; a NUL in a URL is no URL anyway.
+        let filename = script_url.replace('\0', "%00");
+        self.with_internals(
+            |ctx, internals| {
+                let mut options = EvalOptions::default();
+                // A classic worker script: sloppy mode, global scope.
+                options.strict = false;
+                options.filename = Some(filename);
+                let result = ctx.eval_with_options::<(), _>(source, options);
+                absorb(&state, ctx, Some(internals), result);
+            },
+            (),
+        );
+        self.settle()
+    }
+
+    fn deliver(&mut self, data: &serde_json::Value) -> Step {
+        // JSON text crosses into the engine and JSON.parse builds the value there, so the
+        // data is allocated on (and limited by) the worker's own heap.
+        self.call_internal("dispatchMessage", (data.to_string(),));
+        self.settle()
+    }
+
+    fn next_timer(&mut self) -> Option<Instant> {
+        let state = self.state.clone();
+        let due_ms = self.with_internals(
+            |ctx, internals| {
+                let result = internals
+                    .get::<_, Function>("nextTimer")
+                    .and_then(|f| f.call::<_, f64>(()));
+                match result {
+                    Ok(due) => Some(due),
+                    Err(e) => {
+                        absorb(&state, ctx, Some(internals), Err(e));
+                        None
+                    }
+                }
+            },
+            None,
+        )?;
+        // -1 means no timer; NaN cannot happen, but must not become a wait either.
+        if due_ms.is_nan() || due_ms < 0.0 {
+            return None;
+        }
+        let wait = Duration::from_secs_f64((due_ms / 1000.0).min(MAX_TIMER_WAIT.as_secs_f64()));
+        Some(self.state.epoch + wait)
+    }
+
+    fn run_timers(&mut self, now: Instant) -> Step {
+        let now_ms = now
+            .saturating_duration_since(self.state.epoch)
+            .as_secs_f64()
+            * 1000.0;
+        let state = self.state.clone();
+        let due: Vec<f64> = self.with_internals(
+            |ctx, internals| {
+                let result = internals
+                    .get::<_, Function>("dueTimers")
+                    .and_then(|f| f.call::<_, Vec<f64>>((now_ms,)));
+                match result {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        absorb(&state, ctx, Some(internals), Err(e));
+                        Vec::new()
+                    }
+                }
+            },
+            Vec::new(),
+        );
+        for id in due {
+            self.call_internal("fireTimer", (id,));
+            let step = self.settle();
+            if step != Step::Continue {
+                return step;
+            }
+        }
+        self.settle()
+    }
+}
+
+/// Defines the `host` object the prelude builds the worker's world on.
+fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    let host = Object::new(ctx.clone())?;
+
+    let s = state.clone();
+    host.set(
+        "post",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| {
+            if json.len() > WORKER_MAX_MESSAGE {
+                return Err(Exception::throw_range(
+                    &ctx,
+                    &format!(
+                        "postMessage: the message is {} bytes of JSON, over the {} byte limit",
+                        json.len(),
+                        WORKER_MAX_MESSAGE
+                    ),
+                ));
+            }
+            match serde_json::from_str(&json) {
+                Ok(data) => {
+                    s.outbox.send(FromExecutor::Message { data });
+                    Ok(())
+                }
+                Err(e) => Err(Exception::throw_type(
+                    &ctx,
+                    &format!("postMessage: the message cannot be sent as JSON: {e}"),
+                )),
+            }
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "console",
+        Function::new(ctx.clone(), move |level: String, text: String| {
+            let level = match level.as_str() {
+                "log" => ConsoleLevel::Log,
+                "info" => ConsoleLevel::Info,
+                "warn" => ConsoleLevel::Warn,
+                "error" => ConsoleLevel::Error,
+                "debug" => ConsoleLevel::Debug,
+                _ => ConsoleLevel::Unknown,
+            };
+            s.outbox.send(FromExecutor::Console {
+                level,
+                text: truncate(text),
+            });
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "error",
+        Function::new(ctx.clone(), move |message: String, lineno: f64| {
+            let lineno = (lineno >= 1.0 && lineno <= f64::from(u32::MAX)).then_some(lineno as u32);
+            s.send_error(message, lineno);
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "isOutOfMemory",
+        Function::new(ctx.clone(), move |e: Value<'js>| {
+            let oom = is_out_of_memory(&s, &e);
+            if oom {
+                s.out_of_memory.set(true);
+            }
+            oom
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "close",
+        Function::new(ctx.clone(), move || s.closed.set(true))?,
+    )?;
+
+    let s = state.clone();
+    host.set("now", Function::new(ctx.clone(), move || s.now_ms())?)?;
+
+    let s = state.clone();
+    host.set(
+        "scriptUrl",
+        Function::new(ctx.clone(), move || s.script_url.borrow().clone())?,
+    )?;
+
+    Ok(host)
+}
+
+/// Whether an exception means the heap is exhausted.
+fn is_out_of_memory(state: &State, e: &Value<'_>) -> bool {
+    if let Some(obj) = e.as_object()
+        && let Ok(message) = obj.get::<_, String>("message")
+    {
+        return message == "out of memory";
+    }
+    if e.is_null() {
+        let limit = i64::try_from(state.heap_limit).unwrap_or(i64::MAX);
+        return heap_in_use(e.ctx()).saturating_mul(100)
+            >= limit.saturating_mul(TIGHT_HEAP_PERCENT);
+    }
+    false
+}
+
+/// Bytes QuickJS has allocated. rquickjs only offers this on `Runtime`, whose lock the caller
+/// already holds inside `Context::with`, so this asks QuickJS directly.
+fn heap_in_use(ctx: &Ctx<'_>) -> i64 {
+    let mut usage = std::mem::MaybeUninit::<rquickjs::qjs::JSMemoryUsage>::zeroed();
+    // SAFETY: the context is live for the duration of the borrow, so is its runtime;
+    // JS_ComputeMemoryUsage only reads the runtime and fills the struct we own.
+    unsafe {
+        let rt = rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+        rquickjs::qjs::JS_ComputeMemoryUsage(rt, usage.as_mut_ptr());
+        usage.assume_init().malloc_size
+    }
+}
+
+/// Deals with the outcome of JavaScript the executor called: nothing on success; on an
+/// exception, stops for the fatal ones (interrupt, out of memory) and reports the rest.
+fn absorb<'js>(
+    state: &State,
+    ctx: &Ctx<'js>,
+    internals: Option<&Object<'js>>,
+    result: rquickjs::Result<()>,
+) {
+    match result {
+        Ok(()) => {}
+        Err(rquickjs::Error::Exception) => {
+            let exception = ctx.catch();
+            report_exception(state, ctx, internals, exception);
+        }
+        Err(other) => {
+            // A conversion or engine error, not the script's: still the page should know.
+            if state.fatal().is_none() {
+                state.send_error(format!("worker engine error: {other}"), None);
+            }
+        }
+    }
+}
+
+fn report_exception<'js>(
+    state: &State,
+    ctx: &Ctx<'js>,
+    internals: Option<&Object<'js>>,
+    exception: Value<'js>,
+) {
+    if state.fatal().is_some() {
+        // The uncatchable "interrupted" error: the verdict is already recorded.
+        return;
+    }
+    if is_out_of_memory(state, &exception) {
+        state.out_of_memory.set(true);
+        return;
+    }
+    let reported = internals.map(|internals| {
+        internals
+            .get::<_, Function>("report")
+            .and_then(|report| report.call::<_, ()>((exception.clone(),)))
+    });
+    match reported {
+        Some(Ok(())) => {}
+        Some(Err(rquickjs::Error::Exception)) => {
+            let again = ctx.catch();
+            if state.fatal().is_none() {
+                if is_out_of_memory(state, &again) {
+                    state.out_of_memory.set(true);
+                } else {
+                    state.send_error(format!("Uncaught {}", describe(&exception)), None);
+                }
+            }
+        }
+        Some(Err(_)) | None => {
+            let lineno = exception
+                .as_object()
+                .and_then(|o| o.get::<_, i32>("lineNumber").ok())
+                .and_then(|n| u32::try_from(n).ok());
+            state.send_error(format!("Uncaught {}", describe(&exception)), lineno);
+        }
+    }
+}
+
+/// `Name: message` for errors, a short rendering for anything else, without running any of
+/// the script's code (no `toString` calls).
+fn describe(value: &Value<'_>) -> String {
+    if let Some(obj) = value.as_object() {
+        let name = obj.get::<_, String>("name").ok();
+        let message = obj.get::<_, String>("message").ok();
+        return match (name, message) {
+            (Some(name), Some(message)) => format!("{name}: {message}"),
+            (None, Some(message)) => message,
+            _ => "[object]".to_string(),
+        };
+    }
+    if let Some(s) = value.as_string() {
+        return s.to_string().unwrap_or_default();
+    }
+    if let Some(n) = value.as_number() {
+        return n.to_string();
+    }
+    if let Some(b) = value.as_bool() {
+        return b.to_string();
+    }
+    value.type_name().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<FromExecutor>>);
+
+    impl Outbox for Recorder {
+        fn send(&self, message: FromExecutor) {
+            self.0.borrow_mut().push(message);
+        }
+    }
+
+    impl Recorder {
+        fn take(&self) -> Vec<FromExecutor> {
+            std::mem::take(&mut *self.0.borrow_mut())
+        }
+        fn messages(&self) -> Vec<serde_json::Value> {
+            self.take()
+                .into_iter()
+                .filter_map(|m| match m {
+                    FromExecutor::Message { data } => Some(data),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn engine(cpu_ms: u64, memory_bytes: u64) -> (QuickJs, Rc<Recorder>) {
+        let recorder = Rc::new(Recorder::default());
+        let limits = ExecutorLimits {
+            cpu_ms,
+            memory_bytes,
+            stack_bytes: 1024 * 1024,
+        };
+        let engine = QuickJs::new(&limits, recorder.clone(), Arc::new(AtomicBool::new(false)))
+            .expect("engine");
+        (engine, recorder)
+    }
+
+    fn roomy() -> (QuickJs, Rc<Recorder>) {
+        engine(10_000, 64 * 1024 * 1024)
+    }
+
+    /// Runs the timers until none is left (tests only: timers here are all short).
+    fn run_all_timers(e: &mut QuickJs) -> Step {
+        while let Some(due) = e.next_timer() {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let step = e.run_timers(Instant::now());
+            if step != Step::Continue {
+                return step;
+            }
+        }
+        Step::Continue
+    }
+
+    #[test]
+    fn echo_in_order() {
+        let (mut e, out) = roomy();
+        assert_eq!(
+            e.start("w.js", "onmessage = e => postMessage(e.data * 2);"),
+            Step::Continue
+        );
+        for i in 0..5 {
+            assert_eq!(e.deliver(&json!(i)), Step::Continue);
+        }
+        assert_eq!(
+            out.messages(),
+            vec![json!(0), json!(2), json!(4), json!(6), json!(8)]
+        );
+    }
+
+    #[test]
+    fn listeners_events_and_self() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            function onmessage(e) { postMessage(['decl', e.type, e.data]); }
+            self.addEventListener('message', function (e) { postMessage(['l1', e.data.x]); });
+            const l2 = e => postMessage('l2');
+            addEventListener('message', l2);
+            removeEventListener('message', l2);
+            postMessage(typeof self === 'object' && self === globalThis);
+        "#;
+        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(e.deliver(&json!({"x": 1})), Step::Continue);
+        assert_eq!(
+            out.messages(),
+            vec![
+                json!(true),
+                json!(["decl", "message", {"x": 1}]),
+                json!(["l1", 1])
+            ]
+        );
+    }
+
+    #[test]
+    fn timers_promises_and_microtasks_run_in_order() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            const log = [];
+            setTimeout(() => { log.push('t20'); postMessage(log); }, 20);
+            setTimeout((a, b) => log.push('t0:' + a + b), 0, 'x', 'y');
+            const cancelled = setTimeout(() => log.push('never'), 5);
+            clearTimeout(cancelled);
+            let n = 0;
+            const iv = setInterval(() => { log.push('iv' + n); if (++n === 3) clearInterval(iv); }, 1);
+            Promise.resolve().then(() => log.push('promise'));
+            queueMicrotask(() => log.push('micro'));
+            (async () => { await null; log.push('async'); })();
+            log.push('top');
+        "#;
+        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(run_all_timers(&mut e), Step::Continue);
+        let messages = out.messages();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        let log: Vec<String> = serde_json::from_value(messages[0].clone()).unwrap();
+        assert_eq!(&log[..4], ["top", "promise", "micro", "async"]);
+        assert!(log.contains(&"t0:xy".to_string()));
+        assert_eq!(
+            log.iter().filter(|s| s.starts_with("iv")).count(),
+            3,
+            "{log:?}"
+        );
+        assert_eq!(log.last().map(String::as_str), Some("t20"));
+        assert!(!log.contains(&"never".to_string()));
+    }
+
+    #[test]
+    fn uncaught_errors_are_reported_and_the_worker_lives_on() {
+        let (mut e, out) = roomy();
+        let src = "onmessage = e => { if (e.data === 'boom') throw new TypeError('bad ' + e.data); postMessage('ok'); };\nnull.x;";
+        assert_eq!(e.start("https://x/w.js", src), Step::Continue);
+        let first = out.take();
+        assert!(
+            matches!(&first[..], [FromExecutor::Error { message, lineno: Some(2) }]
+                if message.contains("TypeError")),
+            "{first:?}"
+        );
+        assert_eq!(e.deliver(&json!("boom")), Step::Continue);
+        assert_eq!(e.deliver(&json!("fine")), Step::Continue);
+        let rest = out.take();
+        assert!(
+            matches!(&rest[..], [
+                FromExecutor::Error { message, lineno: Some(1) },
+                FromExecutor::Message { data },
+            ] if message == "Uncaught TypeError: bad boom" && data == "ok"),
+            "{rest:?}"
+        );
+    }
+
+    #[test]
+    fn the_worker_can_handle_its_own_errors() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            onerror = (msg) => { postMessage('onerror: ' + msg); return true; };
+            setTimeout(() => { throw new Error('late'); }, 0);
+        "#;
+        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(run_all_timers(&mut e), Step::Continue);
+        assert_eq!(
+            out.take(),
+            vec![FromExecutor::Message {
+                data: json!("onerror: Uncaught Error: late")
+            }]
+        );
+    }
+
+    #[test]
+    fn console_and_close() {
+        let (mut e, out) = roomy();
+        let src = "console.log('a', 1, {b: 2}); console.warn(new Error('w').message); close(); postMessage('after close, same task');";
+        assert_eq!(e.start("w.js", src), Step::Exit(WorkerExitReason::Closed));
+        assert_eq!(
+            out.take(),
+            vec![
+                FromExecutor::Console {
+                    level: ConsoleLevel::Log,
+                    text: "a 1 {\"b\":2}".into()
+                },
+                FromExecutor::Console {
+                    level: ConsoleLevel::Warn,
+                    text: "w".into()
+                },
+                FromExecutor::Message {
+                    data: json!("after close, same task")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn no_host_capabilities_leak_into_the_script() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            postMessage([typeof host, typeof internals, typeof require, typeof std, typeof os,
+                         typeof fetch, typeof XMLHttpRequest, typeof WebSocket]);
+            try { importScripts('x.js'); } catch (e) { postMessage(e.message); }
+        "#;
+        assert_eq!(e.start("w.js", src), Step::Continue);
+        let messages = out.messages();
+        assert_eq!(messages[0], json!(vec!["undefined"; 8]));
+        assert!(messages[1].as_str().unwrap().contains("not available"));
+    }
+
+    #[test]
+    fn unserializable_messages_throw_in_the_worker() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            const a = {}; a.self = a;
+            try { postMessage(a); } catch (e) { postMessage('cyclic: ' + e.name); }
+            postMessage(undefined);
+        "#;
+        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(
+            out.messages(),
+            vec![json!("cyclic: TypeError"), serde_json::Value::Null]
+        );
+    }
+
+    #[test]
+    fn busy_loop_hits_the_cpu_limit() {
+        let (mut e, _out) = engine(100, 64 * 1024 * 1024);
+        assert_eq!(
+            e.start("w.js", "while (true) { try { for(;;){} } catch (e) {} }"),
+            Step::Exit(WorkerExitReason::CpuLimit)
+        );
+    }
+
+    #[test]
+    fn busy_callback_hits_the_cpu_limit() {
+        let (mut e, _out) = engine(100, 64 * 1024 * 1024);
+        assert_eq!(
+            e.start("w.js", "onmessage = () => { for(;;){} };"),
+            Step::Continue
+        );
+        assert_eq!(e.deliver(&json!(1)), Step::Exit(WorkerExitReason::CpuLimit));
+    }
+
+    #[test]
+    fn memory_bomb_hits_the_memory_limit() {
+        let (mut e, _out) = engine(10_000, 8 * 1024 * 1024);
+        let step = e.start(
+            "w.js",
+            "const a = []; while (true) a.push(new Array(100000).fill(1.5));",
+        );
+        assert_eq!(step, Step::Exit(WorkerExitReason::MemoryLimit));
+    }
+
+    #[test]
+    fn memory_bomb_in_a_callback_hits_the_memory_limit() {
+        let (mut e, out) = engine(10_000, 8 * 1024 * 1024);
+        // The array is local: it is freed as the error unwinds, so the report path has memory
+        // again and must still recognise the error for what it was.
+        let src =
+            "onmessage = () => { const a = []; while (true) a.push(new Array(1e5).fill(0.5)); };";
+        assert_eq!(e.start("w.js", src), Step::Continue);
+        let step = e.deliver(&json!(null));
+        assert_eq!(
+            step,
+            Step::Exit(WorkerExitReason::MemoryLimit),
+            "{:?}",
+            out.take()
+        );
+    }
+
+    #[test]
+    fn deep_recursion_is_an_ordinary_error() {
+        let (mut e, out) = roomy();
+        assert_eq!(
+            e.start("w.js", "function f() { return f() + 1; } f();"),
+            Step::Continue
+        );
+        let errors = out.take();
+        assert!(
+            matches!(&errors[..], [FromExecutor::Error { message, .. }] if message.contains("RangeError")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn stop_flag_interrupts_a_running_script() {
+        let (mut e, _out) = engine(60_000, 64 * 1024 * 1024);
+        e.state.stop.store(true, Ordering::SeqCst);
+        assert_eq!(
+            e.start("w.js", "for(;;){}"),
+            Step::Exit(WorkerExitReason::Terminated)
+        );
+    }
+
+    #[test]
+    fn unhandled_rejections_go_to_the_console() {
+        let (mut e, out) = roomy();
+        assert_eq!(
+            e.start("w.js", "Promise.reject(new Error('nope'));"),
+            Step::Continue
+        );
+        let got = out.take();
+        assert!(
+            matches!(&got[..], [FromExecutor::Console { level: ConsoleLevel::Error, text }]
+                if text.contains("Uncaught (in promise) Error: nope")),
+            "{got:?}"
+        );
+    }
+}

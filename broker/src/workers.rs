@@ -1,0 +1,368 @@
+//! Executor processes, seen from the broker: one child process per remote worker.
+//!
+//! [`spawn`] starts the child (environment cleared, stdin/stdout piped, stderr inherited so
+//! its diagnostics land in the broker's log), queues `start`, and starts two tasks:
+//!
+//! * the input task writes frames to the child's stdin, in order;
+//! * the supervisor reads frames from its stdout and forwards them, in order, to the owning
+//!   connection as [`WorkerEvent`]s; it kills the child when told to (terminate, lease end,
+//!   disconnect), reaps it, works out the exit reason and emits
+//!   [`BrokerEvent::WorkerExited`] once the process is gone.
+//!
+//! The connection decides about kills it asks for and reports them to its client at once;
+//! the supervisor reports only ends the connection did not ask for (`closed`, limits,
+//! crashes).
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use foresight_shared::framing::{FrameDecoder, FrameError, encode_message};
+use foresight_shared::limits::EXECUTOR_MAX_FRAME;
+use foresight_shared::protocol::broker::{LeaseId, WorkerExitReason};
+use foresight_shared::protocol::executor::{
+    ConsoleLevel, ExecutorLimits, FromExecutor, ToExecutor,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::config::ExecutorCommand;
+use crate::events::{BrokerEvent, Events};
+
+/// Bytes of page -> worker messages that may wait for one executor to read them. Beyond it
+/// the page is told the message was refused rather than the broker buffering without bound.
+pub(crate) const INPUT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long an executor that closed its stdout may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// What to run, under which lease, with which limits.
+pub(crate) struct WorkerSpec {
+    pub(crate) worker_id: String,
+    pub(crate) lease_id: LeaseId,
+    pub(crate) script_url: String,
+    pub(crate) source: String,
+    pub(crate) limits: ExecutorLimits,
+}
+
+/// Output of a worker, for its connection.
+#[derive(Debug)]
+pub(crate) enum WorkerOutput {
+    Started,
+    Message(serde_json::Value),
+    Error {
+        message: String,
+        lineno: Option<u32>,
+    },
+    Console {
+        level: ConsoleLevel,
+        text: String,
+    },
+    /// The worker ended on its own (closed, a limit, a crash); the process has been reaped.
+    Ended(WorkerExitReason),
+}
+
+#[derive(Debug)]
+pub(crate) struct WorkerEvent {
+    /// Tells this worker from an earlier one that had the same `worker_id`.
+    pub(crate) serial: u64,
+    pub(crate) worker_id: String,
+    pub(crate) output: WorkerOutput,
+}
+
+/// Why a message could not be queued for a worker.
+#[derive(Debug)]
+pub(crate) enum QueueError {
+    /// Too many bytes are already waiting for this executor.
+    Full { pending: usize },
+    /// The executor is gone; its end is being reported.
+    Gone,
+    /// The message cannot be framed.
+    Encode(FrameError),
+}
+
+/// The connection's handle on one live worker.
+pub(crate) struct WorkerHandle {
+    pub(crate) serial: u64,
+    pub(crate) lease_id: LeaseId,
+    pub(crate) script_url: String,
+    pub(crate) pid: u32,
+    /// Whether the client has been sent `worker_started`.
+    pub(crate) announced: bool,
+    input: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Arc<AtomicUsize>,
+    kill: Option<oneshot::Sender<WorkerExitReason>>,
+}
+
+impl WorkerHandle {
+    /// Queues a message for the executor, in order, without waiting.
+    pub(crate) fn send(&self, message: &ToExecutor) -> Result<(), QueueError> {
+        let frame = encode_message(message, EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
+        let pending = self.pending.load(Ordering::Acquire);
+        if pending.saturating_add(frame.len()) > INPUT_QUEUE_BYTES {
+            return Err(QueueError::Full { pending });
+        }
+        self.pending.fetch_add(frame.len(), Ordering::AcqRel);
+        self.input.send(frame).map_err(|_| QueueError::Gone)
+    }
+
+    /// Kills the executor; `reason` is what the supervisor records once it is reaped.
+    pub(crate) fn kill(mut self, reason: WorkerExitReason) {
+        if let Some(kill) = self.kill.take() {
+            // An error means the supervisor already finished: the process is gone.
+            let _ = kill.send(reason);
+        }
+    }
+}
+
+/// Starts an executor for `spec`. Its tasks go into `tasks`, so the connection can wait for
+/// every process to be reaped before it finishes.
+pub(crate) fn spawn(
+    command: &ExecutorCommand,
+    spec: WorkerSpec,
+    serial: u64,
+    connection: mpsc::Sender<WorkerEvent>,
+    events: Events,
+    tasks: &mut JoinSet<()>,
+) -> io::Result<WorkerHandle> {
+    let mut child = Command::new(&command.program)
+        .args(&command.args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        // A Ctrl-C at the broker's terminal is for the broker, which then ends its workers
+        // in order; it must not reach them first and look like a crash.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(io::Error::other("executor started without pipes"));
+    };
+
+    let (input, input_rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicUsize::new(0));
+    let (kill, kill_rx) = oneshot::channel();
+    let handle = WorkerHandle {
+        serial,
+        lease_id: spec.lease_id,
+        script_url: spec.script_url.clone(),
+        pid,
+        announced: false,
+        input,
+        pending: pending.clone(),
+        kill: Some(kill),
+    };
+    handle
+        .send(&ToExecutor::Start {
+            script_url: spec.script_url,
+            source: spec.source,
+            limits: spec.limits,
+        })
+        .map_err(|e| io::Error::other(format!("cannot queue start: {e:?}")))?;
+
+    tasks.spawn(write_input(stdin, input_rx, pending));
+    tasks.spawn(supervise(Supervisor {
+        child,
+        stdout,
+        kill: kill_rx,
+        connection,
+        events,
+        serial,
+        worker_id: spec.worker_id,
+    }));
+    Ok(handle)
+}
+
+async fn write_input(
+    mut stdin: ChildStdin,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    pending: Arc<AtomicUsize>,
+) {
+    while let Some(frame) = frames.recv().await {
+        let written = stdin.write_all(&frame).await;
+        pending.fetch_sub(frame.len(), Ordering::AcqRel);
+        if written.is_err() {
+            // The executor is gone; the supervisor reports why.
+            return;
+        }
+    }
+    // The handle was dropped: closing stdin tells the executor to stop.
+}
+
+struct Supervisor {
+    child: Child,
+    stdout: ChildStdout,
+    kill: oneshot::Receiver<WorkerExitReason>,
+    connection: mpsc::Sender<WorkerEvent>,
+    events: Events,
+    serial: u64,
+    worker_id: String,
+}
+
+/// How a worker's run ended, as far as the supervisor can tell before reaping.
+enum End {
+    /// The connection asked for the kill (or went away).
+    Requested(WorkerExitReason),
+    /// The executor closed its stdout; `reported` is what its `exited` said, if anything.
+    Natural { reported: Option<WorkerExitReason> },
+    /// The executor broke the protocol: killed, and reported as a crash.
+    Broken,
+}
+
+async fn supervise(mut s: Supervisor) {
+    let end = relay(&mut s).await;
+    let (status, end) = match end {
+        End::Requested(reason) => (kill_and_reap(&mut s.child).await, End::Requested(reason)),
+        End::Broken => (kill_and_reap(&mut s.child).await, End::Broken),
+        End::Natural { reported } => {
+            tokio::select! {
+                status = tokio::time::timeout(EXIT_GRACE, s.child.wait()) => match status {
+                    Ok(status) => (status, End::Natural { reported }),
+                    Err(_) => (kill_and_reap(&mut s.child).await, End::Natural { reported }),
+                },
+                reason = &mut s.kill => {
+                    let reason = reason.unwrap_or(WorkerExitReason::Terminated);
+                    (kill_and_reap(&mut s.child).await, End::Requested(reason))
+                }
+            }
+        }
+    };
+    let (reason, tell_connection) = match end {
+        End::Requested(reason) => (reason, false),
+        End::Broken => (WorkerExitReason::Crashed, true),
+        End::Natural { reported } => (natural_reason(reported, status.as_ref().ok()), true),
+    };
+    if let Ok(status) = &status
+        && reason == WorkerExitReason::Crashed
+    {
+        tracing::warn!(worker_id = %s.worker_id, %status, "executor crashed");
+    }
+    s.events.emit(BrokerEvent::WorkerExited {
+        worker_id: s.worker_id.clone(),
+        reason,
+    });
+    if tell_connection {
+        let _ = s
+            .connection
+            .send(WorkerEvent {
+                serial: s.serial,
+                worker_id: s.worker_id,
+                output: WorkerOutput::Ended(reason),
+            })
+            .await;
+    }
+}
+
+/// Forwards the executor's output until it stops, breaks the protocol or must be killed.
+async fn relay(s: &mut Supervisor) -> End {
+    let mut decoder = FrameDecoder::new(EXECUTOR_MAX_FRAME);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reported = None;
+    loop {
+        let read = tokio::select! {
+            reason = &mut s.kill => {
+                return End::Requested(reason.unwrap_or(WorkerExitReason::Terminated));
+            }
+            read = s.stdout.read(&mut buf) => read,
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return End::Natural { reported },
+            Ok(n) => n,
+        };
+        decoder.push(&buf[..n]);
+        while let Some(frame) = decoder.next_frame() {
+            let message = match frame
+                .and_then(|f| serde_json::from_slice::<FromExecutor>(&f).map_err(Into::into))
+            {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(worker_id = %s.worker_id, "executor broke the protocol: {e}");
+                    return End::Broken;
+                }
+            };
+            let output = match message {
+                FromExecutor::Started => WorkerOutput::Started,
+                FromExecutor::Message { data } => WorkerOutput::Message(data),
+                FromExecutor::Error { message, lineno } => WorkerOutput::Error { message, lineno },
+                FromExecutor::Console { level, text } => WorkerOutput::Console { level, text },
+                FromExecutor::Exited { reason } => {
+                    reported = Some(reason);
+                    continue;
+                }
+                FromExecutor::Unknown => continue,
+            };
+            let event = WorkerEvent {
+                serial: s.serial,
+                worker_id: s.worker_id.clone(),
+                output,
+            };
+            // Waiting here is the backpressure on a chatty worker; a kill still gets through.
+            tokio::select! {
+                reason = &mut s.kill => {
+                    return End::Requested(reason.unwrap_or(WorkerExitReason::Terminated));
+                }
+                sent = s.connection.send(event) => {
+                    if sent.is_err() {
+                        return End::Requested(WorkerExitReason::Terminated);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn kill_and_reap(child: &mut Child) -> io::Result<ExitStatus> {
+    // An error means it has exited already; wait() reaps it either way.
+    let _ = child.start_kill();
+    child.wait().await
+}
+
+/// The exit reason of an executor that stopped without being asked to.
+fn natural_reason(
+    reported: Option<WorkerExitReason>,
+    status: Option<&ExitStatus>,
+) -> WorkerExitReason {
+    if let Some(reason) = reported {
+        return reason;
+    }
+    // SIGXCPU: the kernel's RLIMIT_CPU backstop fired before the engine's own check.
+    if status.and_then(ExitStatus::signal) == Some(libc::SIGXCPU) {
+        return WorkerExitReason::CpuLimit;
+    }
+    WorkerExitReason::Crashed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_reasons() {
+        let by_signal = |sig: i32| ExitStatus::from_raw(sig);
+        let exited = |code: i32| ExitStatus::from_raw(code << 8);
+        assert_eq!(
+            natural_reason(Some(WorkerExitReason::Closed), Some(&exited(0))),
+            WorkerExitReason::Closed
+        );
+        assert_eq!(
+            natural_reason(None, Some(&by_signal(libc::SIGXCPU))),
+            WorkerExitReason::CpuLimit
+        );
+        assert_eq!(
+            natural_reason(None, Some(&by_signal(libc::SIGSEGV))),
+            WorkerExitReason::Crashed
+        );
+        assert_eq!(
+            natural_reason(None, Some(&exited(0))),
+            WorkerExitReason::Crashed
+        );
+        assert_eq!(natural_reason(None, None), WorkerExitReason::Crashed);
+    }
+}

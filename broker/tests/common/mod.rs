@@ -1,0 +1,248 @@
+//! The harness shared by the integration tests: a real [`Server`] on 127.0.0.1:0 driven
+//! through the library, real executor processes (this package's binary), and a real
+//! websocket client. Every wait has a deadline; nothing sleeps to synchronise.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use foresight_broker::{BrokerConfig, BrokerEvent, ExecutorCommand, Server};
+use foresight_shared::protocol::plan::ResourceAmounts;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Generous: the suite must pass on a loaded 2-core machine. Passing tests never wait this
+/// long; failing ones fail with a message instead of hanging.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub const MIB: u64 = 1024 * 1024;
+
+pub fn executor() -> ExecutorCommand {
+    ExecutorCommand {
+        program: env!("CARGO_BIN_EXE_foresight-broker").into(),
+        args: vec!["executor".into()],
+    }
+}
+
+pub fn resources(cpu_millicores: u64, memory_bytes: u64) -> ResourceAmounts {
+    ResourceAmounts {
+        cpu_millicores,
+        memory_bytes,
+        bandwidth_bytes_per_s: 0,
+    }
+}
+
+pub struct Broker {
+    pub addr: SocketAddr,
+    pub events: broadcast::Receiver<BrokerEvent>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Broker {
+    /// A broker with a 2000-millicore, 256 MiB pool.
+    pub async fn start() -> Self {
+        Self::with_capacity(resources(2000, 256 * MIB)).await
+    }
+
+    pub async fn with_capacity(capacity: ResourceAmounts) -> Self {
+        Self::with_config(BrokerConfig {
+            capacity,
+            executor: executor(),
+            max_ttl_ms: 60_000,
+        })
+        .await
+    }
+
+    pub async fn with_config(config: BrokerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let server = Server::new(config);
+        let events = server.subscribe();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            events,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn connect(&self) -> Client {
+        let url = format!("ws://{}", self.addr);
+        let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Client { ws }
+    }
+
+    /// A client that has said hello.
+    pub async fn client(&self) -> Client {
+        let mut c = self.connect().await;
+        let hello = c.hello().await;
+        assert_eq!(hello["type"], "hello", "{hello}");
+        c
+    }
+
+    /// The next event matching `pred`, skipping others.
+    pub async fn event(&mut self, what: &str, pred: impl Fn(&BrokerEvent) -> bool) -> BrokerEvent {
+        let wait = async {
+            loop {
+                match self.events.recv().await {
+                    Ok(event) if pred(&event) => return event,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        panic!("event stream lagged by {n} while waiting for {what}")
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        panic!("event stream closed while waiting for {what}")
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {what} event within {DEADLINE:?}"))
+    }
+
+    /// Shuts the broker down and waits for `run` to return. Drop idle clients first: the
+    /// broker gives each open connection a moment to answer its close frame.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(DEADLINE, task)
+                .await
+                .expect("shutdown in time")
+                .expect("server task")
+                .expect("server run");
+        }
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        tokio::time::timeout(DEADLINE, self.ws.send(Message::text(text)))
+            .await
+            .expect("send in time")
+            .expect("send");
+    }
+
+    /// The next message from the broker, as JSON.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no message within {DEADLINE:?}"))
+                .expect("connection open")
+                .expect("websocket ok");
+            match frame {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str()).expect("broker sends JSON");
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next message, which must be of type `ty`.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        let message = self.recv().await;
+        assert_eq!(message["type"], ty, "expected {ty}, got {message}");
+        message
+    }
+
+    pub async fn request(&mut self, message: Value) -> Value {
+        self.send(message).await;
+        self.recv().await
+    }
+
+    pub async fn hello(&mut self) -> Value {
+        self.request(json!({"type": "hello", "protocol_version": 1, "client": "test"}))
+            .await
+    }
+
+    /// Asks for a lease and returns the answer (granted or denied).
+    pub async fn lease_request(
+        &mut self,
+        request_id: u64,
+        cpu: u64,
+        memory: u64,
+        ttl_ms: u64,
+    ) -> Value {
+        let answer = self
+            .request(json!({
+                "type": "lease_request",
+                "request_id": request_id,
+                "resources": {"cpu_millicores": cpu, "memory_bytes": memory},
+                "ttl_ms": ttl_ms,
+                "purpose": "test",
+            }))
+            .await;
+        assert_eq!(answer["request_id"], request_id, "{answer}");
+        answer
+    }
+
+    /// A granted lease's id.
+    pub async fn lease(&mut self, cpu: u64, memory: u64, ttl_ms: u64) -> u64 {
+        let answer = self.lease_request(1, cpu, memory, ttl_ms).await;
+        assert_eq!(answer["type"], "lease_granted", "{answer}");
+        answer["lease"]["lease_id"].as_u64().expect("lease id")
+    }
+
+    pub async fn spawn_worker(&mut self, lease_id: u64, worker_id: &str, source: &str) {
+        self.send(json!({
+            "type": "worker_spawn",
+            "lease_id": lease_id,
+            "worker_id": worker_id,
+            "script_url": format!("https://example.test/{worker_id}.js"),
+            "source": source,
+        }))
+        .await;
+    }
+
+    /// Spawns a worker and waits for `worker_started`.
+    pub async fn started_worker(&mut self, lease_id: u64, worker_id: &str, source: &str) {
+        self.spawn_worker(lease_id, worker_id, source).await;
+        let started = self.expect("worker_started").await;
+        assert_eq!(started["worker_id"], worker_id);
+    }
+
+    pub async fn post(&mut self, worker_id: &str, data: Value) {
+        self.send(json!({"type": "worker_message", "worker_id": worker_id, "data": data}))
+            .await;
+    }
+
+    /// Waits for the broker to close the connection, completing the close handshake.
+    pub async fn closed(&mut self) {
+        let wait = async {
+            // Reading on after the close frame sends our reply; the stream then ends.
+            while let Some(Ok(_)) = self.ws.next().await {}
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .expect("connection closed in time");
+    }
+}
