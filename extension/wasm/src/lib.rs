@@ -1,1 +1,61 @@
-//! wasm glue (being written).
+//! The thin wasm-bindgen layer between the extension's JavaScript and Foresight's pure Rust
+//! cores: the Resource Estimator and the fallback planner.
+//!
+//! Values cross as JSON text: the types are defined once, in `foresight-shared`, and the JS
+//! side only calls `JSON.stringify`/`JSON.parse`. Bad input becomes a JS exception with a
+//! message, never a panic (a panic in wasm32 aborts and poisons the whole instance).
+
+use foresight_estimator::Calibration;
+use foresight_shared::planner::{self, PlanInput};
+use foresight_shared::protocol::PROTOCOL_VERSION;
+use foresight_shared::protocol::demand::{PageDemand, PageSources};
+use foresight_shared::protocol::plan::{BrokerTerms, ContentionSnapshot, PlanSource, Policy};
+use wasm_bindgen::prelude::*;
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, JsError> {
+    serde_json::from_str(json).map_err(|e| JsError::new(&format!("invalid {what}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, JsError> {
+    serde_json::to_string(value).map_err(|e| JsError::new(&format!("cannot encode result: {e}")))
+}
+
+/// `PageSources` JSON -> `PageDemand` JSON, with `units_per_ms` from the device calibration.
+#[wasm_bindgen]
+pub fn estimate(sources_json: &str, units_per_ms: f64) -> Result<String, JsError> {
+    let sources: PageSources = parse("page sources", sources_json)?;
+    let mut calibration = Calibration::default();
+    if units_per_ms.is_finite() && units_per_ms > 0.0 {
+        calibration.units_per_ms = units_per_ms;
+    }
+    to_json(&foresight_estimator::estimate(&sources, &calibration))
+}
+
+/// Plans a page inside the extension, for when no native host answers. `broker_json` is
+/// `null` when no broker is reachable.
+#[wasm_bindgen]
+pub fn plan_fallback(
+    demand_json: &str,
+    contention_json: &str,
+    policy_json: &str,
+    broker_json: &str,
+) -> Result<String, JsError> {
+    let demand: PageDemand = parse("demand", demand_json)?;
+    let contention: ContentionSnapshot = parse("contention", contention_json)?;
+    let policy: Policy = parse("policy", policy_json)?;
+    let broker: Option<BrokerTerms> = parse("broker terms", broker_json)?;
+    let plan = planner::plan(PlanInput {
+        demand: &demand,
+        contention: &contention,
+        policy: &policy,
+        broker: broker.as_ref(),
+        source: PlanSource::ExtensionFallback,
+    });
+    to_json(&plan)
+}
+
+/// The wire protocol version this build speaks.
+#[wasm_bindgen]
+pub fn protocol_version() -> u32 {
+    PROTOCOL_VERSION
+}

@@ -1,0 +1,515 @@
+//! The table of browser and language builtins the estimator knows by name, with their costs.
+//!
+//! A call the estimator cannot resolve to page code is either a known builtin (priced here,
+//! not counted as unresolved) or unresolved. Costs are in work units (one unit is about one
+//! simple JS operation, see `cost.rs`). Builtins whose cost depends on data the estimator
+//! cannot see (array lengths, string sizes, DOM shape) carry a wide distribution; the DOM
+//! queries also scale with the page's element count when the capture reports it.
+//!
+//! The numbers are order-of-magnitude guesses from how these operations behave in V8 and
+//! Blink (a `sort` of a few hundred elements, a `JSON.parse` of a few KB, a forced layout of
+//! a small page); the later cost-model issue is where they get measured.
+
+use crate::dist::Dist;
+
+/// What one call (or property access) of a builtin costs beyond the call itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Builtin {
+    pub name: &'static str,
+    /// Work units.
+    pub cpu: Dist,
+    /// Extra units per DOM element of the page (selector matching walks the tree).
+    pub per_dom_node: f64,
+    /// Bytes allocated.
+    pub mem: Dist,
+}
+
+const fn b(name: &'static str, cpu: Dist) -> Builtin {
+    Builtin {
+        name,
+        cpu,
+        per_dom_node: 0.0,
+        mem: Dist::ZERO,
+    }
+}
+
+const fn b_mem(name: &'static str, cpu: Dist, mem: Dist) -> Builtin {
+    Builtin {
+        name,
+        cpu,
+        per_dom_node: 0.0,
+        mem,
+    }
+}
+
+const fn b_dom(name: &'static str, cpu: Dist, per_dom_node: f64) -> Builtin {
+    Builtin {
+        name,
+        cpu,
+        per_dom_node,
+        mem: Dist::ZERO,
+    }
+}
+
+/// A builtin that is cheap and bounded (Math.floor, push, classList.add...).
+pub static CHEAP: Builtin = b("cheap builtin", Dist::new(2.0, 5.0, 20.0));
+pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0));
+pub static JSON: Builtin = b_mem(
+    "JSON",
+    Dist::new(100.0, 5_000.0, 500_000.0),
+    Dist::new(256.0, 16_384.0, 1_048_576.0),
+);
+pub static REGEX_OP: Builtin = b("regex match", Dist::new(20.0, 200.0, 5_000.0));
+pub static REGEX_COMPILE: Builtin = b("RegExp compile", Dist::new(100.0, 500.0, 5_000.0));
+pub static QUERY_ALL: Builtin = b_dom("querySelectorAll", Dist::new(20.0, 100.0, 1_000.0), 1.0);
+pub static QUERY_ONE: Builtin = b_dom("querySelector", Dist::new(20.0, 50.0, 500.0), 0.5);
+pub static GET_BY_ID: Builtin = b("getElementById", Dist::new(10.0, 20.0, 50.0));
+pub static HTML_PARSE: Builtin = b_mem(
+    "HTML parse (innerHTML)",
+    Dist::new(500.0, 5_000.0, 100_000.0),
+    Dist::new(1_024.0, 10_240.0, 524_288.0),
+);
+pub static LAYOUT: Builtin = b("forced layout", Dist::new(10.0, 500.0, 20_000.0));
+pub static DOM_MUTATION: Builtin = b_mem(
+    "DOM mutation",
+    Dist::new(20.0, 50.0, 500.0),
+    Dist::new(0.0, 128.0, 1_024.0),
+);
+pub static LINEAR: Builtin = b_mem(
+    "linear array/string operation",
+    Dist::new(10.0, 100.0, 5_000.0),
+    Dist::new(0.0, 256.0, 65_536.0),
+);
+pub static STRING_OP: Builtin = b("string operation", Dist::new(5.0, 20.0, 500.0));
+pub static CONSOLE: Builtin = b("console", Dist::new(50.0, 200.0, 2_000.0));
+pub static STORAGE: Builtin = b("storage", Dist::new(50.0, 200.0, 2_000.0));
+pub static POST_MESSAGE: Builtin = b("postMessage", Dist::new(100.0, 500.0, 50_000.0));
+pub static CANVAS_PIXELS: Builtin = b_mem(
+    "canvas pixels",
+    Dist::new(1_000.0, 20_000.0, 500_000.0),
+    Dist::new(0.0, 65_536.0, 4_194_304.0),
+);
+pub static CANVAS_DRAW: Builtin = b("canvas draw", Dist::new(20.0, 100.0, 2_000.0));
+pub static EVAL: Builtin = b("eval", Dist::new(1_000.0, 10_000.0, 1_000_000.0));
+pub static NETWORK_CALL: Builtin = b("network request setup", Dist::new(100.0, 300.0, 2_000.0));
+pub static ALLOC_OBJECT: Builtin = b_mem(
+    "object creation",
+    Dist::new(5.0, 10.0, 50.0),
+    Dist::exact(64.0),
+);
+/// `s += "..."` inside a loop: V8 builds ropes, so each step is a small allocation rather than
+/// a copy, but flattening later costs about as much again.
+pub static STRING_CONCAT: Builtin =
+    b_mem("string concatenation", Dist::exact(10.0), Dist::exact(32.0));
+
+/// Global objects and namespaces whose methods are builtins, unless page code shadows them.
+pub fn is_global_object(name: &str) -> bool {
+    matches!(
+        name,
+        "Math"
+            | "JSON"
+            | "console"
+            | "document"
+            | "window"
+            | "self"
+            | "globalThis"
+            | "Object"
+            | "Array"
+            | "Number"
+            | "String"
+            | "Boolean"
+            | "Promise"
+            | "Reflect"
+            | "Intl"
+            | "localStorage"
+            | "sessionStorage"
+            | "navigator"
+            | "performance"
+            | "location"
+            | "history"
+            | "crypto"
+            | "Date"
+            | "Symbol"
+            | "URL"
+            | "Atomics"
+            | "BigInt"
+            | "screen"
+            | "caches"
+            | "indexedDB"
+            | "customElements"
+    )
+}
+
+/// Names that refer to the global object itself (`window.foo()` calls the global `foo`).
+pub fn is_global_alias(name: &str) -> bool {
+    matches!(name, "window" | "self" | "globalThis")
+}
+
+/// A call of a global function by plain name (`parseInt(x)`).
+pub fn global_function(name: &str) -> Option<&'static Builtin> {
+    Some(match name {
+        "structuredClone" => &JSON,
+        "postMessage" => &POST_MESSAGE,
+        "eval" | "Function" => &EVAL,
+        "getComputedStyle" => &LAYOUT,
+        "parseInt"
+        | "parseFloat"
+        | "isNaN"
+        | "isFinite"
+        | "Number"
+        | "String"
+        | "Boolean"
+        | "Symbol"
+        | "BigInt"
+        | "clearTimeout"
+        | "clearInterval"
+        | "cancelAnimationFrame"
+        | "cancelIdleCallback"
+        | "queueMicrotask"
+        | "Object"
+        | "Array"
+        | "Date"
+        | "reportError"
+        | "matchMedia"
+        | "alert"
+        | "confirm"
+        | "prompt"
+        | "require"
+        | "define" => &CHEAP,
+        "encodeURIComponent" | "decodeURIComponent" | "encodeURI" | "decodeURI" | "escape"
+        | "unescape" | "atob" | "btoa" => &STRING_OP,
+        "RegExp" => &REGEX_COMPILE,
+        _ => return None,
+    })
+}
+
+/// A method call on a known global object (`JSON.parse`, `document.querySelectorAll`).
+pub fn global_member(object: &str, method: &str) -> &'static Builtin {
+    match (object, method) {
+        ("JSON", _) => &JSON,
+        ("console", _) => &CONSOLE,
+        ("localStorage" | "sessionStorage", _) => &STORAGE,
+        ("Array", "from")
+        | ("Object", "keys" | "values" | "entries" | "assign" | "fromEntries") => &LINEAR,
+        _ => method_by_name(method).unwrap_or(&CHEAP),
+    }
+}
+
+/// A method call on an unknown receiver, recognised by its name alone.
+pub fn method_by_name(method: &str) -> Option<&'static Builtin> {
+    Some(match method {
+        "sort" | "toSorted" => &SORT,
+        "test" | "exec" | "match" | "matchAll" | "replace" | "replaceAll" | "search" | "split" => {
+            &REGEX_OP
+        }
+        "querySelectorAll"
+        | "getElementsByClassName"
+        | "getElementsByTagName"
+        | "getElementsByName" => &QUERY_ALL,
+        "querySelector" | "closest" | "matches" => &QUERY_ONE,
+        "getElementById" => &GET_BY_ID,
+        "insertAdjacentHTML"
+        | "write"
+        | "writeln"
+        | "parseFromString"
+        | "createContextualFragment"
+        | "setHTMLUnsafe" => &HTML_PARSE,
+        "getBoundingClientRect" | "getClientRects" | "scrollIntoView" | "focus" => &LAYOUT,
+        "appendChild"
+        | "insertBefore"
+        | "append"
+        | "prepend"
+        | "replaceChildren"
+        | "replaceWith"
+        | "replaceChild"
+        | "removeChild"
+        | "remove"
+        | "before"
+        | "after"
+        | "cloneNode"
+        | "createElement"
+        | "createElementNS"
+        | "createTextNode"
+        | "createDocumentFragment"
+        | "setAttribute"
+        | "removeAttribute"
+        | "toggleAttribute"
+        | "setProperty"
+        | "attachShadow" => &DOM_MUTATION,
+        "slice" | "concat" | "join" | "splice" | "indexOf" | "lastIndexOf" | "includes"
+        | "fill" | "reverse" | "flat" | "copyWithin" | "toReversed" | "toSpliced" | "with" => {
+            &LINEAR
+        }
+        "toLowerCase" | "toUpperCase" | "trim" | "trimStart" | "trimEnd" | "padStart"
+        | "padEnd" | "repeat" | "normalize" | "localeCompare" | "substring" | "substr"
+        | "toFixed" | "toPrecision" | "toLocaleString" | "toLocaleDateString"
+        | "toLocaleTimeString" | "toISOString" | "startsWith" | "endsWith" => &STRING_OP,
+        "getImageData" | "putImageData" | "drawImage" | "createImageData" | "toDataURL"
+        | "toBlob" => &CANVAS_PIXELS,
+        "fillRect" | "strokeRect" | "clearRect" | "fillText" | "strokeText" | "measureText"
+        | "beginPath" | "closePath" | "moveTo" | "lineTo" | "arc" | "rect" | "stroke" | "save"
+        | "restore" | "translate" | "rotate" | "scale" | "setTransform" | "getContext" => {
+            &CANVAS_DRAW
+        }
+        "postMessage" => &POST_MESSAGE,
+        "setItem" | "getItem" | "removeItem" => &STORAGE,
+        "push"
+        | "pop"
+        | "shift"
+        | "unshift"
+        | "at"
+        | "keys"
+        | "values"
+        | "entries"
+        | "get"
+        | "set"
+        | "has"
+        | "add"
+        | "delete"
+        | "clear"
+        | "toString"
+        | "valueOf"
+        | "charAt"
+        | "charCodeAt"
+        | "codePointAt"
+        | "fromCharCode"
+        | "then"
+        | "catch"
+        | "finally"
+        | "resolve"
+        | "reject"
+        | "all"
+        | "allSettled"
+        | "race"
+        | "any"
+        | "call"
+        | "apply"
+        | "bind"
+        | "preventDefault"
+        | "stopPropagation"
+        | "stopImmediatePropagation"
+        | "getAttribute"
+        | "hasAttribute"
+        | "contains"
+        | "toggle"
+        | "item"
+        | "blur"
+        | "click"
+        | "dispatchEvent"
+        | "removeEventListener"
+        | "scrollTo"
+        | "scrollBy"
+        | "json"
+        | "text"
+        | "arrayBuffer"
+        | "blob"
+        | "formData"
+        | "send"
+        | "close"
+        | "terminate"
+        | "now"
+        | "getTime"
+        | "getFullYear"
+        | "getMonth"
+        | "getDate"
+        | "getDay"
+        | "getHours"
+        | "getMinutes"
+        | "getSeconds"
+        | "getMilliseconds"
+        | "getTimezoneOffset"
+        | "random"
+        | "floor"
+        | "ceil"
+        | "round"
+        | "trunc"
+        | "max"
+        | "min"
+        | "abs"
+        | "sqrt"
+        | "pow"
+        | "sin"
+        | "cos"
+        | "tan"
+        | "atan2"
+        | "exp"
+        | "log"
+        | "sign"
+        | "hypot"
+        | "imul"
+        | "freeze"
+        | "create"
+        | "defineProperty"
+        | "defineProperties"
+        | "getPrototypeOf"
+        | "setPrototypeOf"
+        | "hasOwnProperty"
+        | "isArray"
+        | "of"
+        | "observe"
+        | "unobserve"
+        | "disconnect"
+        | "abort"
+        | "setRequestHeader"
+        | "getRandomValues"
+        | "randomUUID"
+        | "requestSubmit"
+        | "submit"
+        | "reset"
+        | "checkValidity"
+        | "reportValidity"
+        | "next"
+        | "return"
+        | "throw"
+        | "warn"
+        | "error"
+        | "info"
+        | "debug"
+        | "mark"
+        | "measure"
+        | "pushState"
+        | "replaceState"
+        | "assign"
+        | "reload"
+        | "open"
+        | "isInteger"
+        | "isSafeInteger"
+        | "from"
+        | "fromEntries" => &CHEAP,
+        // The per-element callback is priced as a loop where the call is collected.
+        m if iteration_method(m) => &CHEAP,
+        _ => return None,
+    })
+}
+
+/// A property read that forces style and layout (`el.offsetWidth`).
+pub fn layout_property(prop: &str) -> bool {
+    matches!(
+        prop,
+        "offsetWidth"
+            | "offsetHeight"
+            | "offsetTop"
+            | "offsetLeft"
+            | "clientWidth"
+            | "clientHeight"
+            | "clientTop"
+            | "clientLeft"
+            | "scrollWidth"
+            | "scrollHeight"
+            | "innerText"
+    )
+}
+
+/// A property whose assignment parses HTML.
+pub fn html_sink(prop: &str) -> bool {
+    matches!(prop, "innerHTML" | "outerHTML")
+}
+
+/// Array methods that call their callback once per element.
+pub fn iteration_method(name: &str) -> bool {
+    matches!(
+        name,
+        "forEach"
+            | "map"
+            | "filter"
+            | "reduce"
+            | "reduceRight"
+            | "some"
+            | "every"
+            | "find"
+            | "findIndex"
+            | "findLast"
+            | "findLastIndex"
+            | "flatMap"
+            | "sort"
+            | "toSorted"
+    )
+}
+
+/// Timer APIs: the callback runs later, not as part of the call.
+pub fn timer(name: &str) -> Option<&'static str> {
+    match name {
+        "setTimeout" => Some("setTimeout"),
+        "setInterval" => Some("setInterval"),
+        "requestAnimationFrame" => Some("requestAnimationFrame"),
+        "requestIdleCallback" => Some("requestIdleCallback"),
+        _ => None,
+    }
+}
+
+/// Bytes per element of the array constructors whose size argument allocates.
+pub fn array_element_bytes(ctor: &str) -> Option<f64> {
+    Some(match ctor {
+        "Int8Array" | "Uint8Array" | "Uint8ClampedArray" | "ArrayBuffer" | "SharedArrayBuffer" => {
+            1.0
+        }
+        "Int16Array" | "Uint16Array" | "Float16Array" => 2.0,
+        "Int32Array" | "Uint32Array" | "Float32Array" => 4.0,
+        "Float64Array" | "BigInt64Array" | "BigUint64Array" => 8.0,
+        // V8 stores a holey array of small integers or pointers in 8-byte slots.
+        "Array" => 8.0,
+        _ => return None,
+    })
+}
+
+/// Constructors of the platform that are not page code (so `new X()` is not unresolved).
+pub fn known_constructor(name: &str) -> Option<&'static Builtin> {
+    Some(match name {
+        "RegExp" => &REGEX_COMPILE,
+        "Function" => &EVAL,
+        "DOMParser"
+        | "Date"
+        | "Map"
+        | "Set"
+        | "WeakMap"
+        | "WeakSet"
+        | "WeakRef"
+        | "Error"
+        | "TypeError"
+        | "RangeError"
+        | "SyntaxError"
+        | "ReferenceError"
+        | "URL"
+        | "URLSearchParams"
+        | "Image"
+        | "Audio"
+        | "Option"
+        | "Blob"
+        | "File"
+        | "FileReader"
+        | "FormData"
+        | "Headers"
+        | "Request"
+        | "Response"
+        | "AbortController"
+        | "TextEncoder"
+        | "TextDecoder"
+        | "CustomEvent"
+        | "Event"
+        | "KeyboardEvent"
+        | "MouseEvent"
+        | "MutationObserver"
+        | "IntersectionObserver"
+        | "ResizeObserver"
+        | "PerformanceObserver"
+        | "MessageChannel"
+        | "BroadcastChannel"
+        | "Promise"
+        | "Proxy"
+        | "XMLHttpRequest"
+        | "DataView"
+        | "FinalizationRegistry"
+        | "Object"
+        | "Number"
+        | "String"
+        | "Boolean"
+        | "Notification"
+        | "AudioContext"
+        | "OffscreenCanvas"
+        | "ImageData"
+        | "Path2D"
+        | "DOMMatrix"
+        | "Intl" => &ALLOC_OBJECT,
+        _ => return None,
+    })
+}

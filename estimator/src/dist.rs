@@ -1,0 +1,311 @@
+//! Uncertain quantities as three quantiles, and the arithmetic the cost model needs on them.
+//!
+//! The estimator never knows a cost exactly (unknown loop bounds, unresolved calls, the unit
+//! model itself), so every cost is a [`Dist`]: p10, p50 and p90 of the quantity. Parts are
+//! combined as independent: sums add medians and combine tails in quadrature, products
+//! multiply medians and combine log-spreads in quadrature. Closed forms keep the estimator
+//! deterministic (no sampling) and keep `p10 <= p50 <= p90` by construction.
+
+use std::ops::{Add, AddAssign};
+
+use foresight_shared::protocol::Quantiles;
+
+/// Largest value any quantile may take. Costs of nested unknown loops multiply quickly, and
+/// JSON cannot carry infinity, so results are clamped here (1e15 ms is 30,000 years; 1e15
+/// bytes is a petabyte: both mean "absurdly large", which is all a caller needs to know).
+pub const MAX_VALUE: f64 = 1e15;
+
+/// p10, p50 and p90 of a non-negative quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Dist {
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+impl Dist {
+    pub const ZERO: Dist = Dist {
+        p10: 0.0,
+        p50: 0.0,
+        p90: 0.0,
+    };
+
+    /// A quantity given by its quantiles. Written for constant tables, so it does not sort;
+    /// [`Dist::sanitized`] does.
+    pub const fn new(p10: f64, p50: f64, p90: f64) -> Self {
+        Dist { p10, p50, p90 }
+    }
+
+    pub const fn exact(v: f64) -> Self {
+        Dist {
+            p10: v,
+            p50: v,
+            p90: v,
+        }
+    }
+
+    pub fn scale(self, k: f64) -> Self {
+        Dist {
+            p10: self.p10 * k,
+            p50: self.p50 * k,
+            p90: self.p90 * k,
+        }
+        .sanitized()
+    }
+
+    /// Product of two independent non-negative quantities (e.g. body cost times trip count).
+    ///
+    /// Medians multiply. The tails are combined as for independent log-normal factors: the
+    /// log-ratios `ln(p90/p50)` (and `ln(p50/p10)`) add in quadrature. Multiplying the p90s
+    /// instead would assume every unknown loop of a nest runs long at once, which makes the
+    /// p90 of k nested unknown loops grow as 100^k rather than 100^sqrt(k).
+    pub fn times(self, other: Dist) -> Self {
+        let (a, b) = (self.sanitized(), other.sanitized());
+        let p50 = a.p50 * b.p50;
+        if !(a.p50 > 0.0 && b.p50 > 0.0) {
+            // A median of zero has no log-ratio to combine; fall back to the plain product.
+            return Dist {
+                p10: a.p10 * b.p10,
+                p50,
+                p90: a.p90 * b.p90,
+            }
+            .sanitized();
+        }
+        let spread = |x: f64, y: f64| (x.ln().powi(2) + y.ln().powi(2)).sqrt();
+        let up = spread(a.p90 / a.p50, b.p90 / b.p50);
+        let p10 = if a.p10 > 0.0 && b.p10 > 0.0 {
+            p50 / spread(a.p50 / a.p10, b.p50 / b.p10).exp()
+        } else {
+            0.0
+        };
+        Dist {
+            p10,
+            p50,
+            p90: p50 * up.exp(),
+        }
+        .sanitized()
+    }
+
+    /// Scales the tails away from the median: `p10 * low`, `p90 * high`. Used for the
+    /// model's own error, which is there even when every loop bound is known.
+    pub fn widen(self, low: f64, high: f64) -> Self {
+        Dist {
+            p10: self.p10 * low,
+            p50: self.p50,
+            p90: self.p90 * high,
+        }
+        .sanitized()
+    }
+
+    /// One of several equally likely alternatives runs (branches, candidate callees): the
+    /// quantiles of the equal-weight mixture of the arms.
+    ///
+    /// Each arm's distribution function is taken as piecewise linear through its three points
+    /// (0.1 at p10, 0.5 at p50, 0.9 at p90) with exponential tails whose scale is set by the
+    /// neighbouring segment (so an exact arm is a step). The mixture's quantiles are found by
+    /// bisection between the smallest p10 and the largest p90, which bracket them. An
+    /// `if (rare) { heavy() }` thus has a median near the light arm and a p90 inside the heavy
+    /// arm's range, rather than the heavy arm's p90.
+    pub fn mixture(arms: &[Dist]) -> Self {
+        let arms: Vec<Dist> = arms.iter().map(|a| a.sanitized()).collect();
+        let Some(first) = arms.first() else {
+            return Dist::ZERO;
+        };
+        if arms.iter().all(|a| a == first) {
+            return *first;
+        }
+        if arms.iter().all(|a| a.p10 == a.p90) {
+            // All exact: the quantiles of a discrete uniform distribution.
+            let mut v: Vec<f64> = arms.iter().map(|a| a.p50).collect();
+            v.sort_by(f64::total_cmp);
+            let at = |q: f64| {
+                let i = ((q * v.len() as f64).ceil() as usize).saturating_sub(1);
+                v.get(i.min(v.len() - 1)).copied().unwrap_or(0.0)
+            };
+            return Dist::new(at(0.1), at(0.5), at(0.9)).sanitized();
+        }
+        let lo = arms.iter().map(|a| a.p10).fold(f64::INFINITY, f64::min);
+        let hi = arms.iter().map(|a| a.p90).fold(0.0, f64::max);
+        let cdf = |t: f64| arms.iter().map(|a| a.cdf(t)).sum::<f64>() / arms.len() as f64;
+        let quantile = |q: f64| {
+            let (mut a, mut b) = (lo, hi);
+            // 40 halvings resolve the bracket to ~1e-12 of its width.
+            for _ in 0..40 {
+                let mid = 0.5 * (a + b);
+                if cdf(mid) >= q {
+                    b = mid;
+                } else {
+                    a = mid;
+                }
+            }
+            b
+        };
+        Dist::new(quantile(0.1), quantile(0.5), quantile(0.9)).sanitized()
+    }
+
+    /// The approximate distribution function described at [`Dist::mixture`].
+    fn cdf(&self, t: f64) -> f64 {
+        // From p50 to p90 the exceedance falls from 0.5 to 0.1: a factor of 5.
+        const LN5: f64 = 1.609_437_912_434_100_3;
+        let Dist { p10, p50, p90 } = *self;
+        if t >= p90 {
+            let scale = (p90 - p50) / LN5;
+            if scale > 0.0 {
+                1.0 - 0.1 * (-(t - p90) / scale).exp()
+            } else {
+                1.0
+            }
+        } else if t >= p50 {
+            0.5 + 0.4 * (t - p50) / (p90 - p50)
+        } else if t >= p10 {
+            0.1 + 0.4 * (t - p10) / (p50 - p10)
+        } else {
+            let scale = (p50 - p10) / LN5;
+            if scale > 0.0 {
+                0.1 * (-(p10 - t) / scale).exp()
+            } else {
+                0.0
+            }
+        }
+    }
+
+    /// Finite, non-negative, clamped to [`MAX_VALUE`] and ordered. NaN (e.g. 0 * inf) counts
+    /// as zero, since it only arises from degenerate inputs.
+    pub fn sanitized(self) -> Self {
+        let fix = |v: f64| {
+            if v.is_nan() {
+                0.0
+            } else {
+                v.clamp(0.0, MAX_VALUE)
+            }
+        };
+        let mut v = [fix(self.p10), fix(self.p50), fix(self.p90)];
+        v.sort_by(f64::total_cmp);
+        Dist {
+            p10: v[0],
+            p50: v[1],
+            p90: v[2],
+        }
+    }
+
+    pub fn to_quantiles(self) -> Quantiles {
+        let d = self.sanitized();
+        Quantiles {
+            p10: d.p10,
+            p50: d.p50,
+            p90: d.p90,
+        }
+    }
+}
+
+impl Add for Dist {
+    type Output = Dist;
+
+    /// Sum of two independent quantities: medians add, and the distances from the median to
+    /// p10 and to p90 add in quadrature (root-sum-square, the usual three-point propagation).
+    /// Adding the p90s instead would assume every part of a page is slow at once, and a body
+    /// with hundreds of uncertain calls would get a p90 hundreds of times its median.
+    /// Associative and commutative, and the p10 never drops below the sum of the p10s.
+    fn add(self, o: Dist) -> Dist {
+        let (a, b) = (self.sanitized(), o.sanitized());
+        let p50 = a.p50 + b.p50;
+        let up = (a.p90 - a.p50).hypot(b.p90 - b.p50);
+        let down = (a.p50 - a.p10).hypot(b.p50 - b.p10);
+        Dist {
+            p10: p50 - down,
+            p50,
+            p90: p50 + up,
+        }
+        .sanitized()
+    }
+}
+
+impl AddAssign for Dist {
+    fn add_assign(&mut self, o: Dist) {
+        *self = *self + o;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ordered(d: Dist) -> bool {
+        d.p10 <= d.p50 && d.p50 <= d.p90
+    }
+
+    #[test]
+    fn arithmetic_keeps_order_and_finiteness() {
+        let a = Dist::new(1.0, 10.0, 100.0);
+        let b = Dist::new(5.0, 5.0, 5.0);
+        assert!(ordered(a + b));
+        assert!(ordered(a.times(b)));
+        assert!(ordered(Dist::mixture(&[a, b])));
+        assert!(ordered(a.widen(0.5, 2.0)));
+        let huge = Dist::exact(1e300).times(Dist::exact(1e300));
+        assert_eq!(huge, Dist::exact(MAX_VALUE));
+        let nan = Dist::new(f64::NAN, -1.0, f64::INFINITY).sanitized();
+        assert!(ordered(nan));
+        assert_eq!(nan.p90, MAX_VALUE);
+        assert_eq!(Dist::mixture(&[]), Dist::ZERO);
+    }
+
+    #[test]
+    fn sums_of_independent_terms() {
+        let a = Dist::new(7.0, 10.0, 14.0);
+        let b = Dist::new(16.0, 20.0, 23.0);
+        let s = a + b;
+        assert_eq!(s.p50, 30.0);
+        assert!((s.p90 - 35.0).abs() < 1e-9, "{s:?}"); // 30 + hypot(4, 3)
+        assert!((s.p10 - 25.0).abs() < 1e-9, "{s:?}"); // 30 - hypot(3, 4)
+        assert_eq!(Dist::exact(2.0) + Dist::exact(3.0), Dist::exact(5.0));
+        // The p10 never falls below the sum of the p10s.
+        let skewed = Dist::new(0.0, 10.0, 11.0) + Dist::new(0.0, 10.0, 11.0);
+        assert!(skewed.p10 >= 0.0 && ordered(skewed));
+        // Associative.
+        let c = Dist::new(1.0, 2.0, 50.0);
+        let (l, r) = ((a + b) + c, a + (b + c));
+        assert!((l.p90 - r.p90).abs() < 1e-9 && (l.p10 - r.p10).abs() < 1e-9);
+    }
+
+    #[test]
+    fn products_of_independent_factors() {
+        let trips = Dist::new(1.0, 10.0, 100.0);
+        // An exact factor just scales.
+        let scaled = Dist::exact(3.0).times(trips);
+        assert!((scaled.p10 - 3.0).abs() < 1e-9 && (scaled.p90 - 300.0).abs() < 1e-6);
+        // Two unknown loops nested: median 100, p90/p50 = 10^sqrt(2), not 100.
+        let nested = trips.times(trips);
+        assert!((nested.p50 - 100.0).abs() < 1e-9);
+        let ratio = nested.p90 / nested.p50;
+        assert!((ratio - 10f64.powf(2f64.sqrt())).abs() < 1e-6, "{ratio}");
+        assert!((nested.p50 / nested.p10 - ratio).abs() < 1e-6);
+        // Zeros fall back to the plain product and stay ordered.
+        let z = Dist::new(0.0, 0.0, 10.0).times(trips);
+        assert_eq!(z, Dist::new(0.0, 0.0, 1000.0));
+        assert!(ordered(Dist::new(0.0, 5.0, 10.0).times(trips)));
+    }
+
+    #[test]
+    fn mixtures_of_arms() {
+        // Two exact arms: a coin flip between them.
+        let m = Dist::mixture(&[Dist::exact(0.0), Dist::exact(100.0)]);
+        assert_eq!(m, Dist::new(0.0, 0.0, 100.0));
+        assert_eq!(Dist::mixture(&[Dist::exact(4.0); 3]), Dist::exact(4.0));
+        // One heavy arm among ten: the p90 lies inside the heavy arm's lower range, far below
+        // its p90, and the median stays with the light arms.
+        let mut arms = vec![Dist::new(1.0, 2.0, 4.0); 9];
+        arms.push(Dist::new(1e3, 1e4, 1e6));
+        let m = Dist::mixture(&arms);
+        assert!(ordered(m));
+        assert!(m.p50 <= 4.0, "{m:?}");
+        assert!(m.p90 < 1e4, "{m:?}");
+        // Identical uncertain arms mix to themselves.
+        let d = Dist::new(1.0, 10.0, 100.0);
+        let same = Dist::mixture(&[d, d, d]);
+        assert_eq!(same, d);
+        // Quantiles of the mixture of a light and a wide arm stay within the arms' span.
+        let m = Dist::mixture(&[Dist::new(1.0, 2.0, 3.0), d]);
+        assert!(m.p10 >= 1.0 && m.p90 <= 100.0 && ordered(m), "{m:?}");
+    }
+}

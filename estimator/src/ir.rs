@@ -1,0 +1,312 @@
+//! The page model the collect pass builds from the ASTs and the later passes read.
+//!
+//! Everything here is plain data indexed by small integers, with no reference into any AST:
+//! each script's AST is dropped as soon as it has been collected, so peak memory is one AST,
+//! not all of them. Names that need the whole page to mean something (a call to a function
+//! declared in a later script, a loop bound that is a `const` declared further down) are kept
+//! symbolic here and settled by `resolve.rs`.
+
+use std::collections::BTreeMap;
+
+use crate::builtins::Builtin;
+
+/// swc's interned string (`swc_atoms::Atom`). swc_ecma_ast does not re-export it and the
+/// workspace does not depend on swc_atoms directly, so it is named through `swc_ecma_ast::Id`,
+/// which is `(Atom, SyntaxContext)`. Cloning one is a reference-count increment.
+pub type Atom = <swc_ecma_ast::Id as First>::T;
+
+pub trait First {
+    type T;
+}
+
+impl<A, B> First for (A, B) {
+    type T = A;
+}
+
+pub type BodyId = usize;
+pub type ScopeId = usize;
+pub type SiteId = usize;
+pub type NumId = usize;
+pub type LoopId = usize;
+pub type RegId = usize;
+pub type SpawnId = usize;
+pub type NetId = usize;
+
+/// What kind of code a [`Body`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A script's top-level code.
+    Script,
+    Function,
+    Arrow,
+    Method,
+    /// A class: constructor plus field initialisers.
+    Class,
+    /// An inline `on*` attribute's code.
+    InlineHandler,
+}
+
+/// A piece of code that runs as a unit when called: a script's top level or a function.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub kind: BodyKind,
+    pub name: Option<String>,
+    /// Index into `PageSources.scripts`, or `None` for inline handlers.
+    pub script: Option<usize>,
+    /// The body's own scope (parameters, locals).
+    pub scope: ScopeId,
+    /// The body whose code creates this one.
+    pub parent: Option<BodyId>,
+    pub block: Block,
+    /// Positions of the parameters this body calls itself (`function each(xs, cb) { cb() }`),
+    /// sorted: a function passed in such a position is a callback that really runs.
+    pub param_calls: Vec<usize>,
+}
+
+/// The cost-relevant content of straight-line code: work that is counted directly, plus the
+/// items whose cost is only known after resolution.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// Work units counted from the syntax (operators, statements, calls' own overhead).
+    pub work: f64,
+    /// Bytes allocated with a size known from the syntax (object and array literals).
+    pub alloc: f64,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A loop: its body runs the loop's trip count times.
+    Loop { spec: LoopId, body: Block },
+    /// Exactly one of the arms runs (if/else, switch, `?:`, `&&`). An arm may be empty.
+    Branch(Vec<Block>),
+    /// A call site; what it costs depends on what it resolves to.
+    Call(SiteId),
+    /// A builtin known from the syntax alone (an `innerHTML` store, a layout read).
+    Builtin(&'static Builtin),
+    /// An allocation of `count` elements of `elem_bytes` each (typed arrays, `new Array(n)`).
+    Alloc { count: NumId, elem_bytes: f64 },
+    /// A network request.
+    Net(NetId),
+}
+
+/// A binding of a name in a scope, as far as the cost model cares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Binding {
+    Function(BodyId),
+    Class(BodyId),
+    /// A `const` bound to a numeric expression.
+    Const(NumId),
+    /// A `const` bound to a DOM element looked up by a literal selector (for path names).
+    Element(String),
+    /// Anything else (a parameter, a `let`, an import).
+    Other,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub parent: Option<ScopeId>,
+    pub bindings: BTreeMap<Atom, Binding>,
+}
+
+/// How a call site names its callee.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalleeRef {
+    /// A plain identifier, looked up through the lexical scopes.
+    Name(Atom),
+    /// `window.f()` and friends: looked up in the global scope only.
+    GlobalName(Atom),
+    /// `receiver.prop()`, where `receiver` is the root identifier when it is one.
+    Member { receiver: Option<Atom>, prop: Atom },
+    /// A function written at the call site (an IIFE or an inline callback).
+    Body(BodyId),
+    /// Anything the syntax does not name (`f()()`, `a[b]()`).
+    Dynamic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// An ordinary call or `new`: unresolved ones are counted.
+    Direct,
+    /// A function passed as an argument that the callee is assumed to call: if it does not
+    /// name a function, it is simply not a callback and is ignored.
+    Callback,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallSite {
+    pub body: BodyId,
+    pub scope: ScopeId,
+    pub callee: CalleeRef,
+    pub kind: CallKind,
+    /// For a callback: the call it is an argument of, and its position there.
+    pub host: Option<(SiteId, usize)>,
+}
+
+/// A numeric expression kept symbolic until constants are known.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NumExpr {
+    Lit(f64),
+    Name {
+        scope: ScopeId,
+        name: Atom,
+    },
+    Neg(NumId),
+    Bin {
+        op: NumOp,
+        left: NumId,
+        right: NumId,
+    },
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Exp,
+    Shl,
+    Shr,
+    UShr,
+    BitOr,
+    BitAnd,
+    BitXor,
+}
+
+/// What the syntax says about how often a loop runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoopSpec {
+    /// `for (i = start; i < bound; i += step)` (or `<=`, or counting down with `>`/`>=`).
+    Counted {
+        start: NumId,
+        bound: NumId,
+        step: f64,
+        inclusive: bool,
+    },
+    /// A loop whose trip count the syntax does not give (while, for-of, forEach, recursion).
+    Unknown,
+}
+
+/// A handler or timer registration.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The body whose code registers it; `None` for an inline attribute (the document).
+    pub body: Option<BodyId>,
+    pub scope: ScopeId,
+    pub kind: RegKind,
+    pub callback: Option<CalleeRef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegKind {
+    /// An event handler: the event name (`click`) and a description of the target.
+    Event { event: String, target: String },
+    /// A timer API (`setTimeout`, ...).
+    Timer { api: &'static str },
+}
+
+/// Where a worker's script URL comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerUrl {
+    /// A string literal, relative to the document's URL (for a page) or the worker's own URL.
+    Literal(String),
+    /// `new URL(lit, import.meta.url)`: relative to the creating script's URL.
+    ScriptRelative(String),
+    /// Computed at run time.
+    Unknown,
+}
+
+/// A `new Worker(url)` or `new SharedWorker(url)` site.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    pub body: BodyId,
+    pub shared: bool,
+    pub url: WorkerUrl,
+}
+
+/// A network request site.
+#[derive(Debug, Clone)]
+pub struct NetRequest {
+    pub body: BodyId,
+    pub api: &'static str,
+    pub url: Option<String>,
+}
+
+/// How a script was analysed, for the graph and the load path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptStatus {
+    /// Collected; its top-level code is this body.
+    Parsed(BodyId),
+    /// Not analysed (no source, refused, or unparseable): priced by size.
+    BySize,
+}
+
+/// Everything the collect pass found on the page.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub bodies: Vec<Body>,
+    pub scopes: Vec<Scope>,
+    pub sites: Vec<CallSite>,
+    pub nums: Vec<NumExpr>,
+    pub loops: Vec<LoopSpec>,
+    pub registrations: Vec<Registration>,
+    pub spawns: Vec<Spawn>,
+    pub nets: Vec<NetRequest>,
+    /// Per script, in `PageSources.scripts` order.
+    pub scripts: Vec<ScriptStatus>,
+    /// Methods by (global scope of their realm, property name), in discovery order.
+    pub methods: BTreeMap<(ScopeId, Atom), Vec<BodyId>>,
+    /// `name = function () {}` assignments, bound during resolution (the name may be
+    /// declared anywhere in the scope chain, even later in the page).
+    pub assigned_functions: Vec<(ScopeId, Atom, BodyId)>,
+    /// The realm (global scope) of each body, by body id.
+    pub realms: Vec<ScopeId>,
+    pub parse_errors: u32,
+    pub warnings: Vec<String>,
+}
+
+impl Collected {
+    pub fn new_scope(&mut self, parent: Option<ScopeId>) -> ScopeId {
+        self.scopes.push(Scope {
+            parent,
+            bindings: BTreeMap::new(),
+        });
+        self.scopes.len() - 1
+    }
+
+    pub fn num(&mut self, e: NumExpr) -> NumId {
+        self.nums.push(e);
+        self.nums.len() - 1
+    }
+
+    /// Looks `name` up from `scope` outwards.
+    pub fn lookup(&self, mut scope: ScopeId, name: &Atom) -> Option<&Binding> {
+        // The scope chain is a tree built parent-first, so it ends; the bound is defensive.
+        for _ in 0..=self.scopes.len() {
+            let s = self.scopes.get(scope)?;
+            if let Some(b) = s.bindings.get(name) {
+                return Some(b);
+            }
+            scope = s.parent?;
+        }
+        None
+    }
+
+    /// Binds `name` in `scope`. A function binding wins over a plain one (function
+    /// declarations are hoisted over `var`s of the same name), and a later function
+    /// declaration replaces an earlier one, as in the browser.
+    pub fn bind(&mut self, scope: ScopeId, name: Atom, binding: Binding) {
+        let Some(s) = self.scopes.get_mut(scope) else {
+            return;
+        };
+        match s.bindings.get(&name) {
+            Some(Binding::Function(_) | Binding::Class(_)) if binding == Binding::Other => {}
+            _ => {
+                s.bindings.insert(name, binding);
+            }
+        }
+    }
+}

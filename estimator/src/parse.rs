@@ -1,0 +1,614 @@
+//! Parsing one script with swc, behind a guard that refuses input swc would crash on.
+//!
+//! swc's parser recurses once per nesting level and has no depth limit of its own. In the
+//! extension it runs in wasm with a 1 MiB stack, where overflowing it leaves the wasm instance
+//! permanently broken (see `PLATFORM.md`, "swc in wasm"). [`prescan`] therefore measures
+//! nesting with a cheap, approximate tokenizer before swc sees the text and refuses scripts
+//! beyond [`MAX_NESTING`] brackets, beyond [`MAX_ELSE_IF_LINKS`] `else if` links (quadratic
+//! in swc), or beyond a combined depth budget ([`MAX_DEPTH_BUDGET`]) that also counts
+//! operator chains (`a = b = c ...`, `!!!x`, `a ? b : c ? ...` recurse in swc; `a + b + ...`
+//! and `a.b().c()...` do not, but build an AST as deep as the chain, which dropping and
+//! walking then recurse through). Refused scripts are priced by size.
+//!
+//! Measured with `examples/wasm_probe.rs` (wasm-release profile, 1 MiB stack, Node 20): swc
+//! plus the collect walk plus dropping the AST trap at 977 nested parentheses, 782 nested
+//! functions, 1,334 nested calls, 3,125 chained assignments, 4,910 chained ternaries, 6,152
+//! chained method calls, 8,770 `!`s, 12,304 chained `+`, 15,379 `else if` links, 761
+//! chained arrows, ~1,300-1,600 braceless nested statements or labels. A bracket level costs
+//! about three chain elements of stack, hence [`BRACKET_WEIGHT`] and its siblings.
+
+use swc_common::input::StringInput;
+use swc_common::{BytePos, Spanned};
+use swc_ecma_ast::Program;
+use swc_ecma_parser::{EsSyntax, Parser, Syntax};
+
+/// Deepest bracket nesting ((, [, {, `${`) accepted; 977 parentheses overflow the wasm stack.
+pub const MAX_NESTING: usize = 400;
+/// Longest run of `else if` links accepted in one block; swc takes 180 ms at 10k links and
+/// grows quadratically, and each link is one more level of AST depth.
+pub const MAX_ELSE_IF_LINKS: usize = 5_000;
+/// Budget for `BRACKET_WEIGHT * brackets + chain elements` open at any point, where a chain
+/// element is an operator, a member dot or an `else if` in one unbroken run (no `;` or `,`,
+/// and no line break that ends the expression). 2,000 chain elements are 64% of the tightest
+/// measured limit (assignments), leaving room for the caller's own frames.
+pub const MAX_DEPTH_BUDGET: usize = 2_000;
+/// Stack cost of one bracket level relative to one chain element.
+pub const BRACKET_WEIGHT: usize = 3;
+/// Stack cost of one braceless nested statement (`if (a) if (b) ...`): 1,292 nested `if`s
+/// trap, between a bracket and a chain element; counted like a bracket.
+pub const STATEMENT_WEIGHT: usize = 3;
+/// Extra weight of an arrow (`a => b => ...`): each is a function, 761 of them trap, so an
+/// arrow weighs more than a bracket.
+pub const ARROW_WEIGHT: usize = 4;
+
+/// How a script's text is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    Script,
+    Module,
+}
+
+impl Goal {
+    fn other(self) -> Goal {
+        match self {
+            Goal::Script => Goal::Module,
+            Goal::Module => Goal::Script,
+        }
+    }
+}
+
+/// The result of [`parse`].
+#[derive(Debug)]
+pub enum Parsed {
+    /// Parsed cleanly under some goal.
+    Ok(Program),
+    /// Parsed, but swc reported recoverable errors; the AST is still usable.
+    Recovered(Program, String),
+    /// Could not be parsed under either goal.
+    Failed(String),
+}
+
+/// Why [`prescan`] refused a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Nesting { depth: usize, offset: usize },
+    ElseIf { links: usize, offset: usize },
+    Chain { depth: usize, offset: usize },
+    TooLarge { bytes: usize },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Nesting { depth, offset } => write!(
+                f,
+                "brackets nest more than {MAX_NESTING} deep (reached {depth} at byte {offset})"
+            ),
+            Refusal::ElseIf { links, offset } => write!(
+                f,
+                "an `else if` chain is longer than {MAX_ELSE_IF_LINKS} links ({links} at byte {offset})"
+            ),
+            Refusal::Chain { depth, offset } => write!(
+                f,
+                "an expression is nested too deep (depth {depth} of at most {MAX_DEPTH_BUDGET} at byte {offset})"
+            ),
+            Refusal::TooLarge { bytes } => {
+                write!(f, "the script is too large to parse ({bytes} bytes)")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Bracket,
+    /// `${` inside a template literal: its `}` resumes the template.
+    TemplateExpr,
+}
+
+/// What is open at one bracket level.
+struct Level {
+    open: Open,
+    /// Chain elements (operators, member dots, `else if`) in the current unbroken run.
+    chain: usize,
+    /// Braceless statement nesting (`if (a) while (b) ...`, label chains) since the last `;`
+    /// or block at this level.
+    stmts: usize,
+    else_ifs: usize,
+}
+
+impl Level {
+    fn new(open: Open) -> Self {
+        Level {
+            open,
+            chain: 0,
+            stmts: 0,
+            else_ifs: 0,
+        }
+    }
+}
+
+/// The prescan's model of how deep swc and the AST walks will recurse at the current point.
+struct Depth {
+    levels: Vec<Level>,
+    chain_sum: usize,
+    stmt_sum: usize,
+}
+
+impl Depth {
+    fn nesting(&self) -> usize {
+        self.levels.len().saturating_sub(1)
+    }
+
+    fn weighted(&self) -> usize {
+        self.nesting() * BRACKET_WEIGHT + self.chain_sum + self.stmt_sum * STATEMENT_WEIGHT
+    }
+
+    fn check(&self, offset: usize) -> Result<(), Refusal> {
+        if self.nesting() > MAX_NESTING {
+            return Err(Refusal::Nesting {
+                depth: self.nesting(),
+                offset,
+            });
+        }
+        let depth = self.weighted();
+        if depth > MAX_DEPTH_BUDGET {
+            return Err(Refusal::Chain { depth, offset });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, open: Open, offset: usize) -> Result<(), Refusal> {
+        self.levels.push(Level::new(open));
+        self.check(offset)
+    }
+
+    /// Closes a level; returns what it was, or `None` for an unbalanced closer.
+    fn pop(&mut self) -> Option<Open> {
+        if self.levels.len() <= 1 {
+            return None;
+        }
+        let top = self.levels.pop()?;
+        self.chain_sum -= top.chain;
+        self.stmt_sum -= top.stmts;
+        Some(top.open)
+    }
+
+    fn chain(&mut self, by: usize, offset: usize) -> Result<(), Refusal> {
+        if let Some(top) = self.levels.last_mut() {
+            top.chain += by;
+            self.chain_sum += by;
+        }
+        self.check(offset)
+    }
+
+    fn statement(&mut self, offset: usize) -> Result<(), Refusal> {
+        if let Some(top) = self.levels.last_mut() {
+            top.stmts += 1;
+            self.stmt_sum += 1;
+        }
+        self.check(offset)
+    }
+
+    fn else_if(&mut self, offset: usize) -> Result<(), Refusal> {
+        if let Some(top) = self.levels.last_mut() {
+            top.else_ifs += 1;
+            if top.else_ifs > MAX_ELSE_IF_LINKS {
+                return Err(Refusal::ElseIf {
+                    links: top.else_ifs,
+                    offset,
+                });
+            }
+        }
+        self.chain(1, offset)
+    }
+
+    fn end_run(&mut self) {
+        if let Some(top) = self.levels.last_mut() {
+            self.chain_sum -= top.chain;
+            top.chain = 0;
+        }
+    }
+
+    fn end_statement(&mut self) {
+        self.end_run();
+        if let Some(top) = self.levels.last_mut() {
+            self.stmt_sum -= top.stmts;
+            top.stmts = 0;
+        }
+    }
+}
+
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+fn is_operator_byte(c: u8) -> bool {
+    matches!(
+        c,
+        b'+' | b'-' | b'*' | b'%' | b'<' | b'>' | b'&' | b'|' | b'^' | b'?' | b'=' | b'!' | b'~'
+    )
+}
+
+/// Keyword operators, which nest like prefix operators (`typeof typeof x`, `new new X`).
+fn word_is_operator(word: &[u8]) -> bool {
+    matches!(
+        word,
+        b"typeof" | b"void" | b"delete" | b"new" | b"await" | b"yield" | b"in" | b"instanceof"
+    )
+}
+
+/// Statements whose body may be another statement without braces, which swc parses
+/// recursively (`if (a) if (b) ...`).
+fn word_nests_statement(word: &[u8]) -> bool {
+    matches!(word, b"if" | b"while" | b"for" | b"with" | b"do")
+}
+
+/// After these words a `/` starts a regular expression, not a division.
+fn word_precedes_expression(word: &[u8]) -> bool {
+    matches!(
+        word,
+        b"return"
+            | b"typeof"
+            | b"case"
+            | b"do"
+            | b"else"
+            | b"in"
+            | b"of"
+            | b"new"
+            | b"delete"
+            | b"void"
+            | b"throw"
+            | b"instanceof"
+            | b"yield"
+            | b"await"
+    )
+}
+
+/// Approximate tokenizer measuring nesting. It understands comments, strings, template
+/// literals (with nested `${}`), and tells regex literals from divisions by the previous
+/// token, which is right for all but contrived code; being wrong only misjudges depth.
+pub fn prescan(src: &str) -> Result<(), Refusal> {
+    // swc positions are u32; leave room for the BytePos(1) start.
+    if src.len() > (u32::MAX as usize) / 2 {
+        return Err(Refusal::TooLarge { bytes: src.len() });
+    }
+    let s = src.as_bytes();
+    let n = s.len();
+    let mut d = Depth {
+        levels: vec![Level::new(Open::Bracket)],
+        chain_sum: 0,
+        stmt_sum: 0,
+    };
+    // Whether a `/` here would start a regex (true at the start and after operators).
+    let mut regex_allowed = true;
+    let mut prev_word_else = false;
+    // Whether the previous token was a label's colon (`a: b: c: x` nests).
+    let mut prev_label = false;
+    let mut in_template = false;
+    // A line break ends the current run unless the expression visibly continues: the line
+    // ended with an operator, or the next one starts with one (`.then()` chains, `+ x`).
+    let mut last_was_operator = false;
+    let mut pending_reset = false;
+    let mut i = 0usize;
+
+    while i < n {
+        if in_template {
+            // Inside a template literal's text: find its end or the next `${`.
+            match s[i] {
+                b'\\' => i += 2,
+                b'`' => {
+                    in_template = false;
+                    regex_allowed = false;
+                    i += 1;
+                }
+                b'$' if s.get(i + 1) == Some(&b'{') => {
+                    d.push(Open::TemplateExpr, i)?;
+                    in_template = false;
+                    regex_allowed = true;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        let c = s[i];
+        let comment = c == b'/' && matches!(s.get(i + 1), Some(b'/' | b'*'));
+        if !comment && !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            let continues = is_operator_byte(c) || c == b'.';
+            if pending_reset && !continues {
+                d.end_run();
+            }
+            pending_reset = false;
+            last_was_operator = continues;
+            if c != b':' && !is_ident_byte(c) {
+                prev_label = false;
+            }
+        }
+        match c {
+            b'\n' | b'\r' => {
+                pending_reset |= !last_was_operator;
+                i += 1;
+            }
+            b' ' | b'\t' => i += 1,
+            b'/' if s.get(i + 1) == Some(&b'/') => {
+                while i < n && s[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < n && !(s[i] == b'*' && s.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'/' if regex_allowed => {
+                // Regex literal: up to an unescaped `/` outside a character class.
+                i += 1;
+                let mut in_class = false;
+                while i < n && s[i] != b'\n' {
+                    match s[i] {
+                        b'\\' => i += 1,
+                        b'[' => in_class = true,
+                        b']' => in_class = false,
+                        b'/' if !in_class => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                i += 1;
+                while i < n && is_ident_byte(s[i]) {
+                    i += 1;
+                }
+                regex_allowed = false;
+            }
+            b'\'' | b'"' => {
+                i += 1;
+                while i < n && s[i] != c && s[i] != b'\n' {
+                    if s[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+                regex_allowed = false;
+            }
+            b'`' => {
+                in_template = true;
+                i += 1;
+            }
+            b'(' | b'[' | b'{' => {
+                d.push(Open::Bracket, i)?;
+                regex_allowed = true;
+                prev_word_else = false;
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                match d.pop() {
+                    Some(Open::TemplateExpr) if c == b'}' => in_template = true,
+                    // A block ends the braceless statements it was the body of.
+                    Some(_) if c == b'}' => d.end_statement(),
+                    _ => {}
+                }
+                // After `)` or `]` a slash divides; after `}` it usually starts a regex.
+                regex_allowed = c == b'}';
+                prev_word_else = false;
+                i += 1;
+            }
+            b';' => {
+                d.end_statement();
+                regex_allowed = true;
+                prev_word_else = false;
+                i += 1;
+            }
+            b',' => {
+                d.end_run();
+                regex_allowed = true;
+                prev_word_else = false;
+                i += 1;
+            }
+            b'.' => {
+                if s.get(i + 1) == Some(&b'.') && s.get(i + 2) == Some(&b'.') {
+                    i += 3;
+                } else {
+                    d.chain(1, i)?;
+                    i += 1;
+                }
+                regex_allowed = true;
+                prev_word_else = false;
+            }
+            c if is_ident_byte(c) => {
+                let start = i;
+                let numeric = c.is_ascii_digit();
+                while i < n && (is_ident_byte(s[i]) || (numeric && s[i] == b'.')) {
+                    i += 1;
+                }
+                let word = &s[start..i];
+                if word == b"if" && prev_word_else {
+                    d.else_if(start)?;
+                } else if word_nests_statement(word) {
+                    d.statement(start)?;
+                }
+                if word_is_operator(word) {
+                    d.chain(1, start)?;
+                }
+                // A label right after another label nests (`a: b: c: x`).
+                let mut j = i;
+                while j < n && matches!(s[j], b' ' | b'\t') {
+                    j += 1;
+                }
+                let labelled = !numeric && s.get(j) == Some(&b':') && s.get(j + 1) != Some(&b':');
+                if labelled && prev_label {
+                    d.statement(start)?;
+                }
+                prev_label = labelled;
+                if labelled {
+                    // Skip to the colon so it does not clear `prev_label`.
+                    i = j + 1;
+                }
+                prev_word_else = word == b"else";
+                regex_allowed = labelled || (!numeric && word_precedes_expression(word));
+            }
+            c if is_operator_byte(c) => {
+                // One binary operator per run, plus one level per prefix `!`/`~` (each nests),
+                // and an arrow is a function: it nests like brackets do.
+                let start = i;
+                while i < n && is_operator_byte(s[i]) {
+                    i += 1;
+                }
+                let run = &s[start..i];
+                let prefixes = run.iter().filter(|&&b| b == b'!' || b == b'~').count();
+                let arrow = if run.windows(2).any(|w| w == b"=>") {
+                    ARROW_WEIGHT
+                } else {
+                    0
+                };
+                d.chain(1 + prefixes + arrow, i)?;
+                regex_allowed = true;
+                prev_word_else = false;
+            }
+            _ => {
+                regex_allowed = true;
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_as(src: &str, goal: Goal) -> Result<(Program, Vec<String>), String> {
+    // swc positions are u32 and start at 1 (0 means "no position").
+    let Some(end) = u32::try_from(src.len()).ok().and_then(|n| n.checked_add(1)) else {
+        return Err(Refusal::TooLarge { bytes: src.len() }.to_string());
+    };
+    let end = BytePos(end);
+    let input = StringInput::new(src, BytePos(1), end);
+    let mut parser = Parser::new(Syntax::Es(EsSyntax::default()), input, None);
+    let result = match goal {
+        Goal::Script => parser.parse_script().map(Program::Script),
+        Goal::Module => parser.parse_module().map(Program::Module),
+    };
+    let describe = |e: &swc_ecma_parser::error::Error| {
+        format!(
+            "{} at byte {}",
+            e.kind().msg(),
+            e.span().lo.0.saturating_sub(1)
+        )
+    };
+    let recovered: Vec<String> = parser.take_errors().iter().map(describe).collect();
+    match result {
+        Ok(program) => Ok((program, recovered)),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// Parses `src`, preferring `goal` and falling back to the other goal. The caller must have
+/// run [`prescan`] first.
+pub fn parse(src: &str, goal: Goal) -> Parsed {
+    let first = match parse_as(src, goal) {
+        Ok((program, recovered)) if recovered.is_empty() => return Parsed::Ok(program),
+        other => other,
+    };
+    let second = parse_as(src, goal.other());
+    match (first, second) {
+        (_, Ok((program, recovered))) if recovered.is_empty() => Parsed::Ok(program),
+        (Ok((program, recovered)), _) => Parsed::Recovered(program, summarize(&recovered)),
+        (Err(_), Ok((program, recovered))) => Parsed::Recovered(program, summarize(&recovered)),
+        (Err(e), Err(_)) => Parsed::Failed(e),
+    }
+}
+
+fn summarize(errors: &[String]) -> String {
+    let first = errors.first().map(String::as_str).unwrap_or("syntax error");
+    if errors.len() > 1 {
+        format!("{first} (and {} more)", errors.len() - 1)
+    } else {
+        first.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prescan_accepts_ordinary_code() {
+        let src = r#"
+            // a comment with ( ( ( brackets
+            const re = /[(\/]+/g; const s = "((((("; const t = `a ${ f(`(${x})`) } b`;
+            /* block ( [ { */ if (a) { b = c / d; } else if (e) { f(); } else { g(); }
+            const half = (1 + 2) / 2;
+        "#;
+        assert_eq!(prescan(src), Ok(()));
+    }
+
+    #[test]
+    fn prescan_refuses_deep_brackets() {
+        let deep = format!("x = {}1{};", "(".repeat(401), ")".repeat(401));
+        assert!(matches!(
+            prescan(&deep),
+            Err(Refusal::Nesting { depth: 401, .. })
+        ));
+        let ok = format!("x = {}1{};", "(".repeat(400), ")".repeat(400));
+        assert_eq!(prescan(&ok), Ok(()));
+        // Brackets inside strings, comments and templates do not count.
+        let quoted = format!(
+            "x = '{}'; // {}\n y = `{}`;",
+            "(".repeat(999),
+            "[".repeat(999),
+            "{".repeat(999)
+        );
+        assert_eq!(prescan(&quoted), Ok(()));
+        let templated = format!("x = {}1{};", "`${".repeat(401), "}`".repeat(401));
+        assert!(matches!(prescan(&templated), Err(Refusal::Nesting { .. })));
+    }
+
+    #[test]
+    fn prescan_refuses_long_else_if_chains_and_chains() {
+        // One `else if` per line: the chain budget does not see it, the link count does.
+        let mut src = String::from("if (a) {}");
+        for _ in 0..5_001 {
+            src.push_str("\nelse if (a) {}");
+        }
+        assert!(matches!(prescan(&src), Err(Refusal::ElseIf { .. })));
+        let chain = format!("x = a{};", " + a".repeat(MAX_DEPTH_BUDGET + 10));
+        assert!(matches!(prescan(&chain), Err(Refusal::Chain { .. })));
+        // Continued over lines, it is still one chain.
+        let lines = format!("x = a{};", "\n  .then(f)".repeat(MAX_DEPTH_BUDGET + 10));
+        assert!(matches!(prescan(&lines), Err(Refusal::Chain { .. })));
+        let bangs = format!("x = {}a;", "!".repeat(MAX_DEPTH_BUDGET + 10));
+        assert!(matches!(prescan(&bangs), Err(Refusal::Chain { .. })));
+        let typeofs = format!("x = {}a;", "typeof ".repeat(MAX_DEPTH_BUDGET + 10));
+        assert!(matches!(prescan(&typeofs), Err(Refusal::Chain { .. })));
+        // The same number of operators over many statements is fine, with or without `;`.
+        let many = "x = a + b;\n".repeat(MAX_DEPTH_BUDGET * 2);
+        assert_eq!(prescan(&many), Ok(()));
+        let no_semicolons = "const x = a.b + c\n".repeat(MAX_DEPTH_BUDGET * 2);
+        assert_eq!(prescan(&no_semicolons), Ok(()));
+        // Brackets weigh more than chain elements.
+        let mixed = format!(
+            "x = {}a{}{};",
+            "(".repeat(300),
+            " + a".repeat(MAX_DEPTH_BUDGET - 800),
+            ")".repeat(300)
+        );
+        assert!(matches!(prescan(&mixed), Err(Refusal::Chain { .. })));
+    }
+
+    #[test]
+    fn parse_falls_back_to_the_other_goal() {
+        assert!(matches!(
+            parse("import x from './x.js'; x();", Goal::Script),
+            Parsed::Ok(Program::Module(_))
+        ));
+        assert!(matches!(
+            parse("with (a) { b(); }", Goal::Module),
+            Parsed::Ok(Program::Script(_))
+        ));
+        assert!(matches!(
+            parse("function (", Goal::Script),
+            Parsed::Failed(_)
+        ));
+    }
+}

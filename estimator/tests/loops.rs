@@ -1,0 +1,118 @@
+//! Loop trip counts from the syntax, and what unknown ones do to the uncertainty.
+
+mod common;
+
+use common::{inline, page, run};
+use foresight_estimator::analyse;
+
+/// The trip counts of the loops in `src`, in source order (outer loops first).
+fn trips(src: &str) -> Vec<Option<f64>> {
+    analyse(&page(vec![inline(src)])).resolution.trips
+}
+
+#[test]
+fn constant_bounds() {
+    let cases: &[(&str, f64)] = &[
+        ("for (let i = 0; i < 2e7; i++) {}", 2e7),
+        ("for (let i = 0; i < 20_000_000; i++) {}", 2e7),
+        ("for (let i = 0; i < 1 << 20; i++) {}", 1_048_576.0),
+        ("for (var i = 0; i < 1024 * 1024; ++i) {}", 1_048_576.0),
+        ("const N = 1000; for (let i = 0; i < N; i++) {}", 1000.0),
+        ("for (let i = 0; i < N; i++) {} const N = 7;", 7.0),
+        (
+            "const M = N * 2; const N = 50; for (let i = 0; i < M; i++) {}",
+            100.0,
+        ),
+        ("for (let i = 0; i <= 10; i += 2) {}", 6.0),
+        ("for (let i = 10; i > 0; i--) {}", 10.0),
+        ("for (let i = 10; i >= 0; i -= 1) {}", 11.0),
+        ("let i; for (i = 0; i < 100; i = i + 5) {}", 20.0),
+        ("for (let i = 0; 100 > i; i++) {}", 100.0),
+        ("for (let i = 5; i < 3; i++) {}", 0.0),
+        ("for (let i = 0; i < -(-8); i++) {}", 8.0),
+        (
+            "function f() { const K = 3; for (let i = 0; i < K; i++) {} }",
+            3.0,
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(trips(src), vec![Some(*want)], "{src}");
+    }
+}
+
+#[test]
+fn unknown_bounds() {
+    for src in [
+        "for (let i = 0; i < arr.length; i++) {}",
+        "let N = 10; for (let i = 0; i < N; i++) {}",
+        "function f(n) { for (let i = 0; i < n; i++) {} }",
+        "for (let i = 0; i < 10; i *= 2) {}",
+        "for (let i = 0; i > 10; i++) {}",
+        "for (;;) { break; }",
+        "while (x) {}",
+        "do {} while (x);",
+        "for (const x of xs) {}",
+        "for (const k in o) {}",
+        "xs.forEach(x => x);",
+        "const N = f(); for (let i = 0; i < N; i++) {}",
+    ] {
+        assert_eq!(trips(src), vec![None], "{src}");
+    }
+}
+
+#[test]
+fn a_shadowing_parameter_hides_the_const() {
+    let src = "const N = 1e6; function f(N) { for (let i = 0; i < N; i++) {} }";
+    assert_eq!(trips(src), vec![None]);
+}
+
+#[test]
+fn cost_scales_with_the_trip_count() {
+    let at = |n: &str| {
+        let mut p = page(vec![inline(&format!(
+            "let s = 0; for (let i = 0; i < {n}; i++) {{ s += i * 2; }}"
+        ))]);
+        p.html_bytes = 0;
+        run(&p).paths[0].cpu_ms.p50
+    };
+    let (small, big) = (at("1e6"), at("1e7"));
+    assert!((big / small - 10.0).abs() < 0.5, "{small} vs {big}");
+    // About 6 units per iteration at 1e6 units/ms.
+    assert!(big > 30.0 && big < 120.0, "{big}");
+}
+
+#[test]
+fn unknown_bounds_widen_the_quantiles_and_nest() {
+    let mut known = page(vec![inline("for (let i = 0; i < 1e5; i++) { x = x + 1; }")]);
+    known.html_bytes = 0;
+    let k = run(&known).paths[0].cpu_ms;
+    let mut unknown = page(vec![inline(
+        "while (busy()) { for (let i = 0; i < 1e5; i++) { x = x + 1; } }",
+    )]);
+    unknown.html_bytes = 0;
+    let u = run(&unknown).paths[0].cpu_ms;
+    assert!(k.p90 / k.p10 < 3.0, "{k:?}");
+    assert!(u.p90 / u.p10 > 50.0, "{u:?}");
+    assert!(u.p50 > k.p50 * 5.0, "{u:?} vs {k:?}");
+}
+
+#[test]
+fn allocations_with_constant_sizes() {
+    let mem = |src: &str| {
+        let mut p = page(vec![inline(src)]);
+        p.html_bytes = 0;
+        run(&p).paths[0].memory_bytes.p50
+    };
+    let base = mem("");
+    let f64s = mem("const a = new Float64Array(1e6);") - base;
+    assert!((8e6..8.1e6).contains(&f64s), "{f64s}");
+    let arr = mem("const a = new Array(1000);") - base;
+    assert!((8_000.0..9_000.0).contains(&arr), "{arr}");
+    let bytes = mem("const SIZE = 1 << 20; const b = new Uint8Array(SIZE);") - base;
+    assert!((1_048_576.0..1_060_000.0).contains(&bytes), "{bytes}");
+    // Objects made in a loop: once per iteration.
+    let objs =
+        mem("const out = []; for (let i = 0; i < 1000; i++) { out.push({ i, sq: i * i }); }")
+            - base;
+    assert!(objs > 1000.0 * 64.0, "{objs}");
+}

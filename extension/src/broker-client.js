@@ -1,0 +1,182 @@
+// The extension's side of the websocket to `foresight-broker` (protocol: docs/PROTOCOL.md,
+// channel 2). One connection for the whole background; leases belong to it, so when it
+// closes the broker frees them and the orchestrator treats them as gone.
+
+import { api, browserName } from "./platform.js";
+import { PROTOCOL_VERSION } from "./host-client.js";
+
+const CONNECT_TIMEOUT_MS = 3_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export class BrokerClient {
+  /**
+   * @param {object} hooks
+   * @param {(status) => void} hooks.onStatus connection state changes
+   * @param {(message) => void} hooks.onWorker worker_* and lease_ended messages
+   * @param {() => void} hooks.onClosed the connection (and so every lease) is gone
+   */
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.socket = null;
+    this.url = null;
+    this.ready = null; // Promise of {capacity, rtt_ms}
+    this.pending = new Map(); // request_id -> {resolve, reject, timer}
+    this.nextId = 1;
+    this.status = { state: "unknown", url: "", detail: "" };
+  }
+
+  /** Opens (or reuses) the connection and resolves with the broker's terms. */
+  connect(url, token) {
+    if (this.ready && this.url === url) return this.ready;
+    this.close();
+    this.url = url;
+    this.ready = new Promise((resolve, reject) => {
+      let socket;
+      try {
+        socket = new WebSocket(url);
+      } catch (error) {
+        this.#failed(`invalid broker URL ${url}: ${error.message}`);
+        reject(error);
+        return;
+      }
+      this.socket = socket;
+      const started = performance.now();
+      const timer = setTimeout(() => {
+        socket.close();
+        reject(new Error(`broker at ${url} did not answer within ${CONNECT_TIMEOUT_MS} ms`));
+      }, CONNECT_TIMEOUT_MS);
+      socket.onopen = () => {
+        this.#send({
+          type: "hello",
+          protocol_version: PROTOCOL_VERSION,
+          client: `foresight-extension/${api.runtime.getManifest().version} ${browserName}`,
+          token: token || null,
+        });
+      };
+      socket.onmessage = (event) => {
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch {
+          return; // the broker only sends JSON; ignore anything else rather than crash
+        }
+        if (message.type === "hello") {
+          clearTimeout(timer);
+          const terms = {
+            available: true,
+            rtt_ms: performance.now() - started,
+            capacity: message.capacity,
+          };
+          this.#setStatus("connected", message.broker ?? "");
+          resolve(terms);
+        } else if (message.type === "error" && message.code === "version_mismatch") {
+          clearTimeout(timer);
+          reject(new Error(`broker speaks another protocol: ${message.message}`));
+        } else {
+          this.#dispatch(message);
+        }
+      };
+      socket.onclose = (event) => {
+        clearTimeout(timer);
+        if (this.socket !== socket) return; // an older socket we already replaced
+        const reason = event.reason || `connection to ${url} closed (code ${event.code})`;
+        reject(new Error(reason));
+        this.#failed(reason);
+      };
+    });
+    return this.ready;
+  }
+
+  /** The broker's terms for the planner, or null when it cannot be reached. */
+  async terms(url, token) {
+    try {
+      return await this.connect(url, token);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Resolves with `{lease}` or `{denied: message}`. */
+  async requestLease({ resources, ttl_ms, priority, purpose }) {
+    if (!this.ready) throw new Error("not connected to a broker");
+    await this.ready;
+    const reply = await this.#request({
+      type: "lease_request",
+      resources,
+      ttl_ms,
+      priority,
+      purpose,
+    });
+    if (reply.type === "lease_granted") return { lease: reply.lease };
+    return { denied: `${reply.reason}: ${reply.message}` };
+  }
+
+  releaseLease(lease_id) {
+    this.#send({ type: "lease_release", lease_id });
+  }
+
+  spawnWorker(lease_id, worker_id, script_url, source) {
+    this.#send({ type: "worker_spawn", lease_id, worker_id, script_url, source });
+  }
+
+  postToWorker(worker_id, data) {
+    this.#send({ type: "worker_message", worker_id, data });
+  }
+
+  terminateWorker(worker_id) {
+    this.#send({ type: "worker_terminate", worker_id });
+  }
+
+  close() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.#failed("closed by the extension");
+    socket.close();
+  }
+
+  #request(message) {
+    const request_id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(request_id);
+        reject(new Error(`broker did not answer ${message.type} in time`));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(request_id, { resolve, reject, timer });
+      this.#send({ ...message, request_id });
+    });
+  }
+
+  #send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(message));
+    }
+  }
+
+  #dispatch(message) {
+    if (message.request_id != null && this.pending.has(message.request_id)) {
+      const { resolve, timer } = this.pending.get(message.request_id);
+      this.pending.delete(message.request_id);
+      clearTimeout(timer);
+      resolve(message);
+      return;
+    }
+    this.hooks.onWorker?.(message);
+  }
+
+  #failed(reason) {
+    this.socket = null;
+    this.ready = null;
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(new Error(reason));
+    }
+    this.pending.clear();
+    this.#setStatus("unreachable", reason);
+    this.hooks.onClosed?.();
+  }
+
+  #setStatus(state, detail) {
+    this.status = { state, url: this.url ?? "", detail };
+    this.hooks.onStatus?.(this.status);
+  }
+}

@@ -1,0 +1,185 @@
+//! One interface over both browsers, so every end-to-end scenario is written once and run in
+//! Chromium and Firefox alike. Also the process plumbing both launchers share: a process
+//! group killed on drop, stderr saved to a log file (and searched for the automation
+//! endpoint the browser announces).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::Error;
+use crate::artifacts::Artifacts;
+use crate::chromium::Chromium;
+use crate::firefox::Firefox;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserKind {
+    Chromium,
+    Firefox,
+}
+
+impl BrowserKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BrowserKind::Chromium => "chromium",
+            BrowserKind::Firefox => "firefox",
+        }
+    }
+}
+
+/// What a scenario needs to start a browser.
+pub struct LaunchOptions<'a> {
+    pub artifacts: &'a Artifacts,
+    /// A fresh directory the browser may use for its profile and home.
+    pub dir: &'a Path,
+    /// Extra environment for the browser (inherited by the native host it starts).
+    pub env: Vec<(String, String)>,
+    pub headless: bool,
+}
+
+/// A page the browser has open.
+#[derive(Debug, Clone)]
+pub struct Tab {
+    pub(crate) id: String,
+    /// CDP session for Chromium; unused for Firefox.
+    pub(crate) session: Option<String>,
+}
+
+pub enum Browser {
+    Chromium(Chromium),
+    Firefox(Firefox),
+}
+
+impl Browser {
+    pub async fn launch(kind: BrowserKind, options: LaunchOptions<'_>) -> Result<Self, Error> {
+        Ok(match kind {
+            BrowserKind::Chromium => Browser::Chromium(Chromium::launch(options).await?),
+            BrowserKind::Firefox => Browser::Firefox(Firefox::launch(options).await?),
+        })
+    }
+
+    /// Opens `url` in a new tab and waits until it has loaded.
+    pub async fn open(&self, url: &str) -> Result<Tab, Error> {
+        match self {
+            Browser::Chromium(b) => b.open(url).await,
+            Browser::Firefox(b) => b.open(url).await,
+        }
+    }
+
+    /// Evaluates `expression` in the page (awaiting it if it is a promise) and returns its
+    /// JSON value.
+    pub async fn eval(&self, tab: &Tab, expression: &str) -> Result<Value, Error> {
+        // Both protocols return JSON text the same way, whatever the value's type.
+        let wrapped = format!("(async () => JSON.stringify(await ({expression})))()");
+        let raw = match self {
+            Browser::Chromium(b) => b.eval(tab, &wrapped).await?,
+            Browser::Firefox(b) => b.eval(tab, &wrapped).await?,
+        };
+        match raw {
+            Value::String(text) => serde_json::from_str(&text)
+                .map_err(|e| Error::Browser(format!("page returned invalid JSON ({e}): {text}"))),
+            Value::Null => Ok(Value::Null),
+            other => Err(Error::Browser(format!(
+                "unexpected evaluation result {other}"
+            ))),
+        }
+    }
+
+    pub async fn close(&self, tab: &Tab) -> Result<(), Error> {
+        match self {
+            Browser::Chromium(b) => b.close(tab).await,
+            Browser::Firefox(b) => b.close(tab).await,
+        }
+    }
+
+    /// The browser's own log (stderr), for failure messages.
+    pub fn log_path(&self) -> &Path {
+        match self {
+            Browser::Chromium(b) => b.process.log_path(),
+            Browser::Firefox(b) => b.process.log_path(),
+        }
+    }
+}
+
+/// A browser process in its own process group, killed with all its children on drop.
+pub struct BrowserProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl BrowserProcess {
+    /// Starts `cmd` and waits for a stderr line containing `marker`, returning the rest of
+    /// that line's first word after it (the automation websocket URL).
+    pub async fn spawn(
+        mut cmd: Command,
+        log: PathBuf,
+        marker: &'static str,
+        deadline: Duration,
+    ) -> Result<(Self, String), Error> {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Setup(format!("cannot start {:?}: {e}", cmd.as_std())))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::Setup("browser stderr not captured".into()))?;
+        let (found_tx, found_rx) = oneshot::channel();
+        let log_path = log.clone();
+        // Keep draining stderr for the browser's whole life, or it blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut file = tokio::fs::File::create(&log_path).await.ok();
+            let mut lines = BufReader::new(stderr).lines();
+            let mut found_tx = Some(found_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(f) = file.as_mut() {
+                    let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                }
+                if let Some(rest) = line.split_once(marker).map(|(_, r)| r.trim().to_string())
+                    && let Some(tx) = found_tx.take()
+                {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let process = Self { child, log };
+        let url = tokio::time::timeout(deadline, found_rx)
+            .await
+            .map_err(|_| {
+                Error::Timeout(format!(
+                    "browser did not announce its automation endpoint; see {}",
+                    process.log.display()
+                ))
+            })?
+            .map_err(|_| {
+                Error::Setup(format!(
+                    "browser exited during start-up; see {}",
+                    process.log.display()
+                ))
+            })?;
+        Ok((process, url))
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for BrowserProcess {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on our own child's process group; no memory is involved.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Debian's Chromium, driven over the Chrome DevTools Protocol, with the built extension
+//! loaded unpacked and a fresh user-data directory (where the native host manifest goes).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::Error;
+use crate::browser::{BrowserProcess, LaunchOptions, Tab};
+use crate::rpc::RpcClient;
+
+pub struct Chromium {
+    pub(crate) process: BrowserProcess,
+    rpc: RpcClient,
+}
+
+/// The user-data directory inside a scenario's directory; the host is installed into it.
+pub fn user_data_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("chromium-profile")
+}
+
+impl Chromium {
+    pub async fn launch(options: LaunchOptions<'_>) -> Result<Self, Error> {
+        let extension = options.artifacts.extension("chrome");
+        let profile = user_data_dir(options.dir);
+        std::fs::create_dir_all(&profile)?;
+        let mut cmd = Command::new(&options.artifacts.chromium);
+        if options.headless {
+            cmd.arg("--headless=new");
+        }
+        cmd.args([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--password-store=basic",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--load-extension={}", extension.display()))
+        .arg(format!(
+            "--disable-extensions-except={}",
+            extension.display()
+        ))
+        .arg("about:blank")
+        .envs(options.env.iter().map(|(k, v)| (k, v)));
+        let (process, url) = BrowserProcess::spawn(
+            cmd,
+            options.dir.join("chromium.log"),
+            "DevTools listening on",
+            Duration::from_secs(60),
+        )
+        .await?;
+        let rpc = RpcClient::connect(&url).await?;
+        Ok(Self { process, rpc })
+    }
+
+    pub async fn open(&self, url: &str) -> Result<Tab, Error> {
+        let target = self
+            .rpc
+            .call(
+                "Target.createTarget",
+                json!({"url": "about:blank"}),
+                json!({}),
+            )
+            .await?;
+        let target_id = str_field(&target, "targetId")?;
+        let attached = self
+            .rpc
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+                json!({}),
+            )
+            .await?;
+        let session = str_field(&attached, "sessionId")?;
+        let tab = Tab {
+            id: target_id,
+            session: Some(session.clone()),
+        };
+        let mut events = self.rpc.events();
+        self.rpc
+            .call("Page.enable", json!({}), json!({"sessionId": session}))
+            .await?;
+        self.rpc
+            .call(
+                "Page.navigate",
+                json!({"url": url}),
+                json!({"sessionId": session}),
+            )
+            .await?;
+        // Wait for this page's load event, not a sleep.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match events.recv().await {
+                    Ok(e)
+                        if e["method"] == "Page.loadEventFired"
+                            && e["sessionId"] == Value::String(session.clone()) =>
+                    {
+                        return Ok(());
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return Err(Error::Browser("browser connection closed".into())),
+                }
+            }
+        })
+        .await
+        .map_err(|_| Error::Timeout(format!("{url} did not finish loading")))??;
+        Ok(tab)
+    }
+
+    pub async fn eval(&self, tab: &Tab, expression: &str) -> Result<Value, Error> {
+        let result = self
+            .rpc
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+                json!({"sessionId": tab.session}),
+            )
+            .await?;
+        if let Some(details) = result.get("exceptionDetails") {
+            return Err(Error::Browser(format!(
+                "page threw: {}",
+                details["exception"]["description"]
+                    .as_str()
+                    .unwrap_or(&details.to_string())
+            )));
+        }
+        Ok(result["result"]["value"].clone())
+    }
+
+    pub async fn close(&self, tab: &Tab) -> Result<(), Error> {
+        self.rpc
+            .call("Target.closeTarget", json!({"targetId": tab.id}), json!({}))
+            .await
+            .map(|_| ())
+    }
+}
+
+fn str_field(v: &Value, name: &str) -> Result<String, Error> {
+    v[name]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Browser(format!("CDP reply without {name}: {v}")))
+}
