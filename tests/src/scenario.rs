@@ -244,10 +244,17 @@ pub async fn remote_run(rig: &mut Rig, report: Report<'_>) -> Result<RemoteRun, 
             _ => None,
         })
         .await?;
+    let asked = &plan["remote"];
     report(
         4,
         "lease requested",
-        format!("{} for {}", summarize_plan(&plan), page_url),
+        format!(
+            "lease_request for {} millicores, {} MiB, TTL {} s, priority {}, for {page_url}",
+            asked["resources"]["cpu_millicores"],
+            asked["resources"]["memory_bytes"].as_u64().unwrap_or(0) >> 20,
+            asked["ttl_ms"].as_u64().unwrap_or(0) / 1000,
+            asked["priority"]
+        ),
     );
     report(
         5,

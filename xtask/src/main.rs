@@ -5,6 +5,8 @@
 //! * `test`  — every test: formatting, unit and integration tests, and the end-to-end tests
 //!   in real headless Chromium and Firefox.
 //! * `lint`  — `cargo fmt --check` and `cargo clippy -D warnings`, native and wasm32.
+//! * `bench` — the benchmarks (`foresight-bench`, release build): a table, and
+//!   `target/bench/results.json` for comparing runs.
 //! * `demo`  — the main job on embedded defaults: a local broker, the native host installed
 //!   into a throwaway profile, and a real browser on the bundled demo page.
 //!
@@ -26,6 +28,7 @@ commands:
   dist                      build the wasm estimator and package the extension
   test [-- <filter>...]     run every test, including the real-browser end-to-end tests
   lint                      cargo fmt --check and clippy -D warnings (native and wasm32)
+  bench [<suite>...]        run the benchmarks; writes target/bench/results.json
   demo [--headless] [--browser chromium|firefox]
                             run the whole data flow on a bundled demo page
 ";
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::dist().map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("bench") => bench(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -82,6 +86,14 @@ fn test(args: &[String]) -> Result<()> {
     let mut cmd = util::cargo_command(&["test", "--workspace", "--"]);
     cmd.args(&filters);
     util::test_env(&mut cmd, &dist, &browsers);
+    util::run(cmd)
+}
+
+/// Runs the benchmarks in a release build; suite names select a subset.
+fn bench(args: &[String]) -> Result<()> {
+    util::step("running the benchmarks (release build)");
+    let mut cmd = util::cargo_command(&["run", "--release", "-p", "foresight-bench", "--"]);
+    cmd.args(args);
     util::run(cmd)
 }
 

@@ -1,0 +1,3 @@
+//! The bench suites, one file each.
+
+pub mod framing;
