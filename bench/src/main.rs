@@ -16,9 +16,11 @@ use std::process::ExitCode;
 
 use report::Report;
 
+/// A suite measures and records its figures, or says why it could not.
+type Suite = fn(&mut Report) -> Result<(), String>;
+
 /// Every suite, by name.
-const SUITES: &[(&str, fn(&mut Report) -> Result<(), String>)] =
-    &[("framing", suites::framing::run)];
+const SUITES: &[(&str, Suite)] = &[("framing", suites::framing::run)];
 
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args().skip(1).collect();
