@@ -10,7 +10,7 @@ import { BrokerClient } from "./broker-client.js";
 import { estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { browserContention } from "./platform.js";
-import { brokerUrlFrom, loadSettings, policyFrom } from "./settings.js";
+import { brokerUrlFrom, enabledFor, loadSettings, offloadAllowedFor, policyFor } from "./settings.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
 const PLACEMENT_DEADLINE_MS = 8_000;
@@ -54,6 +54,7 @@ class TabSession {
     this.placements = []; // {url, target, reason} per worker the page created
     this.error = "";
     this.ended = false;
+    this.settings = null; // the settings the analysis ran with
   }
 
   send(message) {
@@ -147,6 +148,12 @@ export class Orchestrator {
 
   async #analyze(session, sources) {
     const settings = await loadSettings();
+    session.settings = settings;
+    if (!enabledFor(settings, sources.url)) {
+      session.phase = "Foresight is off on this site";
+      session.analysis.resolve(null);
+      return;
+    }
     session.phase = "fetching scripts";
     await Promise.all(
       sources.scripts
@@ -186,7 +193,8 @@ export class Orchestrator {
 
     session.phase = "planning";
     const hostHello = await this.host.connect().catch(() => null);
-    const policy = policyFrom(settings);
+    // A site not allowed to offload never reaches the broker: not even a connection is made.
+    const policy = policyFor(settings, sources.url);
     const brokerUrl = brokerUrlFrom(settings, hostHello?.broker_url);
     const broker =
       policy.offload === "never"
@@ -244,7 +252,8 @@ export class Orchestrator {
   #decide(session, analysis, url, options) {
     const local = (reason) => ({ target: "local", reason });
     if (session.ended) return local("the page is gone");
-    if (!analysis) return local("no plan in time");
+    if (!analysis) return local(session.phase === "Foresight is off on this site" ? session.phase : "no plan in time");
+    if (!offloadAllowedFor(session.settings, session.url)) return local("offloading is not allowed for this site");
     if (options?.type === "module") return local("module workers run locally in this version");
     const placement = analysis.plan.placements.find((p) => p.url === url);
     if (!placement) return local("the plan has no placement for this worker");

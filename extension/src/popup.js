@@ -1,31 +1,38 @@
-// The popup: connection status, and the active tab's estimate, plan and lease, as the
-// background's orchestrator currently knows them.
+// The popup, for the active tab: connection status (with the command that fixes a missing
+// part), the page's prediction as a chart, the plan and the planner's reasons, the lease and
+// its time left, the machine's contention, and two quick toggles.
+//
+// `popup.html?for=<page URL>` shows the tab with that URL instead of the active one, so the
+// popup can also be opened in a tab (and tested and screenshotted) for a given page.
 
+import { demandChart } from "./chart.js";
 import { api } from "./platform.js";
+import { enabledFor, loadSettings, offloadAllowedFor, saveSettings } from "./settings.js";
 
-const INSTALL_HINT = "install it with: foresight-host install";
+const HOST_FIX = "install it with: foresight-host install";
+const BROKER_FIX = "start one with: foresight-broker";
 
-function text(id, value, cls) {
-  const el = document.getElementById(id);
-  el.textContent = value;
-  if (cls) el.className = cls;
+const $ = (id) => document.getElementById(id);
+
+function text(id, value, cls = "") {
+  $(id).textContent = value;
+  $(id).className = cls;
 }
 
 function rows(id, pairs) {
-  const dl = document.getElementById(id);
-  dl.replaceChildren();
-  for (const [k, v] of pairs) {
-    const dt = document.createElement("dt");
-    dt.textContent = k;
-    const dd = document.createElement("dd");
-    dd.textContent = v;
-    dl.append(dt, dd);
-  }
+  $(id).replaceChildren(
+    ...pairs.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      return [dt, dd];
+    }),
+  );
 }
 
 function list(id, items) {
-  const ul = document.getElementById(id);
-  ul.replaceChildren(
+  $(id).replaceChildren(
     ...items.map((item) => {
       const li = document.createElement("li");
       li.textContent = item;
@@ -36,76 +43,141 @@ function list(id, items) {
 
 const ms = (q) => `${Math.round(q.p50)} ms (p10 ${Math.round(q.p10)}, p90 ${Math.round(q.p90)})`;
 const mib = (bytes) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+const fileName = (url) => (url ?? "").split("/").pop() || url;
 
-function render(state) {
+async function targetTab() {
+  const wanted = new URLSearchParams(location.search).get("for");
+  if (wanted) {
+    const tabs = await api.tabs.query({});
+    return tabs.find((t) => t.url === wanted) ?? null;
+  }
+  const [active] = await api.tabs.query({ active: true, currentWindow: true });
+  return active ?? null;
+}
+
+function renderConnections(state) {
   const host = state.host;
-  text(
-    "host-status",
-    host.state === "connected"
-      ? `connected (${host.detail})`
-      : host.state === "not-installed"
-        ? `not installed — ${INSTALL_HINT}`
-        : `${host.state}${host.detail ? `: ${host.detail}` : ""}`,
-    host.state === "connected" ? "ok" : "bad",
-  );
+  if (host.state === "connected") text("host-status", `connected (${host.detail})`, "ok");
+  else if (host.state === "not-installed") text("host-status", `not installed — ${HOST_FIX}`, "bad");
+  else text("host-status", `${host.state}${host.detail ? `: ${host.detail}` : ""}`, "bad");
   const broker = state.broker;
-  text(
-    "broker-status",
-    broker.state === "connected"
-      ? `connected to ${broker.url}`
-      : `${broker.state}${broker.detail ? `: ${broker.detail}` : ""} — start one with: foresight-broker`,
-    broker.state === "connected" ? "ok" : "bad",
-  );
-  const tab = state.tab;
-  if (!tab) {
-    text("tab-phase", "Foresight has not seen this page (reload it to analyse it).");
+  if (broker.state === "connected") text("broker-status", `connected to ${broker.url}`, "ok");
+  else text("broker-status", `${broker.state}${broker.detail ? `: ${broker.detail}` : ""} — ${BROKER_FIX}`, "bad");
+}
+
+function renderPrediction(tab) {
+  const demand = tab.demand;
+  if (!demand) {
+    $("chart-figure").hidden = true;
+    rows("estimate", []);
     return;
   }
-  text("tab-phase", tab.error ? `${tab.phase}: ${tab.error}` : tab.phase);
-  if (tab.demand) {
-    const load = tab.demand.paths[0];
-    rows("estimate", [
-      ["Load CPU", load ? ms(load.cpu_ms) : "—"],
-      ["Load memory", load ? mib(load.memory_bytes.p50) : "—"],
-      ["Graph", `${tab.demand.graph.nodes} nodes, ${tab.demand.graph.scripts} scripts`],
-      ...tab.demand.components.map((c) => [`Worker ${c.id}`, ms(c.cpu_ms)]),
-    ]);
+  const chartRows = [
+    ...demand.paths.map((p) => ({ label: p.name, q: p.cpu_ms })),
+    ...demand.components.map((c) => ({ label: `worker ${fileName(c.url)}`, q: c.cpu_ms })),
+  ];
+  $("chart").replaceChildren(demandChart(chartRows));
+  $("chart-figure").hidden = chartRows.length === 0;
+  const load = demand.paths[0];
+  rows("estimate", [
+    ["Load CPU", load ? ms(load.cpu_ms) : "—"],
+    ["Load memory", load ? mib(load.memory_bytes.p50) : "—"],
+    ["Load network", load ? mib(load.network_bytes.p50) : "—"],
+    ["Interactions", String(Math.max(0, demand.paths.length - 1))],
+    ["Graph", `${demand.graph.nodes} nodes, ${demand.graph.edges} edges, ${demand.graph.scripts} scripts`],
+    ...demand.components.map((c) => [`Worker ${fileName(c.url)}`, ms(c.cpu_ms)]),
+    ...demand.warnings.slice(0, 3).map((w) => ["Note", w]),
+  ]);
+}
+
+function renderPlan(tab) {
+  const plan = tab.plan;
+  if (!plan) {
+    rows("plan", []);
+    list("placements", []);
+    list("reasons", []);
+    return;
   }
-  if (tab.plan) {
-    const plan = tab.plan;
-    rows("plan", [
-      ["Planned by", plan.source.replace("_", " ")],
-      ["Local", `${plan.local.cpu_millicores} millicores, ${mib(plan.local.memory_bytes)}`],
-      [
-        "Remote",
-        plan.remote
-          ? `${plan.remote.resources.cpu_millicores} millicores, ${mib(plan.remote.resources.memory_bytes)}`
-          : "none",
-      ],
-      [
-        "Lease",
-        tab.lease
-          ? `#${tab.lease.lease_id}, ${Math.max(0, Math.round((tab.lease.expires_at_ms - Date.now()) / 1000))} s left`
-          : tab.leaseNote || "none",
-      ],
-    ]);
-    list(
-      "placements",
-      tab.placements.map((p) => `${p.url.split("/").pop()}: ${p.target} — ${p.reason}`),
-    );
-    list("reasons", plan.reasons);
-  }
+  const lease = tab.lease;
+  rows("plan", [
+    ["Planned by", plan.source === "native_host" ? "native host" : "the extension (no host)"],
+    ["Reserved here", `${plan.local.cpu_millicores} millicores, ${mib(plan.local.memory_bytes)}`],
+    [
+      "Leased remotely",
+      plan.remote
+        ? `${plan.remote.resources.cpu_millicores} millicores, ${mib(plan.remote.resources.memory_bytes)}`
+        : "nothing",
+    ],
+    [
+      "Lease",
+      lease
+        ? `#${lease.lease_id}: ${Math.max(0, Math.round((lease.expires_at_ms - Date.now()) / 1000))} s left`
+        : tab.leaseNote || "none",
+    ],
+  ]);
+  const placed = tab.placements.length
+    ? tab.placements.map((p) => `${fileName(p.url)}: ${p.target} — ${p.reason}`)
+    : plan.placements.map((p) => `${fileName(p.url)}: ${p.target} (planned) — ${p.reason}`);
+  list("placements", placed.length ? placed : ["no offloadable components"]);
+  list("reasons", plan.reasons);
+}
+
+function renderContention(tab) {
+  const c = tab?.contention;
+  text(
+    "contention",
+    c
+      ? `${c.logical_cpus} CPUs, ${Math.round(c.cpu_usage * 100)}% busy; ${mib(c.available_memory_bytes)} of ${mib(c.total_memory_bytes)} free`
+      : "not measured yet",
+  );
+}
+
+async function renderToggles(tab) {
+  const settings = await loadSettings();
+  const url = tab?.url ?? "";
+  const site = $("site-enabled");
+  site.checked = enabledFor(settings, url);
+  site.disabled = !/^https?:/.test(url);
+  $("offload-enabled").checked = settings.offload === "auto";
+  $("offload-enabled").title = offloadAllowedFor(settings, url)
+    ? "This page may run work on the broker"
+    : "This page's code and data stay on this machine";
 }
 
 async function refresh() {
-  const [active] = await api.tabs.query({ active: true, currentWindow: true });
-  const state = await api.runtime.sendMessage({ kind: "popup-state", tabId: active?.id });
+  const tab = await targetTab();
+  const state = await api.runtime.sendMessage({ kind: "popup-state", tabId: tab?.id });
   if (state?.error) {
     text("tab-phase", state.error, "bad");
     return;
   }
-  render(state);
+  renderConnections(state);
+  renderContention(state.tab);
+  await renderToggles(tab);
+  if (!state.tab) {
+    text("tab-phase", "Foresight has not seen this page yet (reload it to analyse it).", "muted");
+    return;
+  }
+  text("tab-phase", state.tab.error ? `${state.tab.phase}: ${state.tab.error}` : state.tab.phase);
+  renderPrediction(state.tab);
+  renderPlan(state.tab);
 }
+
+$("site-enabled").addEventListener("change", async (event) => {
+  const tab = await targetTab();
+  const host = tab?.url ? new URL(tab.url).hostname.toLowerCase() : "";
+  if (!host) return;
+  const settings = await loadSettings();
+  const others = settings.disabledSites.filter((h) => h !== host);
+  await saveSettings({ ...settings, disabledSites: event.target.checked ? others : [...others, host] });
+  text("notice", "Saved: reload the page for it to take effect.", "muted");
+});
+
+$("offload-enabled").addEventListener("change", async (event) => {
+  const settings = await loadSettings();
+  await saveSettings({ ...settings, offload: event.target.checked ? "auto" : "never" });
+  text("notice", "Saved: applies to pages loaded from now on.", "muted");
+});
 
 refresh();
 setInterval(refresh, 1000);

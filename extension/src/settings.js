@@ -1,5 +1,7 @@
 // The user's settings, kept in extension storage (never only in globals: the background may
-// be stopped and restarted at any time), with the defaults a fresh install runs on.
+// be stopped and restarted at any time), with the defaults a fresh install runs on, their
+// validation, and the per-site rules derived from them. Used by the background, the popup
+// and the options page alike.
 
 import { api } from "./platform.js";
 
@@ -11,18 +13,125 @@ export const DEFAULTS = Object.freeze({
   brokerToken: "",
   // "auto" offloads what the plan says is worth it; "never" sends nothing to a broker.
   offload: "auto",
+  // Sites (host names; a name also covers its subdomains) whose code and data may go to the
+  // broker. Empty means every site not denied.
+  offloadAllow: [],
+  // Sites whose code and data never go to the broker, whatever else is set.
+  offloadDeny: [],
+  // Sites where Foresight does nothing at all (the popup's "on this site" toggle).
+  disabledSites: [],
+  // The quantile of predicted demand that local reservations cover.
+  quantile: 0.9,
+  // Lease priority, 0 (lowest) to 9.
+  priority: 5,
+  // Opt-in: discard idle background tabs when a plan's predicted memory exceeds what is free.
+  discardTabs: false,
   // Abstract work units per millisecond on this device (see the estimator's Calibration).
   unitsPerMs: 1e6,
 });
 
-export async function loadSettings() {
-  const stored = await api.storage.local.get("settings");
-  return { ...DEFAULTS, ...(stored.settings ?? {}) };
+const HOST_PATTERN = /^(\*\.)?([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:]+\]$/i;
+
+/** Checks and normalises settings; returns `{settings, errors}` (errors keyed by field). */
+export function validate(input) {
+  const settings = { ...DEFAULTS };
+  const errors = {};
+  const source = input && typeof input === "object" ? input : {};
+  for (const key of Object.keys(source)) {
+    if (!(key in DEFAULTS)) errors[key] = "unknown setting";
+  }
+  if (source.brokerUrl != null) {
+    const url = String(source.brokerUrl).trim();
+    if (url === "" || /^wss?:\/\/[^\s/]+(\/\S*)?$/i.test(url)) {
+      settings.brokerUrl = url;
+    } else {
+      errors.brokerUrl = "must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:47800";
+    }
+  }
+  if (source.brokerToken != null) settings.brokerToken = String(source.brokerToken);
+  if (source.offload != null) {
+    if (source.offload === "auto" || source.offload === "never") settings.offload = source.offload;
+    else errors.offload = 'must be "auto" or "never"';
+  }
+  for (const key of ["offloadAllow", "offloadDeny", "disabledSites"]) {
+    if (source[key] == null) continue;
+    const list = Array.isArray(source[key]) ? source[key] : String(source[key]).split(/[\s,]+/);
+    const hosts = list.map((h) => String(h).trim().toLowerCase()).filter(Boolean);
+    const bad = hosts.filter((h) => !HOST_PATTERN.test(h));
+    if (bad.length) errors[key] = `not a host name: ${bad.join(", ")}`;
+    else settings[key] = [...new Set(hosts)];
+  }
+  if (source.quantile != null) {
+    const q = Number(source.quantile);
+    if (q >= 0.5 && q <= 0.99) settings.quantile = q;
+    else errors.quantile = "must be between 0.5 and 0.99";
+  }
+  if (source.priority != null) {
+    const p = Number(source.priority);
+    if (Number.isInteger(p) && p >= 0 && p <= 9) settings.priority = p;
+    else errors.priority = "must be a whole number from 0 to 9";
+  }
+  if (source.discardTabs != null) settings.discardTabs = source.discardTabs === true;
+  if (source.unitsPerMs != null) {
+    const u = Number(source.unitsPerMs);
+    if (Number.isFinite(u) && u > 0) settings.unitsPerMs = u;
+    else errors.unitsPerMs = "must be a positive number";
+  }
+  return { settings, errors };
 }
 
-/** The planner's policy (shared::protocol::plan::Policy) from the settings. */
-export function policyFrom(settings) {
-  return { offload: settings.offload === "never" ? "never" : "auto" };
+export async function loadSettings() {
+  const stored = await api.storage.local.get("settings");
+  // Stored settings were validated when saved; validating again drops keys that an older or
+  // newer version of the extension wrote and this one does not know.
+  const { settings } = validate(stored.settings ?? {});
+  return settings;
+}
+
+/** Validates and saves; resolves with the errors (empty when saved). */
+export async function saveSettings(input) {
+  const { settings, errors } = validate(input);
+  if (Object.keys(errors).length === 0) await api.storage.local.set({ settings });
+  return errors;
+}
+
+/** Whether `host` is `rule` or a subdomain of it. */
+function hostMatches(host, rule) {
+  const bare = rule.startsWith("*.") ? rule.slice(2) : rule;
+  return host === bare || host.endsWith(`.${bare}`);
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).hostname.toLowerCase();
+  } catch {
+    return "";
+  }
+}
+
+/** Whether Foresight should analyse and orchestrate pages at `url` at all. */
+export function enabledFor(settings, url) {
+  const host = hostOf(url);
+  return !settings.disabledSites.some((rule) => hostMatches(host, rule));
+}
+
+/** Whether code and data from `url` may be sent to the broker. */
+export function offloadAllowedFor(settings, url) {
+  if (settings.offload !== "auto") return false;
+  const host = hostOf(url);
+  if (!host) return false;
+  if (settings.offloadDeny.some((rule) => hostMatches(host, rule))) return false;
+  if (settings.offloadAllow.length === 0) return true;
+  return settings.offloadAllow.some((rule) => hostMatches(host, rule));
+}
+
+/** The planner's policy (shared::protocol::plan::Policy) for a page. */
+export function policyFor(settings, url) {
+  return {
+    offload: offloadAllowedFor(settings, url) ? "auto" : "never",
+    quantile: settings.quantile,
+    priority: settings.priority,
+  };
 }
 
 /** The broker URL to use: the user's, else the native host's, else the default. */

@@ -85,6 +85,14 @@ impl Artifacts {
         self.bin_dir.join("foresight-broker")
     }
 
+    /// Where tests save screenshots for people to look at (`target/foresight/screenshots`).
+    pub fn screenshots_dir(&self) -> PathBuf {
+        self.dist_dir
+            .parent()
+            .map(|p| p.join("screenshots"))
+            .unwrap_or_else(|| self.dist_dir.join("screenshots"))
+    }
+
     /// The fixture pages shipped with the tests.
     pub fn fixtures_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

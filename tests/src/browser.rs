@@ -89,6 +89,114 @@ impl Browser {
         }
     }
 
+    /// Waits until the JavaScript expression `condition` is truthy in the page, and returns
+    /// its value. The page re-evaluates it every 50 ms and gives up after `deadline`.
+    pub async fn wait_for(
+        &self,
+        tab: &Tab,
+        condition: &str,
+        deadline: std::time::Duration,
+    ) -> Result<Value, Error> {
+        let ms = deadline.as_millis();
+        let expression = format!(
+            "new Promise((resolve, reject) => {{
+                const start = Date.now();
+                const check = () => {{
+                    let value;
+                    try {{ value = ({condition}); }} catch (e) {{ value = undefined; }}
+                    if (value) return resolve(value);
+                    if (Date.now() - start > {ms}) return reject(new Error('condition never held: ' + {quoted}));
+                    setTimeout(check, 50);
+                }};
+                check();
+            }})",
+            quoted = serde_json::to_string(condition).unwrap_or_default()
+        );
+        self.eval(tab, &expression).await
+    }
+
+    /// Opens one of the extension's own pages and waits until `ready` (a JavaScript
+    /// condition) holds in it. Right after the extension reloads, its pages are briefly
+    /// unavailable, so a page that does not become ready soon is closed and opened again,
+    /// until `deadline`.
+    pub async fn open_extension_page(
+        &self,
+        path: &str,
+        ready: &str,
+        deadline: std::time::Duration,
+    ) -> Result<Tab, Error> {
+        let end = std::time::Instant::now() + deadline;
+        let attempt = std::time::Duration::from_secs(5);
+        loop {
+            let tab = self.open(&self.extension_url(path)).await?;
+            match self.wait_for(&tab, ready, attempt).await {
+                Ok(_) => return Ok(tab),
+                Err(e) if std::time::Instant::now() >= end => {
+                    return Err(Error::Timeout(format!("{path} never became ready: {e}")));
+                }
+                Err(_) => {
+                    let _ = self.close(&tab).await;
+                }
+            }
+        }
+    }
+
+    /// Stops the extension's background the way the browser does when it reclaims it: Chrome's
+    /// service worker is terminated (it starts again on the next event); Firefox's event page
+    /// is restarted by reloading the add-on. Whatever the background held only in memory is
+    /// gone afterwards; what it kept in extension storage must still be there.
+    pub async fn restart_background(&self) -> Result<(), Error> {
+        match self {
+            Browser::Chromium(b) => b.stop_service_worker().await,
+            Browser::Firefox(_) => {
+                let tab = self
+                    .open_extension_page(
+                        "options.html",
+                        "document.readyState === 'complete'",
+                        std::time::Duration::from_secs(30),
+                    )
+                    .await?;
+                // Reload after this evaluation returns: the page goes away with the add-on.
+                self.eval(
+                    &tab,
+                    "(api => { setTimeout(() => api.runtime.reload(), 0); return true; })(globalThis.browser)",
+                )
+                .await
+                .map(|_| ())
+            }
+        }
+    }
+
+    /// The URL of one of the extension's own pages, e.g. `options.html`.
+    pub fn extension_url(&self, path: &str) -> String {
+        match self {
+            Browser::Chromium(_) => format!(
+                "chrome-extension://{}/{path}",
+                foresight_shared::ids::CHROME_EXTENSION_ID
+            ),
+            Browser::Firefox(_) => {
+                format!("moz-extension://{}/{path}", crate::firefox::EXTENSION_UUID)
+            }
+        }
+    }
+
+    /// Saves a PNG of what `tab` shows to `path` (creating its folder).
+    pub async fn screenshot(&self, tab: &Tab, path: &Path) -> Result<(), Error> {
+        use base64::Engine;
+        let data = match self {
+            Browser::Chromium(b) => b.screenshot(tab).await?,
+            Browser::Firefox(b) => b.screenshot(tab).await?,
+        };
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| Error::Browser(format!("screenshot is not base64: {e}")))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
     pub async fn close(&self, tab: &Tab) -> Result<(), Error> {
         match self {
             Browser::Chromium(b) => b.close(tab).await,

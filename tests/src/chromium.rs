@@ -134,6 +134,50 @@ impl Chromium {
         Ok(result["result"]["value"].clone())
     }
 
+    /// Terminates the extension's service worker, as Chrome does to an idle one.
+    pub async fn stop_service_worker(&self) -> Result<(), Error> {
+        let prefix = format!(
+            "chrome-extension://{}/",
+            foresight_shared::ids::CHROME_EXTENSION_ID
+        );
+        let targets = self
+            .rpc
+            .call("Target.getTargets", json!({}), json!({}))
+            .await?;
+        let worker = targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t["type"] == "service_worker"
+                    && t["url"].as_str().is_some_and(|u| u.starts_with(&prefix))
+            })
+            .ok_or_else(|| {
+                Error::Browser("the extension's service worker is not running".into())
+            })?;
+        self.rpc
+            .call(
+                "Target.closeTarget",
+                json!({"targetId": worker["targetId"]}),
+                json!({}),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// A PNG of the page, base64-encoded.
+    pub async fn screenshot(&self, tab: &Tab) -> Result<String, Error> {
+        let shot = self
+            .rpc
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png"}),
+                json!({"sessionId": tab.session}),
+            )
+            .await?;
+        str_field(&shot, "data")
+    }
+
     pub async fn close(&self, tab: &Tab) -> Result<(), Error> {
         self.rpc
             .call("Target.closeTarget", json!({"targetId": tab.id}), json!({}))

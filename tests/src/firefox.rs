@@ -1,7 +1,9 @@
 //! Debian's Firefox ESR, driven over its built-in WebDriver BiDi (no geckodriver), with the
 //! built extension installed as a temporary add-on. Firefox looks for native host manifests
 //! only under `$HOME/.mozilla/native-messaging-hosts`, so the browser runs with HOME set to a
-//! directory of the scenario's own.
+//! directory of the scenario's own. The extension gets a fixed moz-extension:// UUID and
+//! BiDi runs with system access, so tests can open the extension's own pages (popup,
+//! options), which BiDi otherwise refuses to navigate to.
 
 use std::time::Duration;
 
@@ -11,6 +13,10 @@ use tokio::process::Command;
 use crate::Error;
 use crate::browser::{BrowserProcess, LaunchOptions, Tab};
 use crate::rpc::RpcClient;
+
+/// The fixed moz-extension:// host of the extension in test profiles, so its pages have a
+/// known URL (pref `extensions.webextensions.uuids`).
+pub const EXTENSION_UUID: &str = "7f9d2c1e-4b3a-4e8f-9a61-0c5d8e2f4b17";
 
 pub struct Firefox {
     pub(crate) process: BrowserProcess,
@@ -27,6 +33,13 @@ pub fn home_dir(dir: &std::path::Path) -> std::path::PathBuf {
 fn prefs(refusing_port: u16) -> String {
     let mut p = vec![
         ("browser.startup.page", "0".to_string()),
+        (
+            "extensions.webextensions.uuids",
+            format!(
+                "\"{{\\\"{}\\\":\\\"{EXTENSION_UUID}\\\"}}\"",
+                foresight_shared::ids::FIREFOX_EXTENSION_ID
+            ),
+        ),
         ("browser.shell.checkDefaultBrowser", "false".into()),
         ("browser.aboutwelcome.enabled", "false".into()),
         ("network.proxy.type", "1".into()),
@@ -80,11 +93,17 @@ impl Firefox {
         if options.headless {
             cmd.arg("--headless");
         }
-        cmd.args(["--no-remote", "--remote-debugging-port", "0", "--profile"])
-            .arg(&profile)
-            .arg("about:blank")
-            .env("HOME", &home)
-            .envs(options.env.iter().map(|(k, v)| (k, v)));
+        cmd.args([
+            "--no-remote",
+            "--remote-allow-system-access",
+            "--remote-debugging-port",
+            "0",
+            "--profile",
+        ])
+        .arg(&profile)
+        .arg("about:blank")
+        .env("HOME", &home)
+        .envs(options.env.iter().map(|(k, v)| (k, v)));
         let (process, url) = BrowserProcess::spawn(
             cmd,
             options.dir.join("firefox.log"),
@@ -153,6 +172,22 @@ impl Firefox {
             v if v["type"] == "undefined" || v["type"] == "null" => Value::Null,
             other => other.clone(),
         })
+    }
+
+    /// A PNG of the page, base64-encoded.
+    pub async fn screenshot(&self, tab: &Tab) -> Result<String, Error> {
+        let shot = self
+            .rpc
+            .call(
+                "browsingContext.captureScreenshot",
+                json!({"context": tab.id}),
+                json!({}),
+            )
+            .await?;
+        shot["data"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Browser(format!("screenshot without data: {shot}")))
     }
 
     pub async fn close(&self, tab: &Tab) -> Result<(), Error> {

@@ -18,7 +18,7 @@ use crate::Error;
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
 /// How long any single command may take before the test fails with a clear error.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub struct RpcClient {
     outgoing: mpsc::UnboundedSender<String>,

@@ -37,6 +37,7 @@ pub fn expected_acc() -> u64 {
 /// fixture site, all in a throwaway directory.
 pub struct Rig {
     pub kind: BrowserKind,
+    pub artifacts: Artifacts,
     pub site: StaticServer,
     pub broker: LocalBroker,
     pub host_log: HostLog,
@@ -45,8 +46,38 @@ pub struct Rig {
     pub dir: tempfile::TempDir,
 }
 
+/// How a rig is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct RigOptions {
+    pub headless: bool,
+    /// Whether the native host names the rig's broker to the extension (through
+    /// `FORESIGHT_BROKER_URL`). Without it the extension uses its settings or the default.
+    pub announce_broker: bool,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        Self {
+            headless: true,
+            announce_broker: true,
+        }
+    }
+}
+
 impl Rig {
     pub async fn start(kind: BrowserKind, headless: bool) -> Result<Self, Error> {
+        Self::start_with(
+            kind,
+            RigOptions {
+                headless,
+                ..RigOptions::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn start_with(kind: BrowserKind, options: RigOptions) -> Result<Self, Error> {
+        let headless = options.headless;
         let artifacts = Artifacts::locate()?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("foresight-{}-", kind.name()))
@@ -57,13 +88,13 @@ impl Rig {
         let host_log = HostLog::new(dir.path().join("host-audit.jsonl"));
         // The browser passes its environment to the native host it starts; the host tells
         // the extension which broker to use, exactly as a user's configured host would.
-        let env = vec![
-            (
-                host::ENV_HOST_LOG.to_string(),
-                host_log.path.display().to_string(),
-            ),
-            (host::ENV_BROKER_URL.to_string(), broker.url()),
-        ];
+        let mut env = vec![(
+            host::ENV_HOST_LOG.to_string(),
+            host_log.path.display().to_string(),
+        )];
+        if options.announce_broker {
+            env.push((host::ENV_BROKER_URL.to_string(), broker.url()));
+        }
         let browser = Browser::launch(
             kind,
             LaunchOptions {
@@ -76,6 +107,7 @@ impl Rig {
         .await?;
         Ok(Self {
             kind,
+            artifacts,
             site,
             broker,
             host_log,

@@ -1,0 +1,115 @@
+// The options page: edits the settings in extension storage (settings.js validates them),
+// tests a broker URL and token by really connecting to it, and exports and imports settings
+// as a JSON file.
+
+import { BrokerClient } from "./broker-client.js";
+import { DEFAULT_BROKER_URL, loadSettings, saveSettings, validate } from "./settings.js";
+
+const $ = (id) => document.getElementById(id);
+const LISTS = ["offloadAllow", "offloadDeny", "disabledSites"];
+const FIELDS = ["brokerUrl", "brokerToken", "offload", "quantile", "priority", ...LISTS];
+
+function fill(settings) {
+  for (const key of FIELDS) {
+    $(key).value = LISTS.includes(key) ? settings[key].join("\n") : String(settings[key]);
+  }
+  $("discardTabs").checked = settings.discardTabs;
+  $("unitsPerMs").textContent = settings.unitsPerMs.toExponential(3);
+}
+
+function read(current) {
+  const input = { ...current };
+  for (const key of FIELDS) input[key] = $(key).value;
+  input.discardTabs = $("discardTabs").checked;
+  return input;
+}
+
+function showErrors(errors) {
+  for (const key of FIELDS) {
+    const message = errors[key] ?? "";
+    $(`${key}-error`).textContent = message;
+    $(key).setAttribute("aria-invalid", message ? "true" : "false");
+  }
+  const first = FIELDS.find((key) => errors[key]);
+  if (first) $(first).focus();
+}
+
+function say(id, message, cls = "") {
+  $(id).textContent = message;
+  $(id).className = cls;
+}
+
+async function save(event) {
+  event.preventDefault();
+  const errors = await saveSettings(read(await loadSettings()));
+  showErrors(errors);
+  say("saved", Object.keys(errors).length ? "Not saved: fix the fields marked above." : "Saved.", Object.keys(errors).length ? "bad" : "ok");
+}
+
+async function testBroker() {
+  const { settings, errors } = validate({ brokerUrl: $("brokerUrl").value, brokerToken: $("brokerToken").value });
+  if (errors.brokerUrl) {
+    showErrors(errors);
+    return;
+  }
+  const url = settings.brokerUrl || DEFAULT_BROKER_URL;
+  say("broker-result", `Connecting to ${url}…`);
+  const client = new BrokerClient({});
+  try {
+    const terms = await client.connect(url, settings.brokerToken);
+    say(
+      "broker-result",
+      `Connected to ${client.status.detail || url}: ${terms.capacity.cpu_millicores} millicores, ` +
+        `${Math.round(terms.capacity.memory_bytes / 2 ** 20)} MiB, round trip ${terms.rtt_ms.toFixed(1)} ms.`,
+      "ok",
+    );
+  } catch (error) {
+    say("broker-result", `Cannot use ${url}: ${error.message}`, "bad");
+  } finally {
+    client.close();
+  }
+}
+
+function exportSettings() {
+  loadSettings().then((settings) => {
+    const blob = new Blob([JSON.stringify({ foresight_settings: 1, settings }, null, 2)], {
+      type: "application/json",
+    });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = "foresight-settings.json";
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 0);
+  });
+}
+
+async function importSettings(event) {
+  const file = event.target.files?.[0];
+  if (!file) return;
+  let parsed;
+  try {
+    parsed = JSON.parse(await file.text());
+  } catch (error) {
+    say("saved", `Not imported: the file is not JSON (${error.message}).`, "bad");
+    return;
+  }
+  const errors = await saveSettings(parsed?.settings ?? parsed);
+  if (Object.keys(errors).length) {
+    const detail = Object.entries(errors).map(([k, v]) => `${k}: ${v}`).join("; ");
+    say("saved", `Not imported: ${detail}.`, "bad");
+    return;
+  }
+  fill(await loadSettings());
+  say("saved", "Imported and saved.", "ok");
+}
+
+$("form").addEventListener("submit", save);
+$("test-broker").addEventListener("click", testBroker);
+$("export").addEventListener("click", exportSettings);
+$("import").addEventListener("change", importSettings);
+loadSettings()
+  .then(fill)
+  .then(() => {
+    // Tells automation (and nobody else needs to know) that the form shows stored values.
+    document.documentElement.dataset.ready = "true";
+  });
