@@ -48,6 +48,39 @@
     window.addEventListener(type, () => interactions++, { capture: true, passive: true });
   }
 
+  // Whether discarding this tab would lose something: unsaved form input or playing media.
+  // The background spares busy tabs when it frees memory (tab-discard.js).
+  let dirtyForms = false;
+  let busyReported = false;
+  function reportBusy() {
+    const media = [...document.querySelectorAll("video, audio")].some((m) => !m.paused && !m.ended);
+    const busy = dirtyForms || media;
+    if (busy !== busyReported) {
+      busyReported = busy;
+      extension().postMessage({ kind: "tab-state", busy });
+    }
+  }
+  window.addEventListener(
+    "input",
+    (event) => {
+      const t = event.target;
+      if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || t?.isContentEditable) {
+        dirtyForms = true;
+        reportBusy();
+      }
+    },
+    { capture: true, passive: true },
+  );
+  for (const type of ["submit", "reset"]) {
+    window.addEventListener(type, () => {
+      dirtyForms = false;
+      reportBusy();
+    }, { capture: true, passive: true });
+  }
+  for (const type of ["play", "pause", "ended"]) {
+    window.addEventListener(type, reportBusy, { capture: true, passive: true });
+  }
+
   function isJavaScript(type) {
     return !type || /^(module|(text|application)\/(x-)?(java|ecma)script)$/i.test(type.trim());
   }

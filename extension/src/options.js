@@ -7,7 +7,7 @@ import { DEFAULT_BROKER_URL, loadSettings, saveSettings, validate } from "./sett
 
 const $ = (id) => document.getElementById(id);
 const LISTS = ["offloadAllow", "offloadDeny", "disabledSites"];
-const FIELDS = ["brokerUrl", "brokerToken", "offload", "quantile", "priority", ...LISTS];
+const FIELDS = ["brokerUrl", "brokerToken", "offload", "quantile", "priority", "discardIdleMinutes", ...LISTS];
 
 function fill(settings) {
   for (const key of FIELDS) {

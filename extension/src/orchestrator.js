@@ -9,7 +9,8 @@
 import { BrokerClient } from "./broker-client.js";
 import { estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
-import { browserContention } from "./platform.js";
+import { api, browserContention } from "./platform.js";
+import { chooseTabsToDiscard } from "./tab-discard.js";
 import { brokerUrlFrom, enabledFor, loadSettings, offloadAllowedFor, policyFor } from "./settings.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
@@ -55,6 +56,8 @@ class TabSession {
     this.error = "";
     this.ended = false;
     this.settings = null; // the settings the analysis ran with
+    this.busy = false; // unsaved form input or playing media: never discard this tab
+    this.discarded = []; // tabs discarded to make room for this page
   }
 
   send(message) {
@@ -127,6 +130,9 @@ export class Orchestrator {
             reason: `placement failed: ${error?.message ?? error}`,
           }),
         );
+        break;
+      case "tab-state":
+        session.busy = message.busy === true;
         break;
       case "worker-post": {
         const workerId = this.#brokerWorkerId(session, message.id);
@@ -230,9 +236,37 @@ export class Orchestrator {
       }
     }
 
+    if (settings.discardTabs) await this.#freeMemory(session, plan, contention, settings);
+
     session.result = { demand, plan, contention };
     session.phase = "planned";
     session.analysis.resolve(session.result);
+  }
+
+  /** Discards idle background tabs when the plan needs more memory than is free (opt-in). */
+  async #freeMemory(session, plan, contention, settings) {
+    const deficitBytes = plan.local.memory_bytes - contention.available_memory_bytes;
+    if (!(deficitBytes > 0)) return;
+    const busyTabIds = new Set([...this.sessions.values()].filter((s) => s.busy).map((s) => s.tabId));
+    const { discard, spared } = chooseTabsToDiscard(await api.tabs.query({}), {
+      now: Date.now(),
+      idleMs: settings.discardIdleMinutes * 60_000,
+      deficitBytes,
+      busyTabIds,
+      requestingTabId: session.tabId,
+    });
+    for (const id of discard) {
+      try {
+        await api.tabs.discard(id);
+        session.discarded.push(id);
+      } catch {
+        // The tab closed meanwhile, or the browser refused: nothing to free there.
+      }
+    }
+    plan.reasons.push(
+      `predicted memory exceeds what is free by ${Math.round(deficitBytes / 2 ** 20)} MiB: ` +
+        `discarded ${session.discarded.length} idle tab(s), spared ${spared.length}`,
+    );
   }
 
   async #placeWorker(session, { id, url, options }) {

@@ -26,6 +26,8 @@ export const DEFAULTS = Object.freeze({
   priority: 5,
   // Opt-in: discard idle background tabs when a plan's predicted memory exceeds what is free.
   discardTabs: false,
+  // A tab used within this many minutes is never discarded.
+  discardIdleMinutes: 10,
   // Abstract work units per millisecond on this device (see the estimator's Calibration).
   unitsPerMs: 1e6,
 });
@@ -72,6 +74,11 @@ export function validate(input) {
     else errors.priority = "must be a whole number from 0 to 9";
   }
   if (source.discardTabs != null) settings.discardTabs = source.discardTabs === true;
+  if (source.discardIdleMinutes != null) {
+    const m = Number(source.discardIdleMinutes);
+    if (Number.isFinite(m) && m >= 0 && m <= 1440) settings.discardIdleMinutes = m;
+    else errors.discardIdleMinutes = "must be between 0 and 1440 minutes";
+  }
   if (source.unitsPerMs != null) {
     const u = Number(source.unitsPerMs);
     if (Number.isFinite(u) && u > 0) settings.unitsPerMs = u;

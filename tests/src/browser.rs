@@ -89,8 +89,8 @@ impl Browser {
         }
     }
 
-    /// Waits until the JavaScript expression `condition` is truthy in the page, and returns
-    /// its value. The page re-evaluates it every 50 ms and gives up after `deadline`.
+    /// Waits until the JavaScript expression `condition` (or the promise it gives) is truthy
+    /// in the page, and returns its value. The page re-evaluates it every 50 ms and gives up after `deadline`.
     pub async fn wait_for(
         &self,
         tab: &Tab,
@@ -101,9 +101,9 @@ impl Browser {
         let expression = format!(
             "new Promise((resolve, reject) => {{
                 const start = Date.now();
-                const check = () => {{
+                const check = async () => {{
                     let value;
-                    try {{ value = ({condition}); }} catch (e) {{ value = undefined; }}
+                    try {{ value = await ({condition}); }} catch (e) {{ value = undefined; }}
                     if (value) return resolve(value);
                     if (Date.now() - start > {ms}) return reject(new Error('condition never held: ' + {quoted}));
                     setTimeout(check, 50);

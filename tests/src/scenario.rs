@@ -126,6 +126,17 @@ impl Rig {
     }
 }
 
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // FORESIGHT_KEEP_RIG=1 keeps each rig's profile, browser log and host audit log for a
+        // post-mortem.
+        if std::env::var_os("FORESIGHT_KEEP_RIG").is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("rig kept in {}", self.dir.path().display());
+        }
+    }
+}
+
 /// Receives the seven steps of the data flow as they are observed.
 pub type Report<'a> = &'a mut dyn FnMut(u8, &str, String);
 

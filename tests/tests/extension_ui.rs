@@ -186,6 +186,8 @@ async fn the_popup_shows_prediction_plan_and_lease(kind: BrowserKind) -> Result<
         .await?;
     let text = shown.as_str().unwrap_or_default();
     assert!(text.contains("native host"), "plan source missing: {text}");
+    let unlabelled = rig.browser.eval(&popup, UNLABELLED_CONTROLS).await?;
+    assert_eq!(unlabelled, json!([]), "popup controls without a name");
     let dir = rig.artifacts.screenshots_dir();
     rig.browser
         .screenshot(&popup, &dir.join(format!("{}-popup.png", kind.name())))
@@ -201,11 +203,103 @@ async fn the_popup_shows_prediction_plan_and_lease(kind: BrowserKind) -> Result<
             DEADLINE,
         )
         .await?;
+    let unlabelled = rig.browser.eval(&options, UNLABELLED_CONTROLS).await?;
+    assert_eq!(unlabelled, json!([]), "options controls without a name");
     rig.browser
         .screenshot(&options, &dir.join(format!("{}-options.png", kind.name())))
         .await?;
     Ok(())
 }
+
+/// With tab discarding turned on, a page predicted to need more memory than is free gets idle
+/// background tabs discarded, but never a pinned tab or one with unsaved form input.
+async fn discarding_spares_protected_tabs(kind: BrowserKind) -> Result<(), Error> {
+    let rig = rig(kind, true).await;
+    let options = save_options(
+        &rig,
+        json!({"discardTabs": true, "discardIdleMinutes": "0"}),
+    )
+    .await?;
+    rig.browser.close(&options).await?;
+    let idle_url = rig.site.url("plain-page/index.html");
+    let pinned_url = rig.site.url("plain-page/index.html?pinned");
+    let form_url = rig.site.url("form-page/index.html");
+    rig.browser.open(&idle_url).await?;
+    rig.browser.open(&pinned_url).await?;
+    let form = rig.browser.open(&form_url).await?;
+    // A person types a note and does not send it.
+    rig.browser
+        .eval(
+            &form,
+            "(() => { const n = document.getElementById('note'); n.focus(); n.value = 'draft';              n.dispatchEvent(new Event('input', { bubbles: true })); return true; })()",
+        )
+        .await?;
+    let control = rig
+        .browser
+        .open_extension_page("options.html", OPTIONS_READY, DEADLINE)
+        .await?;
+    rig.browser
+        .eval(
+            &control,
+            &format!(
+                "(async api => {{ const [t] = (await api.tabs.query({{}})).filter(t => t.url === {pinned});                  await api.tabs.update(t.id, {{ pinned: true }}); return true; }})(globalThis.browser ?? globalThis.chrome)",
+                pinned = serde_json::to_string(&pinned_url).unwrap_or_default()
+            ),
+        )
+        .await?;
+
+    // Extension pages are tabs too: close this one, or it would be an idle tab to discard.
+    rig.browser.close(&control).await?;
+
+    let hungry = rig
+        .browser
+        .open(&rig.site.url("memory-page/index.html"))
+        .await?;
+    let outcome = rig.browser.eval(&hungry, "window.fixtureDone").await?;
+    assert_eq!(
+        outcome,
+        json!("RangeError"),
+        "the page's own allocation should fail"
+    );
+
+    let state_of = |url: &str| {
+        format!(
+            "(async api => (await api.tabs.query({{}})).filter(t => t.url === {u}).map(t => t.discarded))(globalThis.browser ?? globalThis.chrome)",
+            u = serde_json::to_string(url).unwrap_or_default()
+        )
+    };
+    let idle_discarded = format!(
+        "(async api => (await api.tabs.query({{}})).some(t => t.url === {u} && t.discarded))(globalThis.browser ?? globalThis.chrome)",
+        u = serde_json::to_string(&idle_url).unwrap_or_default()
+    );
+    // The discard happens when the plan is made.
+    let control = rig
+        .browser
+        .open_extension_page("options.html", OPTIONS_READY, DEADLINE)
+        .await?;
+    rig.browser
+        .wait_for(&control, &idle_discarded, DEADLINE)
+        .await?;
+    assert_eq!(
+        rig.browser.eval(&control, &state_of(&pinned_url)).await?,
+        json!([false])
+    );
+    assert_eq!(
+        rig.browser.eval(&control, &state_of(&form_url)).await?,
+        json!([false])
+    );
+    Ok(())
+}
+
+/// Every form control on the page has an accessible name and is reachable with the keyboard
+/// (no control is taken out of the tab order); returns the offenders, described.
+const UNLABELLED_CONTROLS: &str = "[...document.querySelectorAll('input, select, textarea, button, a[href]')]
+    .filter(el => {
+        const named = el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+            || (['BUTTON', 'A'].includes(el.tagName) && el.textContent.trim());
+        return !named || el.tabIndex < 0;
+    })
+    .map(el => el.outerHTML.slice(0, 120))";
 
 /// Percent-encodes a URL for use as a query value.
 fn encode(s: &str) -> String {
@@ -250,4 +344,5 @@ in_both_browsers!(
     settings_survive_a_background_restart,
     a_denied_site_sends_nothing_to_the_broker,
     the_popup_shows_prediction_plan_and_lease,
+    discarding_spares_protected_tabs,
 );

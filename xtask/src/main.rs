@@ -2,8 +2,9 @@
 //!
 //! * `dist`  — builds the wasm estimator, generates its JS glue, and packages the extension
 //!   for Chrome and Firefox (unpacked folders plus a `.zip` and an `.xpi`).
-//! * `test`  — every test: formatting, unit and integration tests, and the end-to-end tests
-//!   in real headless Chromium and Firefox.
+//! * `test`  — every test: formatting, the extension's JavaScript unit tests (Node),
+//!   `web-ext lint` of the Firefox package, Rust unit and integration tests, and the
+//!   end-to-end tests in real headless Chromium and Firefox.
 //! * `lint`  — `cargo fmt --check` and `cargo clippy -D warnings`, native and wasm32.
 //! * `bench` — the benchmarks (`foresight-bench`, release build): a table, and
 //!   `target/bench/results.json` for comparing runs.
@@ -16,6 +17,7 @@
 mod dist;
 mod manifest;
 mod util;
+mod weblint;
 
 use std::process::ExitCode;
 
@@ -67,7 +69,15 @@ fn test(args: &[String]) -> Result<()> {
         format!("{e}\n  the code is not formatted: run `cargo fmt --all` and commit the result")
     })?;
     let browsers = util::Browsers::find()?;
+    util::step("extension unit tests (node --test)");
+    let mut node = std::process::Command::new("node");
+    node.arg("--test")
+        .arg(paths::workspace_root().join("extension/tests"));
+    util::run(node).map_err(|e| {
+        format!("{e}\n  the extension's unit tests need Node.js: `sudo apt-get install -y nodejs`")
+    })?;
     let dist = dist::dist()?;
+    weblint::lint(&dist)?;
     util::step("building the native host and the broker");
     cargo(&[
         "build",
