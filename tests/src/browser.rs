@@ -128,15 +128,22 @@ impl Browser {
         let end = std::time::Instant::now() + deadline;
         let attempt = std::time::Duration::from_secs(5);
         loop {
-            let tab = self.open(&self.extension_url(path)).await?;
-            match self.wait_for(&tab, ready, attempt).await {
-                Ok(_) => return Ok(tab),
-                Err(e) if std::time::Instant::now() >= end => {
-                    return Err(Error::Timeout(format!("{path} never became ready: {e}")));
-                }
-                Err(_) => {
-                    let _ = self.close(&tab).await;
-                }
+            // Navigation itself fails while the add-on is being reloaded (Firefox answers
+            // NS_ERROR_NOT_AVAILABLE); that is retried like a page that is not ready.
+            let outcome = match self.open(&self.extension_url(path)).await {
+                Ok(tab) => match self.wait_for(&tab, ready, attempt).await {
+                    Ok(_) => return Ok(tab),
+                    Err(e) => {
+                        let _ = self.close(&tab).await;
+                        e
+                    }
+                },
+                Err(e) => e,
+            };
+            if std::time::Instant::now() >= end {
+                return Err(Error::Timeout(format!(
+                    "{path} never became ready: {outcome}"
+                )));
             }
         }
     }

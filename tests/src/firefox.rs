@@ -133,13 +133,26 @@ impl Firefox {
             .as_str()
             .ok_or_else(|| Error::Browser(format!("no context in {created}")))?
             .to_string();
-        self.rpc
+        let navigated = self
+            .rpc
             .call(
                 "browsingContext.navigate",
                 json!({"context": context, "url": url, "wait": "complete"}),
                 json!({}),
             )
-            .await?;
+            .await;
+        if let Err(e) = navigated {
+            // Do not leave the empty tab behind.
+            let _ = self
+                .rpc
+                .call(
+                    "browsingContext.close",
+                    json!({"context": context}),
+                    json!({}),
+                )
+                .await;
+            return Err(e);
+        }
         Ok(Tab {
             id: context,
             session: None,
