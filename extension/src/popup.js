@@ -42,7 +42,8 @@ function list(id, items) {
 }
 
 const ms = (q) => `${Math.round(q.p50)} ms (p10 ${Math.round(q.p10)}, p90 ${Math.round(q.p90)})`;
-const mib = (bytes) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+const mib = (bytes) =>
+  bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const fileName = (url) => (url ?? "").split("/").pop() || url;
 
 async function targetTab() {

@@ -187,6 +187,16 @@ impl Browser {
         }
     }
 
+    /// Makes `tab` render with `prefers-color-scheme: dark` (or back to light). Returns
+    /// false where the browser's automation cannot do it: Firefox ESR 153's BiDi has no
+    /// colour-scheme emulation yet.
+    pub async fn set_dark_scheme(&self, tab: &Tab, dark: bool) -> Result<bool, Error> {
+        match self {
+            Browser::Chromium(b) => b.set_dark_scheme(tab, dark).await.map(|()| true),
+            Browser::Firefox(_) => Ok(false),
+        }
+    }
+
     /// Saves a PNG of what `tab` shows to `path` (creating its folder).
     pub async fn screenshot(&self, tab: &Tab, path: &Path) -> Result<(), Error> {
         use base64::Engine;

@@ -165,6 +165,18 @@ impl Chromium {
             .map(|_| ())
     }
 
+    pub async fn set_dark_scheme(&self, tab: &Tab, dark: bool) -> Result<(), Error> {
+        let value = if dark { "dark" } else { "light" };
+        self.rpc
+            .call(
+                "Emulation.setEmulatedMedia",
+                json!({"features": [{"name": "prefers-color-scheme", "value": value}]}),
+                json!({"sessionId": tab.session}),
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// A PNG of the page, base64-encoded.
     pub async fn screenshot(&self, tab: &Tab) -> Result<String, Error> {
         let shot = self

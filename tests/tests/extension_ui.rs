@@ -208,6 +208,14 @@ async fn the_popup_shows_prediction_plan_and_lease(kind: BrowserKind) -> Result<
     rig.browser
         .screenshot(&options, &dir.join(format!("{}-options.png", kind.name())))
         .await?;
+    // The same pages in the dark scheme, for people to check they stay readable.
+    for (tab, name) in [(&popup, "popup"), (&options, "options")] {
+        if rig.browser.set_dark_scheme(tab, true).await? {
+            rig.browser
+                .screenshot(tab, &dir.join(format!("{}-{name}-dark.png", kind.name())))
+                .await?;
+        }
+    }
     Ok(())
 }
 
