@@ -130,6 +130,7 @@ fn snapshot_of(system: &System, taken_at_ms: u64) -> ContentionSnapshot {
         total_memory_bytes: system.total_memory(),
         available_memory_bytes: system.available_memory().min(system.total_memory()),
         load_average_1m,
+        ..Default::default()
     }
 }
 

@@ -173,6 +173,7 @@ impl<S: Sampler> Session<S> {
                 demand,
                 policy,
                 broker,
+                tabs,
             } => match self.sampler.sample() {
                 Ok(contention) => {
                     let plan = planner::plan(PlanInput {
@@ -180,6 +181,7 @@ impl<S: Sampler> Session<S> {
                         contention: &contention,
                         policy: &policy,
                         broker: broker.as_ref(),
+                        tabs: &tabs,
                         source: PlanSource::NativeHost,
                     });
                     HostReply::Plan {
@@ -190,7 +192,8 @@ impl<S: Sampler> Session<S> {
                 }
                 Err(e) => error(Some(request_id), ErrorCode::Internal, e.to_string()),
             },
-            HostRequest::Contention { request_id } => match self.sampler.sample() {
+            HostRequest::Contention { request_id }
+            | HostRequest::WatchContention { request_id, .. } => match self.sampler.sample() {
                 Ok(contention) => HostReply::Contention {
                     request_id,
                     contention,
@@ -288,8 +291,8 @@ fn request_id_of(reply: &HostReply) -> Option<u64> {
         HostReply::Plan { request_id, .. } | HostReply::Contention { request_id, .. } => {
             Some(*request_id)
         }
-        HostReply::Error { request_id, .. } => *request_id,
-        HostReply::Hello { .. } | HostReply::Unknown => None,
+        HostReply::Error { request_id, .. } | HostReply::Chunk { request_id, .. } => *request_id,
+        HostReply::Hello { .. } | HostReply::ContentionChanged { .. } | HostReply::Unknown => None,
     }
 }
 
@@ -321,6 +324,7 @@ mod tests {
             total_memory_bytes: 8 << 30,
             available_memory_bytes: 4 << 30,
             load_average_1m: Some(0.5),
+            ..Default::default()
         }
     }
 
@@ -361,6 +365,9 @@ mod tests {
                 memory_bytes: 1 << 30,
                 bandwidth_bytes_per_s: 0,
             },
+            speed_factor: None,
+            bandwidth_bytes_per_s: 0,
+            startup_ms: None,
         }
     }
 
@@ -408,12 +415,14 @@ mod tests {
             demand: demand("worker-0", 5000.0),
             policy: Policy::default(),
             broker: Some(broker()),
+            tabs: vec![],
         }));
         input.extend(frame_of(&HostRequest::Plan {
             request_id: 2,
             demand: demand("worker-0", 5000.0),
             policy: Policy::default(),
             broker: None,
+            tabs: vec![],
         }));
         input.extend(frame_of(&HostRequest::Contention { request_id: 3 }));
         let (end, replies) = run(&mut session(), &input);
@@ -554,6 +563,7 @@ mod tests {
             demand: demand(&huge_id, 1.0),
             policy: Policy::default(),
             broker: None,
+            tabs: vec![],
         });
         let (_, replies) = run(&mut session(), &input);
         assert_eq!(replies.len(), 1);

@@ -63,6 +63,9 @@ fn broker() -> BrokerTerms {
             memory_bytes: 1 << 30,
             bandwidth_bytes_per_s: 0,
         },
+        speed_factor: None,
+        bandwidth_bytes_per_s: 0,
+        startup_ms: None,
     }
 }
 
@@ -150,6 +153,7 @@ fn plans_follow_the_planner_against_real_contention() {
         demand: demand("worker-0", 1800.0),
         policy: Policy::default(),
         broker: Some(broker()),
+        tabs: vec![],
     });
     let first_contention = match host.recv() {
         HostReply::Plan {
@@ -177,6 +181,7 @@ fn plans_follow_the_planner_against_real_contention() {
         demand: demand("worker-0", 1800.0),
         policy: Policy::default(),
         broker: None,
+        tabs: vec![],
     });
     match host.recv() {
         HostReply::Plan {
@@ -320,6 +325,7 @@ fn a_reply_over_one_mebibyte_is_replaced_by_too_large() {
         demand: demand(&id, 10.0),
         policy: Policy::default(),
         broker: None,
+        tabs: vec![],
     });
     expect_error(host.recv(), ErrorCode::TooLarge, Some(5));
     host.send(&HostRequest::Contention { request_id: 6 });
