@@ -11,6 +11,7 @@ import { estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { browserContention } from "./platform.js";
 import { brokerUrlFrom, loadSettings, policyFrom } from "./settings.js";
+import { otherTabs } from "./tab-activity.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
 const PLACEMENT_DEADLINE_MS = 8_000;
@@ -192,10 +193,11 @@ export class Orchestrator {
       policy.offload === "never"
         ? null
         : await this.broker.terms(brokerUrl, settings.brokerToken);
+    const tabs = await otherTabs(session.tabId, this.sessions).catch(() => []);
     let plan;
     let contention;
     try {
-      const reply = await this.host.request({ type: "plan", demand, policy, broker });
+      const reply = await this.host.request({ type: "plan", demand, policy, broker, tabs });
       plan = reply.plan;
       contention = reply.contention;
     } catch (error) {

@@ -9,6 +9,7 @@
 //! * [`serve`] — the request loop: framing, decoding, replies, hardening against bad input.
 //! * [`contention`] — what the machine is doing right now, behind the [`contention::Sampler`]
 //!   trait so the loop can be tested with a fixed snapshot.
+//! * [`watch`] — `contention_changed` updates: sampling period and what counts as material.
 //! * [`audit_log`] — the optional JSON-lines log of every message (`FORESIGHT_HOST_LOG`).
 //! * [`install`] — writing and removing the host manifests browsers look for.
 //!
@@ -21,3 +22,4 @@ pub mod audit_log;
 pub mod contention;
 pub mod install;
 pub mod serve;
+pub mod watch;

@@ -1,27 +1,54 @@
-//! The serve loop: read native-messaging frames from the browser, answer each with one frame.
+//! The serve loop: read native-messaging frames from the browser, answer each with one reply,
+//! and push contention updates while the extension watches.
 //!
-//! [`Session`] holds what lives for one browser connection (the contention sampler and the
-//! audit log). [`Session::serve`] is generic over `Read`/`Write` so that tests can drive it in
-//! memory; [`serve_stdio`] runs it on the process's stdin and stdout.
+//! [`Session`] holds what lives for one browser connection (the contention sampler, the audit
+//! log, the watch). [`Session::serve`] is generic over `Read`/`Write` so that tests can drive it
+//! in memory; [`serve_stdio`] runs it on the process's stdin and stdout.
+//!
+//! A reader thread turns the input into frames and hands them over a bounded channel; the loop
+//! itself owns the output, so replies and unsolicited updates never interleave. While a watch
+//! is on, the loop waits for the next frame only until the next sampling tick.
 //!
 //! The loop is hardened against whatever arrives: every frame gets exactly one reply (an
 //! `error` if need be) except a truncated final frame, after which there is nobody left to
 //! answer. Nothing but frames is ever written to the output, and no frame is larger than the
-//! browser accepts: a reply that would be is replaced by `error`/`too_large`. Diagnostics go to
-//! stderr, which the browser forwards to its own log.
+//! browser accepts: a larger reply goes out as `chunk` messages the extension joins, and one
+//! beyond [`MAX_CHUNKED_REPLY`] is replaced by `error`/`too_large`. Diagnostics go to stderr,
+//! which the browser forwards to its own log.
 
 use std::io::{self, BufWriter, Read, Write};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::time::Instant;
 
 use foresight_shared::framing::{FrameError, FrameReader, write_message};
 use foresight_shared::limits::{BROWSER_TO_HOST_MAX_FRAME, HOST_TO_BROWSER_MAX_FRAME};
 use foresight_shared::planner::{self, PlanInput};
 use foresight_shared::protocol::host::{HostReply, HostRequest};
-use foresight_shared::protocol::plan::PlanSource;
+use foresight_shared::protocol::plan::{ContentionSnapshot, PlanSource};
 use foresight_shared::protocol::{ErrorCode, PROTOCOL_VERSION};
 use serde_json::Value;
 
 use crate::audit_log::AuditLog;
 use crate::contention::{Sampler, SystemSampler};
+use crate::watch::{self, WatchSpec};
+
+/// Largest reply sent at all, in chunks; beyond it the client gets `too_large`.
+pub const MAX_CHUNKED_REPLY: usize = 64 * 1024 * 1024;
+
+/// Bytes of reply JSON per chunk. JSON-escaping at most doubles them inside the chunk's
+/// `data` string, which keeps every chunk frame under the browser's 1 MiB.
+pub const CHUNK_BYTES: usize = 480 * 1024;
+
+/// What the reader thread hands the loop: a frame, the end, or why reading failed.
+type Incoming = Result<Option<Vec<u8>>, FrameError>;
+
+/// An active `watch_contention`.
+struct Watch {
+    spec: WatchSpec,
+    /// The snapshot last sent, by reply or update: changes are measured from it.
+    last_sent: ContentionSnapshot,
+    next_tick: Instant,
+}
 
 /// How this host introduces itself in `hello`.
 pub const HOST_ID: &str = concat!("foresight-host/", env!("CARGO_PKG_VERSION"));
@@ -52,6 +79,8 @@ pub struct Session<S> {
     sampler: S,
     audit: AuditLog,
     broker_url: Option<String>,
+    watch: Option<Watch>,
+    max_reply: usize,
 }
 
 impl<S: Sampler> Session<S> {
@@ -60,7 +89,15 @@ impl<S: Sampler> Session<S> {
             sampler,
             audit,
             broker_url: None,
+            watch: None,
+            max_reply: MAX_CHUNKED_REPLY,
         }
+    }
+
+    /// Caps chunked replies below [`MAX_CHUNKED_REPLY`] (tests use it to stay small).
+    pub fn with_max_reply(mut self, bytes: usize) -> Self {
+        self.max_reply = bytes.min(MAX_CHUNKED_REPLY);
+        self
     }
 
     /// The broker URL announced in `hello`, for extensions the user has not configured.
@@ -70,14 +107,43 @@ impl<S: Sampler> Session<S> {
     }
 
     /// Serves frames from `input` until it ends, answering each on `output`.
-    pub fn serve<R: Read, W: Write>(
+    pub fn serve<R: Read + Send, W: Write>(
         &mut self,
         input: R,
+        output: W,
+    ) -> Result<ServeEnd, ServeError> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+            scope.spawn(move || read_frames(input, tx));
+            self.run(rx, output)
+        })
+    }
+
+    /// The loop proper, over frames from a reader thread.
+    fn run<W: Write>(
+        &mut self,
+        frames: Receiver<Incoming>,
         mut output: W,
     ) -> Result<ServeEnd, ServeError> {
-        let mut reader = FrameReader::new(input, BROWSER_TO_HOST_MAX_FRAME);
         loop {
-            let reply = match reader.read_frame() {
+            let incoming = match self.watch.as_ref().map(|w| w.next_tick) {
+                None => frames.recv().ok(),
+                Some(tick) => {
+                    match frames.recv_timeout(tick.saturating_duration_since(Instant::now())) {
+                        Ok(incoming) => Some(incoming),
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.tick(&mut output)?;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    }
+                }
+            };
+            // A reader that vanished without a word ended like a closed input.
+            let Some(incoming) = incoming else {
+                return Ok(ServeEnd::Disconnected);
+            };
+            let reply = match incoming {
                 Ok(Some(payload)) => self.handle_frame(&payload),
                 Ok(None) => return Ok(ServeEnd::Disconnected),
                 Err(FrameError::TooLarge { len, max }) => {
@@ -103,6 +169,30 @@ impl<S: Sampler> Session<S> {
             };
             self.send(&mut output, reply)?;
         }
+    }
+
+    /// A watch tick: sample, and tell the extension if capacity moved materially.
+    fn tick<W: Write>(&mut self, output: &mut W) -> Result<(), ServeError> {
+        let Some(w) = &mut self.watch else {
+            return Ok(());
+        };
+        w.next_tick = Instant::now() + w.spec.interval;
+        // A failing sampler already told the extension so when it asked; stay quiet here.
+        let Ok(now) = self.sampler.sample() else {
+            return Ok(());
+        };
+        let reasons = watch::changes(&w.last_sent, &now, &w.spec);
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        w.last_sent = now.clone();
+        self.send(
+            output,
+            HostReply::ContentionChanged {
+                contention: now,
+                reasons,
+            },
+        )
     }
 
     /// Decodes one frame's payload and answers it.
@@ -192,12 +282,38 @@ impl<S: Sampler> Session<S> {
                 }
                 Err(e) => error(Some(request_id), ErrorCode::Internal, e.to_string()),
             },
-            HostRequest::Contention { request_id }
-            | HostRequest::WatchContention { request_id, .. } => match self.sampler.sample() {
+            HostRequest::Contention { request_id } => match self.sampler.sample() {
                 Ok(contention) => HostReply::Contention {
                     request_id,
                     contention,
                 },
+                Err(e) => error(Some(request_id), ErrorCode::Internal, e.to_string()),
+            },
+            HostRequest::WatchContention {
+                request_id,
+                enabled,
+                min_interval_ms,
+                cpu_change_millicores,
+                memory_change_bytes,
+            } => match self.sampler.sample() {
+                Ok(contention) => {
+                    self.watch = enabled.then(|| {
+                        let spec = WatchSpec::new(
+                            min_interval_ms,
+                            cpu_change_millicores,
+                            memory_change_bytes,
+                        );
+                        Watch {
+                            spec,
+                            last_sent: contention.clone(),
+                            next_tick: Instant::now() + spec.interval,
+                        }
+                    });
+                    HostReply::Contention {
+                        request_id,
+                        contention,
+                    }
+                }
                 Err(e) => error(Some(request_id), ErrorCode::Internal, e.to_string()),
             },
             HostRequest::Unknown => error(
@@ -212,17 +328,32 @@ impl<S: Sampler> Session<S> {
     fn send<W: Write>(&mut self, output: &mut W, reply: HostReply) -> Result<(), ServeError> {
         let reply = match write_message(output, &reply, HOST_TO_BROWSER_MAX_FRAME) {
             Ok(()) => reply,
-            Err(FrameError::TooLarge { len, max }) => {
-                // Chunking large replies is future work; until then the client learns why.
-                let replacement = error(
-                    request_id_of(&reply),
-                    ErrorCode::TooLarge,
-                    format!(
-                        "the reply of {len} bytes exceeds the {max}-byte limit of a frame to the browser"
-                    ),
-                );
-                self.write_small(output, replacement)?
-            }
+            Err(FrameError::TooLarge { .. }) => match serde_json::to_string(&reply) {
+                Ok(json) if json.len() <= self.max_reply => {
+                    self.write_chunks(output, request_id_of(&reply), &json)?;
+                    reply
+                }
+                Ok(json) => {
+                    let replacement = error(
+                        request_id_of(&reply),
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the reply of {} bytes exceeds the {}-byte limit of a chunked reply",
+                            json.len(),
+                            self.max_reply
+                        ),
+                    );
+                    self.write_small(output, replacement)?
+                }
+                Err(e) => {
+                    let replacement = error(
+                        request_id_of(&reply),
+                        ErrorCode::Internal,
+                        format!("the reply could not be serialized: {e}"),
+                    );
+                    self.write_small(output, replacement)?
+                }
+            },
             Err(FrameError::InvalidJson(e)) => {
                 let replacement = error(
                     request_id_of(&reply),
@@ -237,6 +368,33 @@ impl<S: Sampler> Session<S> {
             }
         };
         self.audit.outgoing(&reply);
+        Ok(())
+    }
+
+    /// Writes `json` as consecutive `chunk` frames, cut at character boundaries.
+    fn write_chunks<W: Write>(
+        &mut self,
+        output: &mut W,
+        request_id: Option<u64>,
+        json: &str,
+    ) -> Result<(), ServeError> {
+        let pieces = split_at_char_boundaries(json, CHUNK_BYTES);
+        let count = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
+        for (index, data) in pieces.into_iter().enumerate() {
+            let chunk = HostReply::Chunk {
+                request_id,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                count,
+                data: data.to_string(),
+            };
+            match write_message(output, &chunk, HOST_TO_BROWSER_MAX_FRAME) {
+                Ok(()) => {}
+                Err(FrameError::Io(e)) => return Err(ServeError::Write(e)),
+                // Cannot happen (escaping at most doubles a piece); a half-sent reply would
+                // be worse than a lost one, so the stream is given up.
+                Err(e) => return Err(ServeError::Write(io::Error::other(e.to_string()))),
+            }
+        }
         Ok(())
     }
 
@@ -259,11 +417,52 @@ impl<S: Sampler> Session<S> {
 pub fn serve_stdio() -> Result<ServeEnd, ServeError> {
     let mut session = Session::new(SystemSampler::new(), AuditLog::from_env())
         .with_broker_url(std::env::var(ENV_BROKER_URL).ok());
-    let stdin = io::stdin().lock();
+    // Not a scoped thread: if writing fails first, the process must be able to exit while the
+    // reader is still blocked on stdin.
+    let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+    std::thread::spawn(move || read_frames(io::stdin().lock(), tx));
     // Each frame is handed to stdout's line writer in one piece (it flushes per frame anyway)
     // instead of being split at every 0x0A byte the length prefix or payload happens to hold.
     let stdout = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
-    session.serve(stdin, stdout)
+    session.run(rx, stdout)
+}
+
+/// Frames read ahead of the loop: enough to keep the pipe flowing, few enough that a flood
+/// of requests waits in the pipe (and the browser) rather than in this process's memory.
+const READ_AHEAD: usize = 4;
+
+/// Reads frames until the input ends or fails, handing each to the loop.
+fn read_frames<R: Read>(input: R, frames: SyncSender<Incoming>) {
+    let mut reader = FrameReader::new(input, BROWSER_TO_HOST_MAX_FRAME);
+    loop {
+        let incoming = reader.read_frame();
+        let last = matches!(
+            incoming,
+            Ok(None) | Err(FrameError::Truncated { .. } | FrameError::Io(_))
+        );
+        if frames.send(incoming).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Cuts `text` into pieces of at most `max` bytes (at least one character each).
+fn split_at_char_boundaries(text: &str, max: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = max.min(rest.len());
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, tail) = rest.split_at(cut);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
 }
 
 /// Longest error text sent, in bytes. Decoding errors quote the offending input, which can be
@@ -313,6 +512,7 @@ mod tests {
     use foresight_shared::protocol::plan::{
         BrokerTerms, ContentionSnapshot, ContentionSource, Policy, ResourceAmounts, Target,
     };
+    use std::sync::mpsc;
 
     fn snapshot() -> ContentionSnapshot {
         ContentionSnapshot {
@@ -555,9 +755,28 @@ mod tests {
         assert_eq!(replies.len(), 1);
     }
 
+    /// Joins `chunk` replies into the reply they carry.
+    fn join_chunks(replies: &[HostReply]) -> HostReply {
+        let mut json = String::new();
+        for (i, reply) in replies.iter().enumerate() {
+            match reply {
+                HostReply::Chunk {
+                    index, count, data, ..
+                } => {
+                    assert_eq!(*index as usize, i);
+                    assert_eq!(*count as usize, replies.len());
+                    json.push_str(data);
+                }
+                other => panic!("expected a chunk, got {other:?}"),
+            }
+        }
+        serde_json::from_str(&json).expect("the chunks join into a reply")
+    }
+
     #[test]
-    fn a_reply_over_the_browser_limit_becomes_too_large() {
-        let huge_id = "w".repeat(HOST_TO_BROWSER_MAX_FRAME);
+    fn a_reply_over_the_browser_limit_is_sent_in_chunks() {
+        // Quotes and non-ASCII in the id: escaping and character boundaries both matter.
+        let huge_id = "w\"\u{e9}".repeat(HOST_TO_BROWSER_MAX_FRAME / 2);
         let input = frame_of(&HostRequest::Plan {
             request_id: 77,
             demand: demand(&huge_id, 1.0),
@@ -566,8 +785,173 @@ mod tests {
             tabs: vec![],
         });
         let (_, replies) = run(&mut session(), &input);
+        assert!(replies.len() >= 3, "{}", replies.len());
+        assert!(replies.iter().all(|r| matches!(
+            r,
+            HostReply::Chunk {
+                request_id: Some(77),
+                ..
+            }
+        )));
+        match join_chunks(&replies) {
+            HostReply::Plan {
+                request_id: 77,
+                plan,
+                ..
+            } => assert_eq!(plan.placements[0].component_id, huge_id),
+            other => panic!("expected plan 77, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_beyond_the_chunked_limit_becomes_too_large() {
+        let huge_id = "w".repeat(3 * HOST_TO_BROWSER_MAX_FRAME);
+        let input = frame_of(&HostRequest::Plan {
+            request_id: 78,
+            demand: demand(&huge_id, 1.0),
+            policy: Policy::default(),
+            broker: None,
+            tabs: vec![],
+        });
+        let mut session = session().with_max_reply(2 * HOST_TO_BROWSER_MAX_FRAME);
+        let (_, replies) = run(&mut session, &input);
         assert_eq!(replies.len(), 1);
-        assert_error(&replies[0], ErrorCode::TooLarge, Some(77));
+        assert_error(&replies[0], ErrorCode::TooLarge, Some(78));
+    }
+
+    #[test]
+    fn pieces_are_cut_at_character_boundaries() {
+        assert_eq!(split_at_char_boundaries("abcdef", 4), vec!["abcd", "ef"]);
+        assert_eq!(
+            split_at_char_boundaries("\u{e9}\u{e9}", 3),
+            vec!["\u{e9}", "\u{e9}"]
+        );
+        assert_eq!(split_at_char_boundaries("\u{1f600}", 2), vec!["\u{1f600}"]);
+        assert!(split_at_char_boundaries("", 4).is_empty());
+    }
+
+    /// Input that stays open until the test drops its sender, as a browser's pipe does.
+    struct PipeIn {
+        rx: mpsc::Receiver<Vec<u8>>,
+        buf: Vec<u8>,
+        at: usize,
+    }
+
+    impl Read for PipeIn {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.buf.len() {
+                match self.rx.recv() {
+                    Ok(bytes) => {
+                        self.buf = bytes;
+                        self.at = 0;
+                    }
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = out.len().min(self.buf.len() - self.at);
+            out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    struct PipeOut(mpsc::Sender<Vec<u8>>);
+
+    impl Write for PipeOut {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(bytes.to_vec());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Idle CPU the test sets while the session runs.
+    struct DialSampler(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+    impl Sampler for DialSampler {
+        fn sample(&mut self) -> Result<ContentionSnapshot, SampleError> {
+            Ok(ContentionSnapshot {
+                available_cpu_millicores: self.0.load(std::sync::atomic::Ordering::SeqCst),
+                ..snapshot()
+            })
+        }
+    }
+
+    #[test]
+    fn a_watch_pushes_material_changes_and_stops_when_asked() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::time::Duration;
+        let idle = std::sync::Arc::new(AtomicU64::new(1500));
+        let (in_tx, in_rx) = mpsc::channel();
+        let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
+        let dial = DialSampler(idle.clone());
+        let server = std::thread::spawn(move || {
+            let mut session = Session::new(dial, AuditLog::disabled());
+            let input = PipeIn {
+                rx: in_rx,
+                buf: Vec::new(),
+                at: 0,
+            };
+            session.serve(input, PipeOut(out_tx))
+        });
+        let mut decoder = foresight_shared::framing::FrameDecoder::new(HOST_TO_BROWSER_MAX_FRAME);
+        let mut next = move || -> HostReply {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(frame) = decoder.next_frame() {
+                    return serde_json::from_slice(&frame.expect("frame")).expect("reply");
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                decoder.push(&out_rx.recv_timeout(left).expect("a reply in time"));
+            }
+        };
+        let watch = |enabled| {
+            frame_of(&HostRequest::WatchContention {
+                request_id: if enabled { 1 } else { 3 },
+                enabled,
+                min_interval_ms: Some(200),
+                cpu_change_millicores: Some(500),
+                memory_change_bytes: None,
+            })
+        };
+        in_tx.send(watch(true)).unwrap();
+        assert!(matches!(
+            next(),
+            HostReply::Contention { request_id: 1, .. }
+        ));
+        // A small wobble is not news; a CPU hog starting is.
+        idle.store(1300, Ordering::SeqCst);
+        idle.store(200, Ordering::SeqCst);
+        match next() {
+            HostReply::ContentionChanged {
+                contention,
+                reasons,
+            } => {
+                assert_eq!(contention.available_cpu_millicores, 200);
+                assert_eq!(reasons, vec!["idle CPU fell from 1500 to 200 millicores"]);
+            }
+            other => panic!("expected an update, got {other:?}"),
+        }
+        // Requests are still answered while watching.
+        in_tx
+            .send(frame_of(&HostRequest::Contention { request_id: 2 }))
+            .unwrap();
+        assert!(matches!(
+            next(),
+            HostReply::Contention { request_id: 2, .. }
+        ));
+        idle.store(1900, Ordering::SeqCst);
+        assert!(matches!(next(), HostReply::ContentionChanged { .. }));
+        in_tx.send(watch(false)).unwrap();
+        assert!(matches!(
+            next(),
+            HostReply::Contention { request_id: 3, .. }
+        ));
+        drop(in_tx);
+        let end = server.join().expect("no panic").expect("in-memory I/O");
+        assert_eq!(end, ServeEnd::Disconnected);
     }
 
     struct BrokenSampler;
