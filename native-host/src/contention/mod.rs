@@ -37,7 +37,7 @@ use processes::ProcInfo;
 use smoothing::Holt;
 
 /// How often the per-process split is refreshed.
-pub const PROCESS_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+pub const PROCESS_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How far ahead the forecast looks.
 pub const FORECAST_HORIZON: Duration = Duration::from_secs(5);
