@@ -118,8 +118,12 @@ fn hello_round_trip_then_clean_exit_on_disconnect() {
 
 #[test]
 fn hello_announces_the_configured_broker() {
+    let origin = format!(
+        "chrome-extension://{}/",
+        foresight_shared::ids::CHROME_EXTENSION_ID
+    );
     let mut host = Host::start_with_env(
-        &["chrome-extension://x/"],
+        &[origin.as_str()],
         None,
         &[("FORESIGHT_BROKER_URL", "ws://127.0.0.1:9")],
     );
@@ -133,12 +137,104 @@ fn hello_announces_the_configured_broker() {
     assert!(host.finish().status.success());
 }
 
+/// Installs the host for Firefox into a temporary home; returns the home and the manifest.
+fn firefox_install(extra: &[&str]) -> (tempfile::TempDir, String) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let home_arg = home.path().to_str().expect("utf-8").to_string();
+    let mut args = vec![
+        "install",
+        "--browser",
+        "firefox",
+        "--home",
+        home_arg.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(common::HOST_BIN)
+        .args(&args)
+        .output()
+        .expect("run install");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = home
+        .path()
+        .join(".mozilla/native-messaging-hosts/dev.foresight.host.json");
+    (home, manifest.display().to_string())
+}
+
 #[test]
-fn firefox_argv_also_serves() {
-    let mut host = Host::start_firefox_style();
+fn firefox_argv_with_the_installed_manifest_serves() {
+    let (_home, manifest) = firefox_install(&[]);
+    let mut host = Host::start(
+        &[
+            manifest.as_str(),
+            foresight_shared::ids::FIREFOX_EXTENSION_ID,
+        ],
+        None,
+    );
     host.send(&hello());
     assert!(matches!(host.recv(), HostReply::Hello { .. }));
     assert!(host.finish().status.success());
+}
+
+#[test]
+fn callers_install_did_not_allow_are_refused_with_forbidden() {
+    // Another Firefox extension, naming the real manifest.
+    let (_home, manifest) = firefox_install(&[]);
+    let mut host = Host::start(&[manifest.as_str(), "other@example.com"], None);
+    let message = expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(message.contains("other@example.com"), "{message}");
+    let done = host.finish();
+    assert!(!done.status.success());
+    assert!(done.stderr.contains("refusing"), "{}", done.stderr);
+
+    // A manifest that is not there.
+    let mut host = Host::start(
+        &[
+            "/nonexistent/dev.foresight.host.json",
+            foresight_shared::ids::FIREFOX_EXTENSION_ID,
+        ],
+        None,
+    );
+    expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(!host.finish().status.success());
+
+    // A Chrome extension that is not Foresight's (no manifest allows it).
+    let mut host = Host::start(
+        &["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"],
+        None,
+    );
+    let message = expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(
+        message.contains("abcdefghijklmnopabcdefghijklmnop"),
+        "{message}"
+    );
+    assert!(!host.finish().status.success());
+
+    // Arguments no browser passes.
+    let mut host = Host::start(&["--please"], None);
+    expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(!host.finish().status.success());
+}
+
+#[test]
+fn an_extension_id_given_at_install_is_the_one_let_in() {
+    let (_home, manifest) = firefox_install(&["--extension-id", "dev-build@example.org"]);
+    let mut host = Host::start(&[manifest.as_str(), "dev-build@example.org"], None);
+    host.send(&hello());
+    assert!(matches!(host.recv(), HostReply::Hello { .. }));
+    assert!(host.finish().status.success());
+    let mut host = Host::start(
+        &[
+            manifest.as_str(),
+            foresight_shared::ids::FIREFOX_EXTENSION_ID,
+        ],
+        None,
+    );
+    expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(!host.finish().status.success());
 }
 
 #[test]

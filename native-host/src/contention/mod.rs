@@ -75,6 +75,7 @@ pub struct SystemSampler {
     primed_at: Instant,
     last: Option<(Instant, ContentionSnapshot)>,
     processes_at: Option<Instant>,
+    process_interval: Duration,
     groups: Option<(ProcessGroupUsage, ProcessGroupUsage)>,
     idle: Holt,
     memory: Holt,
@@ -95,12 +96,20 @@ impl SystemSampler {
             primed_at: Instant::now(),
             last: None,
             processes_at: None,
+            process_interval: PROCESS_REFRESH_INTERVAL,
             groups: None,
             idle: Holt::default(),
             memory: Holt::default(),
             runnable: Holt::default(),
             host_pid: std::process::id(),
         }
+    }
+
+    /// Re-reads the process table at most this often instead of [`PROCESS_REFRESH_INTERVAL`]
+    /// (a one-off report wants per-process CPU from two close samples).
+    pub fn with_process_interval(mut self, interval: Duration) -> Self {
+        self.process_interval = interval;
+        self
     }
 
     fn sample_at(&mut self, now: Instant) -> Result<ContentionSnapshot, SampleError> {
@@ -132,9 +141,9 @@ impl SystemSampler {
             .saturating_duration_since(previous)
             .as_secs_f64()
             .max(1e-3);
-        let processes_due = self.processes_at.is_none_or(|at| {
-            refreshed_at.saturating_duration_since(at) >= PROCESS_REFRESH_INTERVAL
-        });
+        let processes_due = self
+            .processes_at
+            .is_none_or(|at| refreshed_at.saturating_duration_since(at) >= self.process_interval);
         let Ok(system) = &mut self.system else {
             return Err(SampleError::Unavailable("sysinfo is gone".into()));
         };
