@@ -335,13 +335,18 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .filter(|c| c.target == Target::Remote)
         .collect();
     let remote_resources = lease.as_ref().and_then(|l| {
-        (!remote_components.is_empty()).then(|| ResourceAmounts {
+        // Bandwidth is only asked of a broker that schedules it (announces a capacity for
+        // it): one that does not would find any amount over its zero and refuse the lease.
+        let bandwidth = if l.remote.bandwidth_capacity > 0 {
+            (remote_components.iter().map(|c| c.bytes).sum::<f64>() / horizon_ms * 1000.0).ceil()
+                as u64
+        } else {
+            0
+        };
+        (!remote_components.is_empty()).then_some(ResourceAmounts {
             cpu_millicores: l.cpu,
             memory_bytes: l.memory,
-            bandwidth_bytes_per_s: (remote_components.iter().map(|c| c.bytes).sum::<f64>()
-                / horizon_ms
-                * 1000.0)
-                .ceil() as u64,
+            bandwidth_bytes_per_s: bandwidth,
         })
     });
     let mut paths = Vec::with_capacity(demand.paths.len());

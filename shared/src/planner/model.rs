@@ -173,6 +173,8 @@ pub struct Remote {
     /// Zero: capacity not announced, so not a constraint.
     pub cpu_capacity: u64,
     pub memory_capacity: u64,
+    /// Zero: the broker does not schedule bandwidth.
+    pub bandwidth_capacity: u64,
 }
 
 impl Remote {
@@ -188,6 +190,7 @@ impl Remote {
             startup_ms: b.startup_ms.map_or(DEFAULT_STARTUP_MS, sane),
             cpu_capacity: b.capacity.cpu_millicores,
             memory_capacity: b.capacity.memory_bytes,
+            bandwidth_capacity: b.capacity.bandwidth_bytes_per_s,
         }
     }
 
@@ -261,6 +264,7 @@ mod tests {
             startup_ms: 5.0,
             cpu_capacity: 0,
             memory_capacity: 0,
+            bandwidth_capacity: 0,
         };
         let t = r.completion_ms(100.0, 50_000.0);
         assert!((t - (5.0 + 10.0 + 50.0 + 1.0 + 200.0)).abs() < 1e-9, "{t}");

@@ -216,7 +216,24 @@ fn heavy_worker_goes_remote_even_on_an_idle_machine() {
     assert_eq!(remote.resources.cpu_millicores, 1000);
     assert!(remote.resources.memory_bytes >= REMOTE_ENGINE_OVERHEAD_BYTES);
     assert!(remote.ttl_ms >= MIN_LEASE_TTL_MS);
-    assert!(remote.resources.bandwidth_bytes_per_s > 0);
+    // This broker does not schedule bandwidth, so none is asked (it would refuse any).
+    assert_eq!(remote.resources.bandwidth_bytes_per_s, 0);
+    let scheduling = BrokerTerms {
+        capacity: ResourceAmounts {
+            bandwidth_bytes_per_s: 100_000_000,
+            ..broker().capacity
+        },
+        ..broker()
+    };
+    let p = run(
+        &demand(2000.0),
+        &contention(64_000),
+        &Policy::default(),
+        Some(&scheduling),
+    );
+    let asked = p.remote.expect("a lease").resources;
+    assert!(asked.bandwidth_bytes_per_s > 0);
+    assert!(asked.fits_within(&scheduling.capacity));
 }
 
 #[test]
