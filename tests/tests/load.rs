@@ -3,10 +3,11 @@
 //! separate process, `foresight-hog`), the host's contention updates show them, and the same
 //! page's plan must move the worker remote; when they stop, the plan must come back.
 //!
-//! Robust to a machine that is already busy: "back" means back to the placement the page had
-//! before the hogs, and the planner's local estimate for the worker must rise at least
-//! by half under the hogs and fall again after. Every wait has a deadline and waits on
-//! evidence (the host's audit log), never on time alone.
+//! Robust to a machine that is already busy (CI shares its cores): the hog is sized to at
+//! least triple what already competes for the CPUs; "back" means back to the placement the
+//! page had before the hogs (or local, if the machine has meanwhile become quieter); and the planner's local estimate for the worker must rise at
+//! least by half under the hogs and fall as much after. Every wait has a deadline and waits
+//! on evidence (the host's audit log, the plans themselves), never on time alone.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -23,10 +24,13 @@ const WORKER: &str = "light-worker/worker.js";
 const DEADLINE: Duration = Duration::from_secs(90);
 const HOG_MIB: u64 = 2048;
 
-/// The hog: twice as many spinning threads per core as it takes to saturate the machine,
-/// niced so the browser under test keeps making progress.
-async fn start_hog() -> Result<Child, Error> {
-    let threads = 4 * std::thread::available_parallelism().map_or(2, |n| n.get());
+/// The hog: enough spinning threads to at least triple what competes for the CPUs already
+/// (a shared machine may be busy before the test starts), niced so the browser under test
+/// keeps making progress.
+async fn start_hog(runnable_before: f64) -> Result<Child, Error> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = (4 * cores).max((2.0 * runnable_before).ceil() as usize + 2);
+    eprintln!("starting a hog of {threads} threads and {HOG_MIB} MiB");
     let mut child = Command::new(env!("CARGO_BIN_EXE_foresight-hog"))
         .args(["--cpu-threads", &threads.to_string()])
         .args(["--memory-mib", &HOG_MIB.to_string(), "--nice", "10"])
@@ -65,6 +69,14 @@ async fn plan_for_page(
         return Err(Error::Setup(format!("the page got no answer: {result}")));
     }
     rig.browser.close(&tab).await?;
+    let c = &reply["msg"]["contention"];
+    eprintln!(
+        "  planned against {} idle millicores (forecast {}), {} runnable tasks, CPU pressure {}",
+        c["available_cpu_millicores"],
+        c["forecast"]["available_cpu_millicores"],
+        c["runnable_tasks"],
+        c["pressure"]["cpu_some_avg10"]
+    );
     let plan = reply["msg"]["plan"].clone();
     let placement = plan["placements"]
         .as_array()
@@ -72,6 +84,30 @@ async fn plan_for_page(
         .cloned()
         .ok_or_else(|| Error::Setup(format!("no placement for {worker_url}: {plan}")))?;
     Ok((plan, placement))
+}
+
+/// Loads the page until its plan satisfies `wanted`, or fails at the deadline. The machine
+/// is shared: a plan is a reading of a noisy system, so the condition is waited for, not
+/// assumed of the first load.
+async fn plan_until(
+    rig: &Rig,
+    page_url: &str,
+    worker_url: &str,
+    what: &str,
+    wanted: impl Fn(&Value, &Value) -> bool,
+) -> Result<(Value, Value), Error> {
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (plan, placement) = plan_for_page(rig, page_url, worker_url).await?;
+        if wanted(&plan, &placement) {
+            return Ok((plan, placement));
+        }
+        if std::time::Instant::now() > end {
+            return Err(Error::Timeout(format!(
+                "{what}; the last plan placed the worker: {placement}"
+            )));
+        }
+    }
 }
 
 /// The most recent contention the host reported, from any message that carries one.
@@ -106,7 +142,8 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
 
     // The hogs start; the host must see both.
     let mark = rig.host_log.entries().len();
-    let mut hog = start_hog().await?;
+    let runnable_before = num(&baseline["runnable_tasks"]);
+    let mut hog = start_hog(runnable_before).await?;
     let hog_bytes = (HOG_MIB << 20) as f64;
     let memory_before = num(&baseline["available_memory_bytes"]);
     let (_, seen) = rig
@@ -114,7 +151,7 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
         .wait_for("contention updates showing the hogs", mark, DEADLINE, |e| {
             let c = &e["msg"]["contention"];
             e["msg"]["type"] == "contention_changed"
-                && num(&c["runnable_tasks"]) >= 4.0
+                && num(&c["runnable_tasks"]) >= runnable_before + 4.0
                 && num(&c["available_memory_bytes"]) <= memory_before - hog_bytes / 2.0
         })
         .await?;
@@ -125,19 +162,20 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
         seen["msg"]["contention"]["available_cpu_millicores"],
         num(&seen["msg"]["contention"]["available_memory_bytes"]) / f64::from(1u32 << 30)
     );
-    let (plan, during) = plan_for_page(rig, &page_url, &worker_url).await?;
+    let before_ms = num(&before["local_ms"]);
+    let (_, during) = plan_until(
+        rig,
+        &page_url,
+        &worker_url,
+        "under the hogs the worker never went remote with a local estimate 1.5x higher",
+        |plan, p| {
+            p["target"] == "remote"
+                && !plan["remote"].is_null()
+                && num(&p["local_ms"]) >= 1.5 * before_ms
+        },
+    )
+    .await?;
     eprintln!("during: worker {} ({})", during["target"], during["reason"]);
-    if during["target"] != "remote" || plan["remote"].is_null() {
-        return Err(Error::Setup(format!(
-            "under the hogs the worker stayed local: {plan}"
-        )));
-    }
-    if num(&during["local_ms"]) < 1.5 * num(&before["local_ms"]) {
-        return Err(Error::Setup(format!(
-            "the local estimate did not rise with the load: {} before, {} during",
-            before["local_ms"], during["local_ms"]
-        )));
-    }
 
     // The hogs stop (their stdin closes); the host must see the machine come back.
     drop(hog.stdin.take());
@@ -145,29 +183,28 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
         .await
         .map_err(|_| Error::Timeout("the hog did not exit".into()))??;
     let mark = rig.host_log.entries().len();
-    let runnable_before = num(&baseline["runnable_tasks"]);
+    let runnable_during = num(&seen["msg"]["contention"]["runnable_tasks"]);
     rig.host_log
         .wait_for("contention updates after the hogs", mark, DEADLINE, |e| {
             let c = &e["msg"]["contention"];
             e["msg"]["type"] == "contention_changed"
-                && num(&c["runnable_tasks"]) < runnable_before.max(1.0) + 2.0
+                && num(&c["runnable_tasks"]) < (runnable_before + runnable_during) / 2.0
                 && num(&c["available_memory_bytes"]) >= memory_before - hog_bytes / 4.0
         })
         .await?;
-    let (_, after) = plan_for_page(rig, &page_url, &worker_url).await?;
+    let during_ms = num(&during["local_ms"]);
+    let (_, after) = plan_until(
+        rig,
+        &page_url,
+        &worker_url,
+        "after the hogs the plan never came back (to its placement from before, or local)",
+        |_, p| {
+            (p["target"] == before["target"] || p["target"] == "local")
+                && num(&p["local_ms"]) * 1.5 <= during_ms
+        },
+    )
+    .await?;
     eprintln!("after: worker {} ({})", after["target"], after["reason"]);
-    if after["target"] != before["target"] {
-        return Err(Error::Setup(format!(
-            "after the hogs the worker did not return to {}: {after}",
-            before["target"]
-        )));
-    }
-    if num(&after["local_ms"]) * 1.5 > num(&during["local_ms"]) {
-        return Err(Error::Setup(format!(
-            "the local estimate did not fall after the load: {} during, {} after",
-            during["local_ms"], after["local_ms"]
-        )));
-    }
     Ok(())
 }
 
