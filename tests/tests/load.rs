@@ -57,6 +57,27 @@ async fn plan_for_page(
 ) -> Result<(Value, Value), Error> {
     let mark = rig.host_log.entries().len();
     let tab = rig.browser.open(page_url).await?;
+    // The request carries the browser's other tabs (at least the blank one it started with).
+    let (_, request) = rig
+        .host_log
+        .wait_for("a plan request for the page", mark, DEADLINE, |e| {
+            e["dir"] == "in" && e["msg"]["type"] == "plan" && e["msg"]["demand"]["url"] == page_url
+        })
+        .await?;
+    let tabs = request["msg"]["tabs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if tabs.is_empty()
+        || tabs
+            .iter()
+            .any(|t| !t["tab_id"].is_i64() || !t["active"].is_boolean())
+    {
+        return Err(Error::Setup(format!(
+            "the plan request did not describe the other tabs: {}",
+            request["msg"]["tabs"]
+        )));
+    }
     let (_, reply) = rig
         .host_log
         .wait_for("a plan for the page", mark, DEADLINE, |e| {

@@ -26,9 +26,16 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    // Memory first, at full priority: faulting in gigabytes while niced behind our own
+    // spinners on a busy machine could take minutes.
+    let mut memory = vec![0u8; args.memory_mib * 1024 * 1024];
+    for (i, page) in memory.chunks_mut(4096).enumerate() {
+        page[0] = (i % 251) as u8 + 1;
+    }
+    std::hint::black_box(&memory);
     if args.nice != 0 {
-        // Before any thread starts: new threads inherit the calling thread's nice value.
-        // SAFETY: setpriority on this process; no memory is involved.
+        // Before any spinner starts: new threads inherit the calling thread's nice value.
+        // SAFETY: setpriority on this thread; no memory is involved.
         unsafe {
             libc::setpriority(libc::PRIO_PROCESS, 0, args.nice);
         }
@@ -50,11 +57,6 @@ fn main() {
             })
         })
         .collect();
-    let mut memory = vec![0u8; args.memory_mib * 1024 * 1024];
-    for (i, page) in memory.chunks_mut(4096).enumerate() {
-        page[0] = (i % 251) as u8 + 1;
-    }
-    std::hint::black_box(&memory);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "ready");
     let _ = out.flush();
