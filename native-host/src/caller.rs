@@ -161,7 +161,7 @@ fn read_own_manifest(path: &Path, ctx: &Context) -> Result<Value, String> {
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     if value["name"] != ids::HOST_NAME {
         return Err(format!(
-            "it names {} , not {}",
+            "it names {}, not {}",
             value["name"],
             ids::HOST_NAME
         ));

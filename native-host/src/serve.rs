@@ -126,6 +126,14 @@ impl<S: Sampler> Session<S> {
         mut output: W,
     ) -> Result<ServeEnd, ServeError> {
         loop {
+            // A steady stream of requests must not starve the watch of its ticks.
+            if self
+                .watch
+                .as_ref()
+                .is_some_and(|w| w.next_tick <= Instant::now())
+            {
+                self.tick(&mut output)?;
+            }
             let incoming = match self.watch.as_ref().map(|w| w.next_tick) {
                 None => frames.recv().ok(),
                 Some(tick) => {
