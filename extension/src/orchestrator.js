@@ -10,8 +10,9 @@ import { BrokerClient } from "./broker-client.js";
 import { estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { api, browserContention } from "./platform.js";
-import { chooseTabsToDiscard } from "./tab-discard.js";
 import { brokerUrlFrom, enabledFor, loadSettings, offloadAllowedFor, policyFor } from "./settings.js";
+import { otherTabs } from "./tab-activity.js";
+import { chooseTabsToDiscard } from "./tab-discard.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
 const PLACEMENT_DEADLINE_MS = 8_000;
@@ -206,10 +207,11 @@ export class Orchestrator {
       policy.offload === "never"
         ? null
         : await this.broker.terms(brokerUrl, settings.brokerToken);
+    const tabs = await otherTabs(session.tabId, this.sessions).catch(() => []);
     let plan;
     let contention;
     try {
-      const reply = await this.host.request({ type: "plan", demand, policy, broker });
+      const reply = await this.host.request({ type: "plan", demand, policy, broker, tabs });
       plan = reply.plan;
       contention = reply.contention;
     } catch (error) {

@@ -7,6 +7,8 @@
 //   event page (a `Window`). Nothing here may assume either.
 // - Why a native port disconnected: Chrome sets `runtime.lastError`, Firefox sets
 //   `port.error`.
+// - What the machine looks like without a native host: Chrome may grant `system.cpu` and
+//   `system.memory` (whole-machine figures); Firefox exposes only `hardwareConcurrency`.
 
 export const api = globalThis.browser ?? globalThis.chrome;
 
@@ -42,16 +44,56 @@ export async function browserContention() {
   const cpus = Math.max(1, navigator.hardwareConcurrency || 1);
   // deviceMemory is Chrome-only and capped at 8 GiB; Firefox exposes nothing.
   const gib = navigator.deviceMemory ?? 4;
-  const total = Math.round(gib * 1024 * 1024 * 1024);
+  let total = Math.round(gib * 1024 * 1024 * 1024);
+  // The browser cannot see other applications: assume half the machine is busy...
+  let usage = 0.5;
+  let available = Math.round(total / 2);
+  // ...unless Chrome's system APIs are granted (`system.cpu` / `system.memory`), which
+  // measure the whole machine. Firefox has neither.
+  const measured = await systemUsage();
+  if (measured.usage != null) usage = measured.usage;
+  if (measured.total != null) {
+    total = measured.total;
+    available = measured.available;
+  }
   return {
     source: "browser",
     taken_at_ms: Date.now(),
     logical_cpus: cpus,
-    // The browser cannot see other applications: assume half the machine is busy.
-    cpu_usage: 0.5,
-    available_cpu_millicores: Math.round(cpus * 500),
+    cpu_usage: usage,
+    available_cpu_millicores: Math.round(cpus * 1000 * (1 - usage)),
     total_memory_bytes: total,
-    available_memory_bytes: Math.round(total / 2),
+    available_memory_bytes: available,
     load_average_1m: null,
   };
+}
+
+// CPU usage is a difference of cumulative counters between two readings; the previous one
+// is kept here (losing it when the background restarts only costs one estimate).
+let previousCpu = null;
+
+async function systemUsage() {
+  const out = { usage: null, total: null, available: null };
+  try {
+    const memory = await api.system?.memory?.getInfo?.();
+    if (memory?.capacity > 0) {
+      out.total = memory.capacity;
+      out.available = Math.min(memory.availableCapacity, memory.capacity);
+    }
+    const cpu = await api.system?.cpu?.getInfo?.();
+    const totals = (cpu?.processors ?? []).reduce(
+      (acc, p) => ({ idle: acc.idle + p.usage.idle, total: acc.total + p.usage.total }),
+      { idle: 0, total: 0 },
+    );
+    if (totals.total > 0) {
+      if (previousCpu && totals.total > previousCpu.total) {
+        const idle = (totals.idle - previousCpu.idle) / (totals.total - previousCpu.total);
+        out.usage = Math.min(1, Math.max(0, 1 - idle));
+      }
+      previousCpu = totals;
+    }
+  } catch {
+    // Not granted or not supported: the estimate above stands.
+  }
+  return out;
 }

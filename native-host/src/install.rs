@@ -14,7 +14,13 @@
 //!
 //! Chrome and Chromium started with `--user-data-dir=D` read `D/NativeMessagingHosts` instead
 //! (and no longer the folder above), hence [`Targets::chrome_user_data_dir`]. Windows finds
-//! hosts through the registry, which this module does not write.
+//! hosts through the registry: the manifest goes to
+//! `%LOCALAPPDATA%\Foresight\NativeMessagingHosts\<browser>` and a per-user key names it
+//! ([`registry`]; compiled and tested everywhere, run only on Windows).
+//!
+//! The allow-lists are Foresight's published extension ids unless `--extension-id` names
+//! others ([`AllowedCallers`]); the host checks its callers against what was written here
+//! (`crate::caller`).
 
 use std::fmt;
 use std::fs;
@@ -55,6 +61,8 @@ impl fmt::Display for Browser {
 pub enum Platform {
     Linux,
     MacOs,
+    /// Manifests are files under `%LOCALAPPDATA%`, found through the registry.
+    Windows,
 }
 
 impl Platform {
@@ -62,6 +70,8 @@ impl Platform {
     pub fn current() -> Option<Platform> {
         if cfg!(target_os = "macos") {
             Some(Platform::MacOs)
+        } else if cfg!(windows) {
+            Some(Platform::Windows)
         } else if cfg!(unix) {
             // The BSDs follow the Linux layout.
             Some(Platform::Linux)
@@ -134,11 +144,168 @@ pub fn manifest_dir(
         (Browser::Firefox, _, Platform::MacOs) => {
             home.join("Library/Application Support/Mozilla/NativeMessagingHosts")
         }
+        // Windows reads the manifest wherever the registry says; one folder per browser
+        // under the user's local application data keeps them apart.
+        (_, _, Platform::Windows) => home
+            .join("AppData/Local/Foresight/NativeMessagingHosts")
+            .join(browser.name()),
     }
 }
 
-/// The manifest `browser` needs to start the host at `host_path` for Foresight's extension.
-pub fn manifest(browser: Browser, host_path: &Path) -> Value {
+/// The Windows registry side of installing: each browser finds a host through a key under
+/// `HKEY_CURRENT_USER` whose default value is the manifest's path. The key names and the
+/// `reg.exe` command lines are built on every platform (and tested here); only running them
+/// is Windows-only.
+pub mod registry {
+    use std::path::Path;
+
+    use foresight_shared::ids;
+
+    use super::{Browser, InstallError};
+
+    /// The per-user key `browser` reads.
+    pub fn key(browser: Browser) -> String {
+        let vendor = match browser {
+            Browser::Chrome => "Google\\Chrome",
+            Browser::Chromium => "Chromium",
+            Browser::Firefox => "Mozilla",
+        };
+        format!(
+            "HKCU\\Software\\{vendor}\\NativeMessagingHosts\\{}",
+            ids::HOST_NAME
+        )
+    }
+
+    /// `reg.exe` arguments setting the key's default value to `manifest`.
+    pub fn add_args(browser: Browser, manifest: &Path) -> Vec<String> {
+        vec![
+            "add".into(),
+            key(browser),
+            "/ve".into(),
+            "/t".into(),
+            "REG_SZ".into(),
+            "/d".into(),
+            manifest.display().to_string(),
+            "/f".into(),
+        ]
+    }
+
+    /// `reg.exe` arguments removing the key.
+    pub fn delete_args(browser: Browser) -> Vec<String> {
+        vec!["delete".into(), key(browser), "/f".into()]
+    }
+
+    pub fn register(browser: Browser, manifest: &Path) -> Result<(), InstallError> {
+        run(browser, add_args(browser, manifest))
+    }
+
+    pub fn unregister(browser: Browser) -> Result<(), InstallError> {
+        // A key that is already gone is what uninstall wants.
+        match run(browser, delete_args(browser)) {
+            Err(InstallError::Registry { why, .. }) if why.contains("unable to find") => Ok(()),
+            other => other,
+        }
+    }
+
+    #[cfg(windows)]
+    fn run(browser: Browser, args: Vec<String>) -> Result<(), InstallError> {
+        let out = std::process::Command::new("reg")
+            .args(&args)
+            .output()
+            .map_err(|e| InstallError::Registry {
+                key: key(browser),
+                why: e.to_string(),
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(InstallError::Registry {
+                key: key(browser),
+                why: String::from_utf8_lossy(&out.stderr).to_lowercase(),
+            })
+        }
+    }
+
+    #[cfg(not(windows))]
+    fn run(browser: Browser, _args: Vec<String>) -> Result<(), InstallError> {
+        Err(InstallError::Registry {
+            key: key(browser),
+            why: "there is no registry on this operating system".into(),
+        })
+    }
+}
+
+/// Which extensions a manifest lets start the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedCallers {
+    /// Chrome/Chromium extension ids (32 letters a-p).
+    pub chrome_ids: Vec<String>,
+    /// Firefox add-on ids (`name@domain` or `{uuid}`).
+    pub firefox_ids: Vec<String>,
+}
+
+impl Default for AllowedCallers {
+    /// Foresight's own extension, as published.
+    fn default() -> Self {
+        Self {
+            chrome_ids: vec![ids::CHROME_EXTENSION_ID.to_string()],
+            firefox_ids: vec![ids::FIREFOX_EXTENSION_ID.to_string()],
+        }
+    }
+}
+
+impl AllowedCallers {
+    /// From `--extension-id` values: each is a Chrome id or a Firefox id by its form, and
+    /// replaces the default for that browser family only.
+    pub fn from_ids(given: &[String]) -> Result<Self, InstallError> {
+        let mut allowed = Self::default();
+        let (mut chrome, mut firefox) = (Vec::new(), Vec::new());
+        for id in given {
+            if is_chrome_id(id) {
+                chrome.push(id.clone());
+            } else if is_firefox_id(id) {
+                firefox.push(id.clone());
+            } else {
+                return Err(InstallError::BadExtensionId(id.clone()));
+            }
+        }
+        if !chrome.is_empty() {
+            allowed.chrome_ids = chrome;
+        }
+        if !firefox.is_empty() {
+            allowed.firefox_ids = firefox;
+        }
+        Ok(allowed)
+    }
+}
+
+/// 32 letters `a`-`p`: how Chrome spells an extension id.
+pub fn is_chrome_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| (b'a'..=b'p').contains(&b))
+}
+
+/// `name@domain` or `{uuid}`: the two forms of a Firefox add-on id.
+pub fn is_firefox_id(id: &str) -> bool {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    };
+    match id.split_once('@') {
+        Some((name, domain)) => plain(name) && plain(domain),
+        None => {
+            id.len() == 38
+                && id.starts_with('{')
+                && id.ends_with('}')
+                && id[1..37]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'-')
+        }
+    }
+}
+
+/// The manifest `browser` needs to start the host at `host_path` for the allowed extensions.
+pub fn manifest(browser: Browser, host_path: &Path, allowed: &AllowedCallers) -> Value {
     let mut manifest = json!({
         "name": ids::HOST_NAME,
         "description": "Foresight: contention sensing and the Predictive Execution Planner",
@@ -147,11 +314,15 @@ pub fn manifest(browser: Browser, host_path: &Path) -> Value {
     });
     match browser {
         Browser::Chrome | Browser::Chromium => {
-            manifest["allowed_origins"] =
-                json!([format!("chrome-extension://{}/", ids::CHROME_EXTENSION_ID)]);
+            let origins: Vec<String> = allowed
+                .chrome_ids
+                .iter()
+                .map(|id| format!("chrome-extension://{id}/"))
+                .collect();
+            manifest["allowed_origins"] = json!(origins);
         }
         Browser::Firefox => {
-            manifest["allowed_extensions"] = json!([ids::FIREFOX_EXTENSION_ID]);
+            manifest["allowed_extensions"] = json!(allowed.firefox_ids);
         }
     }
     manifest
@@ -173,6 +344,12 @@ pub enum InstallError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot remove {path}: {source}")]
     Remove { path: PathBuf, source: io::Error },
+    #[error(
+        "{0:?} is not an extension id: Chrome ids are 32 letters a-p, Firefox ids look like name@domain or {{uuid}}"
+    )]
+    BadExtensionId(String),
+    #[error("cannot register {key} in the Windows registry: {why}")]
+    Registry { key: String, why: String },
 }
 
 /// The home folder to use: `--home` if given, else `$HOME`.
@@ -233,10 +410,14 @@ impl fmt::Display for Action {
 
 /// Writes a manifest for each target, creating folders as needed. Stops at the first failure;
 /// the actions before it have been done.
-pub fn install(targets: &Targets, host_path: &Path) -> Result<Vec<Action>, InstallError> {
+pub fn install(
+    targets: &Targets,
+    host_path: &Path,
+    allowed: &AllowedCallers,
+) -> Result<Vec<Action>, InstallError> {
     let mut actions = Vec::new();
     for (browser, path) in targets.manifest_paths() {
-        let mut text = serde_json::to_string_pretty(&manifest(browser, host_path))
+        let mut text = serde_json::to_string_pretty(&manifest(browser, host_path, allowed))
             .unwrap_or_default()
             .into_bytes();
         text.push(b'\n');
@@ -244,6 +425,9 @@ pub fn install(targets: &Targets, host_path: &Path) -> Result<Vec<Action>, Insta
             path: path.clone(),
             source,
         })?;
+        if targets.platform == Platform::Windows {
+            registry::register(browser, &path)?;
+        }
         actions.push(Action::Wrote { browser, path });
     }
     Ok(actions)
@@ -254,6 +438,9 @@ pub fn install(targets: &Targets, host_path: &Path) -> Result<Vec<Action>, Insta
 pub fn uninstall(targets: &Targets) -> Result<Vec<Action>, InstallError> {
     let mut actions = Vec::new();
     for (browser, path) in targets.manifest_paths() {
+        if targets.platform == Platform::Windows {
+            registry::unregister(browser)?;
+        }
         match fs::remove_file(&path) {
             Ok(()) => actions.push(Action::Removed { browser, path }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -349,7 +536,11 @@ mod tests {
 
     #[test]
     fn manifests_have_the_browser_specific_allow_list() {
-        let chrome = manifest(Browser::Chrome, Path::new("/opt/foresight-host"));
+        let chrome = manifest(
+            Browser::Chrome,
+            Path::new("/opt/foresight-host"),
+            &AllowedCallers::default(),
+        );
         assert_eq!(chrome["name"], ids::HOST_NAME);
         assert_eq!(chrome["type"], "stdio");
         assert_eq!(chrome["path"], "/opt/foresight-host");
@@ -358,7 +549,11 @@ mod tests {
             json!([format!("chrome-extension://{}/", ids::CHROME_EXTENSION_ID)])
         );
         assert!(chrome.get("allowed_extensions").is_none());
-        let firefox = manifest(Browser::Firefox, Path::new("/opt/foresight-host"));
+        let firefox = manifest(
+            Browser::Firefox,
+            Path::new("/opt/foresight-host"),
+            &AllowedCallers::default(),
+        );
         assert_eq!(
             firefox["allowed_extensions"],
             json!([ids::FIREFOX_EXTENSION_ID])
@@ -371,10 +566,11 @@ mod tests {
         let home = tempfile::tempdir().expect("tempdir");
         let t = targets(home.path(), &Browser::ALL, None);
         let host = Path::new("/opt/foresight-host");
-        let wrote = install(&t, host).expect("install");
+        let allowed = AllowedCallers::default();
+        let wrote = install(&t, host, &allowed).expect("install");
         assert_eq!(wrote.len(), 3);
         // Installing again replaces the manifests in place.
-        install(&t, host).expect("reinstall");
+        install(&t, host, &allowed).expect("reinstall");
         for (_, path) in t.manifest_paths() {
             let text = fs::read_to_string(&path).expect("manifest exists");
             let value: Value = serde_json::from_str(&text).expect("manifest is JSON");
@@ -387,6 +583,65 @@ mod tests {
         assert!(removed.iter().all(|a| matches!(a, Action::Removed { .. })));
         let again = uninstall(&t).expect("uninstall twice");
         assert!(again.iter().all(|a| matches!(a, Action::WasAbsent { .. })));
+    }
+
+    #[test]
+    fn extension_ids_replace_the_default_per_browser_family() {
+        let chrome_id = "abcdefghijklmnopabcdefghijklmnop".to_string();
+        let a = AllowedCallers::from_ids(std::slice::from_ref(&chrome_id)).expect("valid");
+        assert_eq!(a.chrome_ids, vec![chrome_id.clone()]);
+        assert_eq!(a.firefox_ids, AllowedCallers::default().firefox_ids);
+        let both = AllowedCallers::from_ids(&[
+            chrome_id.clone(),
+            "me@example.org".into(),
+            "{12345678-1234-1234-1234-123456789abc}".into(),
+        ])
+        .expect("valid");
+        assert_eq!(both.firefox_ids.len(), 2);
+        let m = manifest(Browser::Chromium, Path::new("/h"), &both);
+        assert_eq!(
+            m["allowed_origins"],
+            json!([format!("chrome-extension://{chrome_id}/")])
+        );
+        for bad in [
+            "",
+            "ABCDEFGHIJKLMNOPABCDEFGHIJKLMNOP",
+            "no spaces@x y",
+            "{not-a-uuid}",
+        ] {
+            assert!(
+                matches!(
+                    AllowedCallers::from_ids(&[bad.to_string()]),
+                    Err(InstallError::BadExtensionId(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_manifests_and_registry_keys() {
+        let home = Path::new("C:/Users/u");
+        assert_eq!(
+            manifest_dir(Browser::Chrome, home, None, Platform::Windows),
+            Path::new("C:/Users/u/AppData/Local/Foresight/NativeMessagingHosts/chrome")
+        );
+        assert_eq!(
+            registry::key(Browser::Chrome),
+            "HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\dev.foresight.host"
+        );
+        assert_eq!(
+            registry::key(Browser::Firefox),
+            "HKCU\\Software\\Mozilla\\NativeMessagingHosts\\dev.foresight.host"
+        );
+        let args = registry::add_args(Browser::Chromium, Path::new("C:/m.json"));
+        assert_eq!(args[0], "add");
+        assert_eq!(args[1], registry::key(Browser::Chromium));
+        assert!(args.windows(2).any(|w| w[0] == "/d" && w[1] == "C:/m.json"));
+        assert_eq!(registry::delete_args(Browser::Chrome)[0], "delete");
+        if !cfg!(windows) {
+            assert!(registry::register(Browser::Chrome, Path::new("x")).is_err());
+        }
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //! * [`serve`] — the request loop: framing, decoding, replies, hardening against bad input.
 //! * [`contention`] — what the machine is doing right now, behind the [`contention::Sampler`]
 //!   trait so the loop can be tested with a fixed snapshot.
+//! * [`watch`] — `contention_changed` updates: sampling period and what counts as material.
 //! * [`audit_log`] — the optional JSON-lines log of every message (`FORESIGHT_HOST_LOG`).
-//! * [`install`] — writing and removing the host manifests browsers look for.
+//! * [`install`] — writing and removing the host manifests browsers look for (and the Windows
+//!   registry keys); [`status`] reports what each browser will find.
+//! * [`caller`] — checking the browser's arguments against what `install` allowed.
 //!
 //! In serve mode stdout belongs to the browser: this crate never prints to it (clippy's
 //! `print_stdout` lint, denied below, keeps it so); diagnostics go to stderr.
@@ -18,6 +21,9 @@
 #![deny(clippy::print_stdout)]
 
 pub mod audit_log;
+pub mod caller;
 pub mod contention;
 pub mod install;
 pub mod serve;
+pub mod status;
+pub mod watch;

@@ -237,3 +237,47 @@ fn a_bad_browser_name_is_a_usage_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("netscape"));
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn status_shows_contention_and_what_each_browser_finds() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let home_arg = home.path().to_str().expect("utf-8 tempdir");
+    let before = String::from_utf8_lossy(&run(&["status", "--home", home_arg]).stdout).into_owned();
+    assert!(before.contains("idle millicores"), "{before}");
+    assert_eq!(
+        before.matches("will not find the host").count(),
+        3,
+        "{before}"
+    );
+    run(&["install", "--browser", "firefox", "--home", home_arg]);
+    let after = String::from_utf8_lossy(&run(&["status", "--home", home_arg]).stdout).into_owned();
+    assert!(after.contains("firefox: will find"), "{after}");
+    assert!(after.contains("(this host)"), "{after}");
+    assert_eq!(
+        after.matches("will not find the host").count(),
+        2,
+        "{after}"
+    );
+}
+
+#[test]
+fn a_malformed_extension_id_is_a_clear_error() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(HOST_BIN)
+        .args(["install", "--home"])
+        .arg(home.path())
+        .args(["--extension-id", "not an id"])
+        .output()
+        .expect("run foresight-host");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not an extension id"), "{stderr}");
+    assert!(
+        std::fs::read_dir(home.path())
+            .expect("home")
+            .next()
+            .is_none(),
+        "nothing written"
+    );
+}

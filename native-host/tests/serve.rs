@@ -63,6 +63,9 @@ fn broker() -> BrokerTerms {
             memory_bytes: 1 << 30,
             bandwidth_bytes_per_s: 0,
         },
+        speed_factor: None,
+        bandwidth_bytes_per_s: 0,
+        startup_ms: None,
     }
 }
 
@@ -115,8 +118,12 @@ fn hello_round_trip_then_clean_exit_on_disconnect() {
 
 #[test]
 fn hello_announces_the_configured_broker() {
+    let origin = format!(
+        "chrome-extension://{}/",
+        foresight_shared::ids::CHROME_EXTENSION_ID
+    );
     let mut host = Host::start_with_env(
-        &["chrome-extension://x/"],
+        &[origin.as_str()],
         None,
         &[("FORESIGHT_BROKER_URL", "ws://127.0.0.1:9")],
     );
@@ -130,12 +137,104 @@ fn hello_announces_the_configured_broker() {
     assert!(host.finish().status.success());
 }
 
+/// Installs the host for Firefox into a temporary home; returns the home and the manifest.
+fn firefox_install(extra: &[&str]) -> (tempfile::TempDir, String) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let home_arg = home.path().to_str().expect("utf-8").to_string();
+    let mut args = vec![
+        "install",
+        "--browser",
+        "firefox",
+        "--home",
+        home_arg.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(common::HOST_BIN)
+        .args(&args)
+        .output()
+        .expect("run install");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = home
+        .path()
+        .join(".mozilla/native-messaging-hosts/dev.foresight.host.json");
+    (home, manifest.display().to_string())
+}
+
 #[test]
-fn firefox_argv_also_serves() {
-    let mut host = Host::start_firefox_style();
+fn firefox_argv_with_the_installed_manifest_serves() {
+    let (_home, manifest) = firefox_install(&[]);
+    let mut host = Host::start(
+        &[
+            manifest.as_str(),
+            foresight_shared::ids::FIREFOX_EXTENSION_ID,
+        ],
+        None,
+    );
     host.send(&hello());
     assert!(matches!(host.recv(), HostReply::Hello { .. }));
     assert!(host.finish().status.success());
+}
+
+#[test]
+fn callers_install_did_not_allow_are_refused_with_forbidden() {
+    // Another Firefox extension, naming the real manifest.
+    let (_home, manifest) = firefox_install(&[]);
+    let mut host = Host::start(&[manifest.as_str(), "other@example.com"], None);
+    let message = expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(message.contains("other@example.com"), "{message}");
+    let done = host.finish();
+    assert!(!done.status.success());
+    assert!(done.stderr.contains("refusing"), "{}", done.stderr);
+
+    // A manifest that is not there.
+    let mut host = Host::start(
+        &[
+            "/nonexistent/dev.foresight.host.json",
+            foresight_shared::ids::FIREFOX_EXTENSION_ID,
+        ],
+        None,
+    );
+    expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(!host.finish().status.success());
+
+    // A Chrome extension that is not Foresight's (no manifest allows it).
+    let mut host = Host::start(
+        &["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"],
+        None,
+    );
+    let message = expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(
+        message.contains("abcdefghijklmnopabcdefghijklmnop"),
+        "{message}"
+    );
+    assert!(!host.finish().status.success());
+
+    // Arguments no browser passes.
+    let mut host = Host::start(&["--please"], None);
+    expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(!host.finish().status.success());
+}
+
+#[test]
+fn an_extension_id_given_at_install_is_the_one_let_in() {
+    let (_home, manifest) = firefox_install(&["--extension-id", "dev-build@example.org"]);
+    let mut host = Host::start(&[manifest.as_str(), "dev-build@example.org"], None);
+    host.send(&hello());
+    assert!(matches!(host.recv(), HostReply::Hello { .. }));
+    assert!(host.finish().status.success());
+    let mut host = Host::start(
+        &[
+            manifest.as_str(),
+            foresight_shared::ids::FIREFOX_EXTENSION_ID,
+        ],
+        None,
+    );
+    expect_error(host.recv(), ErrorCode::Forbidden, None);
+    assert!(!host.finish().status.success());
 }
 
 #[test]
@@ -150,6 +249,7 @@ fn plans_follow_the_planner_against_real_contention() {
         demand: demand("worker-0", 1800.0),
         policy: Policy::default(),
         broker: Some(broker()),
+        tabs: vec![],
     });
     let first_contention = match host.recv() {
         HostReply::Plan {
@@ -177,6 +277,7 @@ fn plans_follow_the_planner_against_real_contention() {
         demand: demand("worker-0", 1800.0),
         policy: Policy::default(),
         broker: None,
+        tabs: vec![],
     });
     match host.recv() {
         HostReply::Plan {
@@ -311,27 +412,81 @@ fn a_truncated_final_frame_ends_the_process_cleanly_without_garbage() {
 }
 
 #[test]
-fn a_reply_over_one_mebibyte_is_replaced_by_too_large() {
+fn a_reply_over_one_mebibyte_arrives_in_chunks_of_at_most_one_mebibyte() {
     let mut host = Host::start_chrome_style(None);
     // The placement echoes the component id, so a long enough id makes the plan too big.
-    let id = "w".repeat(HOST_TO_BROWSER_MAX_FRAME);
+    let id = "w".repeat(3 * HOST_TO_BROWSER_MAX_FRAME);
     host.send(&HostRequest::Plan {
         request_id: 5,
         demand: demand(&id, 10.0),
         policy: Policy::default(),
         broker: None,
+        tabs: vec![],
     });
-    expect_error(host.recv(), ErrorCode::TooLarge, Some(5));
+    // `recv` itself fails on any frame over the browser's limit.
+    let mut json = String::new();
+    let mut expected = None;
+    loop {
+        match host.recv() {
+            HostReply::Chunk {
+                request_id: Some(5),
+                index,
+                count,
+                data,
+            } => {
+                assert_eq!(index, expected.map_or(0, |(i, _)| i + 1));
+                json.push_str(&data);
+                expected = Some((index, count));
+                if index + 1 == count {
+                    break;
+                }
+            }
+            other => panic!("expected a chunk, got {other:?}"),
+        }
+    }
+    assert!(
+        expected.is_some_and(|(_, count)| count >= 4),
+        "{expected:?}"
+    );
+    match serde_json::from_str::<HostReply>(&json).expect("the chunks join into a reply") {
+        HostReply::Plan {
+            request_id: 5,
+            plan,
+            ..
+        } => assert_eq!(plan.placements[0].component_id, id),
+        other => panic!("expected plan 5, got {other:?}"),
+    }
     host.send(&HostRequest::Contention { request_id: 6 });
     assert!(matches!(
         host.recv(),
         HostReply::Contention { request_id: 6, .. }
     ));
+    assert!(host.finish().status.success());
+}
+
+#[test]
+fn a_watch_sends_a_first_snapshot_and_the_host_still_exits_on_disconnect() {
+    let mut host = Host::start_chrome_style(None);
+    host.send(&HostRequest::WatchContention {
+        request_id: 1,
+        enabled: true,
+        min_interval_ms: Some(200),
+        cpu_change_millicores: None,
+        memory_change_bytes: None,
+    });
+    match host.recv() {
+        HostReply::Contention {
+            request_id: 1,
+            contention,
+        } => {
+            assert_plausible(&contention);
+            assert!(contention.forecast.is_some());
+        }
+        other => panic!("expected contention, got {other:?}"),
+    }
+    // Ticking every 200 ms must not keep the process alive once the browser is gone.
     let done = host.finish();
-    assert!(
-        done.stdout.len() < 64 * 1024,
-        "only the small replies were written"
-    );
+    assert!(done.status.success(), "{:?} {}", done.status, done.stderr);
 }
 
 #[test]

@@ -73,21 +73,43 @@ pub fn write_message<W: Write, T: Serialize>(
 }
 
 /// Incremental frame decoder: push bytes in, pull frames out.
+///
+/// Each byte is copied once on its way in and, for a frame that arrived whole inside one
+/// push, once more on its way out. Consumed bytes are not shifted out frame by frame (which
+/// made a read holding many small frames quadratic) but skipped by an offset and dropped when
+/// the buffer empties or is mostly consumed. A frame that spans several pushes is assembled in
+/// its own buffer, grown as its bytes arrive: a length prefix alone never allocates more than
+/// [`ASSEMBLY_RESERVE`] bytes.
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Received bytes not yet parsed start at `buf[start]`.
     buf: Vec<u8>,
+    start: usize,
+    /// A frame whose payload arrives over several pushes: what has arrived, and its length.
+    assembling: Option<(Vec<u8>, usize)>,
     max: usize,
     /// Payload bytes of an oversized frame still to be discarded.
     skipping: usize,
 }
 
+/// Most a frame being assembled reserves ahead of the bytes that actually arrived.
+pub const ASSEMBLY_RESERVE: usize = 1024 * 1024;
+
 impl FrameDecoder {
     pub fn new(max: usize) -> Self {
         Self {
             buf: Vec::new(),
+            start: 0,
+            assembling: None,
             max,
             skipping: 0,
         }
+    }
+
+    /// Bytes held: unparsed input plus a partly assembled frame. Bounded by what was pushed
+    /// and not yet taken out, never by a declared length.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start + self.assembling.as_ref().map_or(0, |(f, _)| f.len())
     }
 
     /// Appends bytes received from the peer.
@@ -98,31 +120,80 @@ impl FrameDecoder {
             self.skipping -= skip;
             bytes = &bytes[skip..];
         }
-        self.buf.extend_from_slice(bytes);
+        if let Some((frame, len)) = &mut self.assembling {
+            let take = (*len - frame.len()).min(bytes.len());
+            if frame.capacity() - frame.len() < take {
+                // Grow towards the declared length, but only as fast as bytes arrive.
+                let want = (*len - frame.len()).min(take.max(frame.len()).max(ASSEMBLY_RESERVE));
+                frame.reserve(want);
+            }
+            frame.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+        if !bytes.is_empty() {
+            if self.start == self.buf.len() {
+                self.buf.clear();
+                self.start = 0;
+            }
+            self.buf.extend_from_slice(bytes);
+        }
     }
 
     /// The next complete frame, if one has arrived. An oversized frame yields one
     /// `Err(TooLarge)`; decoding continues with the frame after it.
     pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
-        if self.skipping > 0 || self.buf.len() < LENGTH_PREFIX {
+        if let Some((frame, len)) = &self.assembling {
+            if frame.len() < *len {
+                return None;
+            }
+            return self.assembling.take().map(|(frame, _)| Ok(frame));
+        }
+        if self.skipping > 0 {
+            return None;
+        }
+        let pending = &self.buf[self.start..];
+        if pending.len() < LENGTH_PREFIX {
+            self.compact();
             return None;
         }
         let mut prefix = [0u8; LENGTH_PREFIX];
-        prefix.copy_from_slice(&self.buf[..LENGTH_PREFIX]);
+        prefix.copy_from_slice(&pending[..LENGTH_PREFIX]);
         let len = u32::from_ne_bytes(prefix) as usize;
+        let available = pending.len() - LENGTH_PREFIX;
         if len > self.max {
-            let available = self.buf.len() - LENGTH_PREFIX;
             let skip_now = available.min(len);
-            self.buf.drain(..LENGTH_PREFIX + skip_now);
+            self.start += LENGTH_PREFIX + skip_now;
             self.skipping = len - skip_now;
+            self.compact();
             return Some(Err(FrameError::TooLarge { len, max: self.max }));
         }
-        if self.buf.len() < LENGTH_PREFIX + len {
-            return None;
+        if available >= len {
+            let body = self.start + LENGTH_PREFIX;
+            let frame = self.buf[body..body + len].to_vec();
+            self.start = body + len;
+            self.compact();
+            return Some(Ok(frame));
         }
-        let frame = self.buf[LENGTH_PREFIX..LENGTH_PREFIX + len].to_vec();
-        self.buf.drain(..LENGTH_PREFIX + len);
-        Some(Ok(frame))
+        // The rest of this frame is still to come: assemble it on its own, so the bytes that
+        // follow are appended to it directly instead of to the shared buffer.
+        let mut frame = Vec::with_capacity(len.min(available.max(ASSEMBLY_RESERVE)));
+        frame.extend_from_slice(&pending[LENGTH_PREFIX..]);
+        self.buf.clear();
+        self.start = 0;
+        self.assembling = Some((frame, len));
+        None
+    }
+
+    /// Drops consumed bytes once they are most of the buffer, so it cannot grow without bound
+    /// while each shift stays proportional to the bytes consumed since the last one.
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
     }
 
     /// Call at end of stream: `Err(Truncated)` if a frame was cut off.
@@ -133,7 +204,17 @@ impl FrameDecoder {
                 got: 0,
             });
         }
-        match self.buf.len() {
+        if let Some((frame, len)) = &self.assembling {
+            if frame.len() < *len {
+                return Err(FrameError::Truncated {
+                    expected: *len,
+                    got: frame.len(),
+                });
+            }
+            return Ok(());
+        }
+        let pending = &self.buf[self.start..];
+        match pending.len() {
             0 => Ok(()),
             n if n < LENGTH_PREFIX => Err(FrameError::Truncated {
                 expected: LENGTH_PREFIX,
@@ -141,7 +222,7 @@ impl FrameDecoder {
             }),
             n => {
                 let mut prefix = [0u8; LENGTH_PREFIX];
-                prefix.copy_from_slice(&self.buf[..LENGTH_PREFIX]);
+                prefix.copy_from_slice(&pending[..LENGTH_PREFIX]);
                 Err(FrameError::Truncated {
                     expected: u32::from_ne_bytes(prefix) as usize,
                     got: n - LENGTH_PREFIX,
@@ -220,6 +301,47 @@ mod tests {
             assert_eq!(got, vec![b"{\"a\":1}".to_vec(), b"[]".to_vec()]);
             d.finish().unwrap();
         }
+    }
+
+    #[test]
+    fn many_small_frames_and_a_spanning_one_keep_their_order() {
+        let mut stream = Vec::new();
+        for i in 0..1000u32 {
+            stream.extend(encode_frame(i.to_string().as_bytes(), 100).unwrap());
+        }
+        let big = vec![b'y'; 90];
+        stream.extend(encode_frame(&big, 100).unwrap());
+        stream.extend(encode_frame(b"after", 100).unwrap());
+        // Reads of 7 bytes: the big frame is assembled across many pushes.
+        let mut d = FrameDecoder::new(100);
+        let mut got = Vec::new();
+        for chunk in stream.chunks(7) {
+            d.push(chunk);
+            while let Some(f) = d.next_frame() {
+                got.push(f.unwrap());
+            }
+            assert!(d.buffered() <= 100 + 7, "{}", d.buffered());
+        }
+        d.finish().unwrap();
+        assert_eq!(got.len(), 1002);
+        assert_eq!(got[999], b"999");
+        assert_eq!(got[1000], big);
+        assert_eq!(got[1001], b"after");
+    }
+
+    #[test]
+    fn a_length_prefix_alone_allocates_little() {
+        let mut d = FrameDecoder::new(usize::MAX);
+        d.push(&u32::MAX.to_ne_bytes());
+        d.push(b"abc");
+        assert!(d.next_frame().is_none());
+        assert_eq!(d.buffered(), 3);
+        let reserved = d.assembling.as_ref().map_or(0, |(f, _)| f.capacity());
+        assert!(reserved <= 2 * ASSEMBLY_RESERVE, "{reserved}");
+        assert!(matches!(
+            d.finish(),
+            Err(FrameError::Truncated { got: 3, .. })
+        ));
     }
 
     #[test]

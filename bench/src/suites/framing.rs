@@ -8,8 +8,32 @@ use crate::measure::{median_mb_per_s, samples};
 use crate::report::Report;
 
 pub fn run(report: &mut Report) -> Result<(), String> {
-    let payload = vec![b'x'; 256 * 1024];
-    let frames = 64;
+    // Large frames spanning several reads, and small ones many to a read (a burst of
+    // requests, or a chatty executor): the second is where per-frame costs show.
+    measure(
+        report,
+        "framing",
+        256 * 1024,
+        64,
+        "64 x 256 KiB frames in 64 KiB reads",
+    )?;
+    measure(
+        report,
+        "framing.small",
+        200,
+        80_000,
+        "80,000 x 200 B frames in 64 KiB reads",
+    )
+}
+
+fn measure(
+    report: &mut Report,
+    prefix: &str,
+    frame_bytes: usize,
+    frames: usize,
+    what: &str,
+) -> Result<(), String> {
+    let payload = vec![b'x'; frame_bytes];
     let mut stream = Vec::new();
     for _ in 0..frames {
         stream
@@ -36,19 +60,19 @@ pub fn run(report: &mut Report) -> Result<(), String> {
     let copy_mb = median_mb_per_s(stream.len(), &copy);
     let decode_mb = median_mb_per_s(stream.len(), &decode);
     report.add(
-        "framing.decode_throughput",
+        &format!("{prefix}.decode_throughput"),
         decode_mb,
         "MB/s",
-        "64 x 256 KiB frames in 64 KiB reads",
+        what,
     );
     report.add(
-        "framing.copy_baseline",
+        &format!("{prefix}.copy_baseline"),
         copy_mb,
         "MB/s",
         "same bytes copied, same chunks",
     );
     report.add(
-        "framing.decode_vs_copy",
+        &format!("{prefix}.decode_vs_copy"),
         if copy_mb > 0.0 {
             decode_mb / copy_mb
         } else {

@@ -1,3 +1,5 @@
 //! The bench suites, one file each.
 
 pub mod framing;
+pub mod planner;
+pub mod sampler;

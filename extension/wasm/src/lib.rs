@@ -49,6 +49,8 @@ pub fn plan_fallback(
         contention: &contention,
         policy: &policy,
         broker: broker.as_ref(),
+        // The fallback has no view of other tabs' plans yet; it plans as if alone.
+        tabs: &[],
         source: PlanSource::ExtensionFallback,
     });
     to_json(&plan)

@@ -13,8 +13,9 @@ use super::demand::{
 use super::executor::{ConsoleLevel, ExecutorLimits, FromExecutor, ToExecutor};
 use super::host::{HostReply, HostRequest};
 use super::plan::{
-    BrokerTerms, ContentionSnapshot, ContentionSource, Placement, Plan, PlanSource, Policy,
-    RemoteRequest, ResourceAmounts, Target,
+    BrokerTerms, ContentionForecast, ContentionSnapshot, ContentionSource, NetworkThroughput,
+    PathPlan, Placement, Plan, PlanSource, Policy, Pressure, ProcessGroupUsage, RemoteRequest,
+    ResourceAmounts, TabLoad, Target,
 };
 use super::{ErrorCode, PROTOCOL_VERSION, Quantiles};
 
@@ -72,7 +73,73 @@ pub fn contention() -> ContentionSnapshot {
         total_memory_bytes: 25_769_803_776,
         available_memory_bytes: 23_000_000_000,
         load_average_1m: Some(0.4),
+        per_core_usage: vec![0.3, 0.2],
+        swap_total_bytes: 0,
+        swap_used_bytes: 0,
+        runnable_tasks: Some(1.2),
+        network: Some(NetworkThroughput {
+            rx_bytes_per_s: 12_000.0,
+            tx_bytes_per_s: 3_000.0,
+        }),
+        browser: Some(ProcessGroupUsage {
+            processes: 9,
+            cpu_millicores: 180,
+            memory_bytes: 1_200_000_000,
+        }),
+        others: Some(ProcessGroupUsage {
+            processes: 140,
+            cpu_millicores: 320,
+            memory_bytes: 1_500_000_000,
+        }),
+        pressure: Some(Pressure {
+            cpu_some_avg10: Some(2.5),
+            memory_some_avg10: Some(0.0),
+            memory_full_avg10: Some(0.0),
+            io_some_avg10: Some(0.1),
+            io_full_avg10: Some(0.0),
+        }),
+        forecast: Some(ContentionForecast {
+            horizon_ms: 5000,
+            available_cpu_millicores: 1400,
+            available_memory_bytes: 22_900_000_000,
+            cpu_trend_millicores_per_s: -20.0,
+            memory_trend_bytes_per_s: -20_000_000.0,
+        }),
     }
+}
+
+pub fn broker_terms() -> BrokerTerms {
+    BrokerTerms {
+        available: true,
+        rtt_ms: 0.8,
+        capacity: resources(),
+        speed_factor: Some(1.5),
+        bandwidth_bytes_per_s: 50_000_000,
+        startup_ms: Some(12.0),
+    }
+}
+
+pub fn tabs() -> Vec<TabLoad> {
+    vec![
+        TabLoad {
+            tab_id: 4,
+            active: true,
+            visible: true,
+            audible: false,
+            discarded: false,
+            predicted_cpu_ms: 35.0,
+            predicted_memory_bytes: 24_000_000,
+        },
+        TabLoad {
+            tab_id: 9,
+            active: false,
+            visible: false,
+            audible: true,
+            discarded: false,
+            predicted_cpu_ms: 0.0,
+            predicted_memory_bytes: 0,
+        },
+    ]
 }
 
 pub fn resources() -> ResourceAmounts {
@@ -101,9 +168,26 @@ pub fn plan() -> Plan {
             component_id: "worker-0".into(),
             url: Some("http://127.0.0.1:8080/worker.js".into()),
             target: Target::Remote,
-            reason: "predicted 3600 ms CPU, at least the 100 ms offload threshold".into(),
+            reason: "predicted 3600 ms CPU, at least the 100 ms offload threshold (5433 ms remotely, 3600 ms here)".into(),
+            local_ms: Some(3600.0),
+            remote_ms: Some(5433.2),
         }],
-        reasons: vec!["lease 1000 millicores and 40 MiB for 144 s".into()],
+        reasons: vec![
+            "load path needs 21 ms CPU and 1 components 3600 ms (p90); this page may use 700 of 1400 idle millicores (idle now 1500, forecast 1400 in 5 s)".into(),
+            "lease 1000 millicores and 40 MiB for 144 s".into(),
+            "expected to finish in 5433 ms".into(),
+        ],
+        paths: vec![PathPlan {
+            name: "load".into(),
+            local: ResourceAmounts {
+                cpu_millicores: 21,
+                memory_bytes: 4_000_000,
+                bandwidth_bytes_per_s: 48_000,
+            },
+            remote: Some(resources()),
+            remote_components: vec!["worker-0".into()],
+        }],
+        expected_completion_ms: Some(5433.2),
     }
 }
 
@@ -117,13 +201,17 @@ pub fn host_requests() -> Vec<HostRequest> {
             request_id: 7,
             demand: demand(),
             policy: Policy::default(),
-            broker: Some(BrokerTerms {
-                available: true,
-                rtt_ms: 0.8,
-                capacity: resources(),
-            }),
+            broker: Some(broker_terms()),
+            tabs: tabs(),
         },
         HostRequest::Contention { request_id: 8 },
+        HostRequest::WatchContention {
+            request_id: 9,
+            enabled: true,
+            min_interval_ms: Some(1000),
+            cpu_change_millicores: Some(250),
+            memory_change_bytes: Some(268_435_456),
+        },
         HostRequest::Unknown,
     ]
 }
@@ -143,6 +231,16 @@ pub fn host_replies() -> Vec<HostReply> {
         HostReply::Contention {
             request_id: 8,
             contention: contention(),
+        },
+        HostReply::ContentionChanged {
+            contention: contention(),
+            reasons: vec!["idle CPU fell from 1900 to 1500 millicores".into()],
+        },
+        HostReply::Chunk {
+            request_id: Some(7),
+            index: 0,
+            count: 3,
+            data: "{\"type\":\"plan\",\"request_id\":7,\"plan\":{\"url\":".into(),
         },
         HostReply::Error {
             request_id: None,

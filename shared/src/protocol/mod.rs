@@ -54,6 +54,9 @@ pub enum ErrorCode {
     BadState,
     /// The peer failed internally; the request may be retried.
     Internal,
+    /// The caller is not allowed to use this peer (e.g. an extension the host was not
+    /// installed for).
+    Forbidden,
     #[serde(other)]
     Unknown,
 }

@@ -74,6 +74,77 @@ pub struct ContentionSnapshot {
     /// One-minute load average, where the OS has one.
     #[serde(default)]
     pub load_average_1m: Option<f64>,
+    /// Use of each logical CPU, 0.0-1.0, in the OS's order (empty when not measured).
+    #[serde(default)]
+    pub per_core_usage: Vec<f64>,
+    #[serde(default)]
+    pub swap_total_bytes: u64,
+    #[serde(default)]
+    pub swap_used_bytes: u64,
+    /// Tasks ready to run right now (smoothed), which says how oversubscribed the CPUs are
+    /// when `cpu_usage` is already 1.0. Linux only.
+    #[serde(default)]
+    pub runnable_tasks: Option<f64>,
+    /// Machine-wide network throughput, all interfaces but loopback.
+    #[serde(default)]
+    pub network: Option<NetworkThroughput>,
+    /// The browser the host was started from: its whole process tree.
+    #[serde(default)]
+    pub browser: Option<ProcessGroupUsage>,
+    /// Every other process on the machine.
+    #[serde(default)]
+    pub others: Option<ProcessGroupUsage>,
+    /// Linux pressure stall information, when the kernel exposes it.
+    #[serde(default)]
+    pub pressure: Option<Pressure>,
+    /// Where the smoothed figures are heading over the next seconds.
+    #[serde(default)]
+    pub forecast: Option<ContentionForecast>,
+}
+
+/// Bytes per second received and sent.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct NetworkThroughput {
+    pub rx_bytes_per_s: f64,
+    pub tx_bytes_per_s: f64,
+}
+
+/// What a group of processes uses right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProcessGroupUsage {
+    pub processes: u32,
+    /// CPU in use, in millicores (may exceed 1000: several threads).
+    pub cpu_millicores: u64,
+    /// Resident memory, bytes.
+    pub memory_bytes: u64,
+}
+
+/// Linux PSI `avg10` figures: the share of the last 10 s (0-100) in which at least one task
+/// (`some`) or every task (`full`) was stalled waiting for the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Pressure {
+    #[serde(default)]
+    pub cpu_some_avg10: Option<f64>,
+    #[serde(default)]
+    pub memory_some_avg10: Option<f64>,
+    #[serde(default)]
+    pub memory_full_avg10: Option<f64>,
+    #[serde(default)]
+    pub io_some_avg10: Option<f64>,
+    #[serde(default)]
+    pub io_full_avg10: Option<f64>,
+}
+
+/// A short-horizon forecast: the smoothed level plus its trend, `horizon_ms` ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContentionForecast {
+    pub horizon_ms: u64,
+    pub available_cpu_millicores: u64,
+    pub available_memory_bytes: u64,
+    /// Trend of idle CPU, millicores per second (negative: the machine is getting busier).
+    pub cpu_trend_millicores_per_s: f64,
+    /// Trend of available memory, bytes per second.
+    pub memory_trend_bytes_per_s: f64,
 }
 
 /// Whether offloading is allowed at all.
@@ -110,6 +181,11 @@ pub struct Policy {
     /// Lease priority, 0 (lowest) to 9.
     #[serde(default = "Policy::default_priority")]
     pub priority: u8,
+    /// How much later (as a fraction) a component may finish remotely than locally and still
+    /// be offloaded to keep this machine within its share. Beyond it the broker counts as
+    /// slower and the component stays local.
+    #[serde(default = "Policy::default_offload_slack")]
+    pub offload_slack: f64,
 }
 
 impl Policy {
@@ -128,6 +204,9 @@ impl Policy {
     fn default_priority() -> u8 {
         5
     }
+    fn default_offload_slack() -> f64 {
+        0.25
+    }
 }
 
 impl Default for Policy {
@@ -139,6 +218,7 @@ impl Default for Policy {
             horizon_ms: Self::default_horizon_ms(),
             offload_min_cpu_ms: Self::default_offload_min_cpu_ms(),
             priority: Self::default_priority(),
+            offload_slack: Self::default_offload_slack(),
         }
     }
 }
@@ -151,9 +231,44 @@ pub struct BrokerTerms {
     /// Measured round-trip time, ms.
     #[serde(default)]
     pub rtt_ms: f64,
-    /// The broker's total capacity, as it announced in `hello`.
+    /// The broker's total capacity, as it announced in `hello` (zero: not announced).
     #[serde(default)]
     pub capacity: ResourceAmounts,
+    /// How long the broker takes for work that takes this browser 1 ms (2.0: half as fast).
+    /// `None`: not measured, and the planner assumes parity for placement.
+    #[serde(default)]
+    pub speed_factor: Option<f64>,
+    /// Measured throughput to the broker, bytes per second (0: not measured).
+    #[serde(default)]
+    pub bandwidth_bytes_per_s: u64,
+    /// Time to start one remote component (executor start-up), ms. `None`: not measured.
+    #[serde(default)]
+    pub startup_ms: Option<f64>,
+}
+
+/// Another open tab, as the extension sees it, so a plan leaves room for the browser's other
+/// pages and not only for other applications.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TabLoad {
+    pub tab_id: i64,
+    /// The selected tab of its window.
+    #[serde(default)]
+    pub active: bool,
+    /// Active in a window that is not minimized.
+    #[serde(default)]
+    pub visible: bool,
+    /// Playing sound (background tabs that do are not throttled by the browser).
+    #[serde(default)]
+    pub audible: bool,
+    /// Unloaded by the browser to save memory: it uses nothing until reloaded.
+    #[serde(default)]
+    pub discarded: bool,
+    /// What Foresight predicted the tab's page needs (main thread plus local workers, p50),
+    /// CPU ms over the policy horizon; 0 when the tab was not analysed.
+    #[serde(default)]
+    pub predicted_cpu_ms: f64,
+    #[serde(default)]
+    pub predicted_memory_bytes: u64,
 }
 
 /// Where a component runs.
@@ -174,6 +289,13 @@ pub struct Placement {
     pub url: Option<String>,
     pub target: Target,
     pub reason: String,
+    /// Expected completion time on this machine under the measured contention, ms.
+    #[serde(default)]
+    pub local_ms: Option<f64>,
+    /// Expected completion time on the broker, transfer and start-up included, ms (`None`
+    /// when no broker is usable).
+    #[serde(default)]
+    pub remote_ms: Option<f64>,
 }
 
 /// What to ask the broker for.
@@ -208,6 +330,28 @@ pub struct Plan {
     pub placements: Vec<Placement>,
     /// Why, in words the popup shows.
     pub reasons: Vec<String>,
+    /// What to reserve for each execution path, in the demand's order.
+    #[serde(default)]
+    pub paths: Vec<PathPlan>,
+    /// When the page's predicted work should be done under this plan, ms from its start.
+    #[serde(default)]
+    pub expected_completion_ms: Option<f64>,
+}
+
+/// The reservation for one execution path of the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathPlan {
+    /// The path's name, as in the demand (`load`, `click button#go`).
+    pub name: String,
+    /// On this machine, at the policy quantile: CPU as the path's peak rate, its memory and
+    /// its network bandwidth.
+    pub local: ResourceAmounts,
+    /// Leased for the components this path starts; `None` when they all run locally.
+    #[serde(default)]
+    pub remote: Option<ResourceAmounts>,
+    /// Ids of the path's components placed remotely.
+    #[serde(default)]
+    pub remote_components: Vec<String>,
 }
 
 impl Plan {

@@ -47,9 +47,10 @@ fn examples_cover_every_variant() {
             HostRequest::Hello { .. } => 0,
             HostRequest::Plan { .. } => 1,
             HostRequest::Contention { .. } => 2,
-            HostRequest::Unknown => 3,
+            HostRequest::WatchContention { .. } => 3,
+            HostRequest::Unknown => 4,
         },
-        4,
+        5,
     );
     covered(
         &examples::host_replies(),
@@ -57,10 +58,12 @@ fn examples_cover_every_variant() {
             HostReply::Hello { .. } => 0,
             HostReply::Plan { .. } => 1,
             HostReply::Contention { .. } => 2,
-            HostReply::Error { .. } => 3,
-            HostReply::Unknown => 4,
+            HostReply::ContentionChanged { .. } => 3,
+            HostReply::Chunk { .. } => 4,
+            HostReply::Error { .. } => 5,
+            HostReply::Unknown => 6,
         },
-        5,
+        7,
     );
     covered(
         &examples::client_messages(),
@@ -145,6 +148,47 @@ fn known_type_with_bad_fields_is_an_error() {
     let bad = r#"{"type":"lease_request","request_id":"one","resources":{},"ttl_ms":5}"#;
     assert!(serde_json::from_str::<ClientMessage>(bad).is_err());
     assert!(serde_json::from_str::<ClientMessage>(r#"{"no_type":1}"#).is_err());
+}
+
+#[test]
+fn version_one_skeleton_messages_still_decode() {
+    // What the walking skeleton's extension and host sent, before tabs, broker speed,
+    // contention detail and per-path plans existed.
+    let request = r#"{"type":"plan","request_id":1,"demand":{"url":"u","paths":[]},
+        "broker":{"available":true,"rtt_ms":1.0,"capacity":{"cpu_millicores":1,"memory_bytes":2}}}"#;
+    match serde_json::from_str::<HostRequest>(request).unwrap() {
+        HostRequest::Plan { broker, tabs, .. } => {
+            let broker = broker.unwrap();
+            assert_eq!(broker.speed_factor, None);
+            assert_eq!(broker.bandwidth_bytes_per_s, 0);
+            assert!(tabs.is_empty());
+        }
+        other => panic!("decoded as {other:?}"),
+    }
+    let reply = r#"{"type":"plan","request_id":1,
+        "plan":{"url":"u","source":"native_host","local":{"cpu_millicores":1,"memory_bytes":2},
+                "placements":[{"component_id":"w","target":"local","reason":"r"}],"reasons":[]},
+        "contention":{"source":"native_host","taken_at_ms":1,"logical_cpus":2,"cpu_usage":0.5,
+                      "available_cpu_millicores":1000,"total_memory_bytes":4,"available_memory_bytes":2}}"#;
+    match serde_json::from_str::<HostReply>(reply).unwrap() {
+        HostReply::Plan {
+            plan, contention, ..
+        } => {
+            assert!(plan.paths.is_empty());
+            assert_eq!(plan.placements[0].local_ms, None);
+            assert!(contention.forecast.is_none() && contention.per_core_usage.is_empty());
+        }
+        other => panic!("decoded as {other:?}"),
+    }
+    let watch = r#"{"type":"watch_contention","request_id":3}"#;
+    assert!(matches!(
+        serde_json::from_str::<HostRequest>(watch).unwrap(),
+        HostRequest::WatchContention {
+            enabled: true,
+            min_interval_ms: None,
+            ..
+        }
+    ));
 }
 
 #[test]
