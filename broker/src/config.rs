@@ -1,12 +1,20 @@
-//! What a broker is configured with: the size of its pool, the longest lease it grants and how
-//! to start an executor process.
+//! What a broker is configured with: the size of its pool, the rules of its lease engine and
+//! how to start an executor process.
 
 use std::path::PathBuf;
 
 use foresight_shared::protocol::plan::ResourceAmounts;
 
+use crate::scheduler::SchedulerConfig;
+
 /// The longest lease granted unless configured otherwise: one hour. Longer work renews.
 pub const DEFAULT_MAX_TTL_MS: u64 = 3_600_000;
+
+/// Notice a preempted lease gets before it ends, unless configured otherwise.
+pub const DEFAULT_REVOKE_GRACE_MS: u64 = 1_000;
+
+/// How long shutdown waits for clients to release their leases, unless configured otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 2_000;
 
 /// Memory assumed when the machine's total cannot be read.
 const FALLBACK_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
@@ -19,6 +27,16 @@ pub struct BrokerConfig {
     pub executor: ExecutorCommand,
     /// The longest lease granted or renewed; longer requests are denied with a reason.
     pub max_ttl_ms: u64,
+    /// Notice (`lease_revoking`) a preempted lease gets before it ends; 0 ends it at once.
+    pub revoke_grace_ms: u64,
+    /// The longest a request may ask to wait in the queue (`max_wait_ms`).
+    pub max_queue_wait_ms: u64,
+    /// Queued requests, all clients together, and per client.
+    pub max_queue: usize,
+    pub max_queued_per_client: usize,
+    /// On shutdown, every lease is revoked with this much notice; the broker closes when
+    /// all are released or the notice runs out.
+    pub shutdown_grace_ms: u64,
 }
 
 impl BrokerConfig {
@@ -28,6 +46,23 @@ impl BrokerConfig {
             capacity,
             executor,
             max_ttl_ms: DEFAULT_MAX_TTL_MS,
+            revoke_grace_ms: DEFAULT_REVOKE_GRACE_MS,
+            max_queue_wait_ms: 60_000,
+            max_queue: 10_000,
+            max_queued_per_client: 64,
+            shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+        }
+    }
+
+    /// The lease engine's part of the configuration.
+    pub fn scheduler(&self) -> SchedulerConfig {
+        SchedulerConfig {
+            capacity: self.capacity,
+            max_ttl_ms: self.max_ttl_ms,
+            revoke_grace_ms: self.revoke_grace_ms,
+            max_wait_ms: self.max_queue_wait_ms,
+            max_queue: self.max_queue,
+            max_queued_per_client: self.max_queued_per_client,
         }
     }
 

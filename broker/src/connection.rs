@@ -1,16 +1,19 @@
 //! One client: the protocol state machine of channel 2 (`docs/PROTOCOL.md`).
 //!
 //! A connection is one task. It waits on four things at once: the client's next frame, the
-//! output of its workers, the earliest deadline among its leases, and the server's shutdown.
-//! It answers every request at once and in order, and it never gives up on a client over a
-//! bad message: invalid JSON, an invalid or unknown message, a message before `hello` or a
-//! binary frame each get a typed `error` and the connection keeps serving. Only a protocol
-//! version mismatch and an over-long message (which the websocket layer cannot skip) close it.
+//! output of its workers, its outbox of lease notices, and the server's shutdown. It never
+//! gives up on a client over a bad message: invalid JSON, an invalid or unknown message, a
+//! message before `hello` or a binary frame each get a typed `error` and the connection keeps
+//! serving. Only a protocol version mismatch and an over-long message (which the websocket
+//! layer cannot skip) close it.
 //!
-//! Leases are looked up in the shared pool, but only their owner changes them, so what this
-//! task sees of its own leases cannot change under it. Before handling any message the
-//! connection expires its due leases, so a client always hears `lease_ended` before an answer
-//! that depends on it.
+//! Lease state lives in the shared engine ([`crate::scheduler`]), which other clients'
+//! requests and the timer change too (a queued grant, a preemption, an expiry). Everything
+//! the engine tells this client arrives through its outbox in the engine's order; after each
+//! message the connection drains the outbox before reading on, so the answer to a request is
+//! sent before anything that follows it, and a client hears `lease_ended` before any answer
+//! that depends on it. Delivering `lease_ended` (or `lease_released`) kills the lease's
+//! workers first: after it no output of theirs reaches the client (fencing).
 //!
 //! When the connection ends for any reason, its leases are released and its executor
 //! processes killed and reaped before the task finishes. A client that stops reading is
@@ -19,29 +22,27 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
 use foresight_shared::protocol::broker::{
-    ClientMessage, LeaseEndReason, LeaseId, ServerMessage, WorkerExitReason,
+    ClientMessage, LeaseEndReason, LeaseId, RevokeCause, ServerMessage, WorkerExitReason,
 };
 use foresight_shared::protocol::executor::{ExecutorLimits, ToExecutor};
-use foresight_shared::protocol::plan::ResourceAmounts;
 use foresight_shared::protocol::{ErrorCode, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::BROKER_NAME;
-use crate::events::{BrokerEvent, LeaseEndCause};
+use crate::events::BrokerEvent;
 use crate::executor::quickjs::MIN_HEAP_BYTES;
-use crate::leases::RenewError;
+use crate::scheduler::{EndReason, LeaseRequest, NoticeKind, RenewError};
 use crate::server::Shared;
 use crate::workers::{self, QueueError, WorkerEvent, WorkerHandle, WorkerOutput, WorkerSpec};
 
@@ -66,13 +67,6 @@ pub(crate) const MAX_WORKERS_PER_LEASE: usize = 16;
 const WORKER_EVENT_QUEUE: usize = 256;
 
 type WsResult<T> = Result<T, tungstenite::Error>;
-
-/// Milliseconds since the Unix epoch: lease deadlines are absolute, on the broker's clock.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// Serves one client until it leaves or the server shuts down.
 pub(crate) async fn serve(
@@ -109,6 +103,7 @@ pub(crate) async fn serve(
     if let Some(ws) = ws {
         let (worker_tx, worker_rx) = mpsc::channel(WORKER_EVENT_QUEUE);
         let connection = Connection {
+            notices: shared.register(client_id),
             shared: shared.clone(),
             client_id,
             ws,
@@ -142,6 +137,8 @@ enum Stop {
 
 struct Connection {
     shared: Arc<Shared>,
+    /// What the lease engine tells this client, in order.
+    notices: mpsc::UnboundedReceiver<NoticeKind>,
     client_id: u64,
     ws: WebSocketStream<TcpStream>,
     greeted: bool,
@@ -163,12 +160,11 @@ impl Connection {
             if *shutdown.borrow() {
                 break Stop::Shutdown;
             }
-            let deadline = self.next_deadline();
             tokio::select! {
                 // A closed channel means the server is gone: shut down too.
                 _ = shutdown.changed() => break Stop::Shutdown,
-                () = sleep_until(deadline) => {
-                    if self.expire_due().await.is_err() {
+                Some(notice) = self.notices.recv() => {
+                    if self.deliver(notice).await.is_err() {
                         break Stop::Gone;
                     }
                 }
@@ -181,7 +177,11 @@ impl Connection {
                 incoming = self.ws.next() => match incoming {
                     None => break Stop::Gone,
                     Some(Ok(message)) => match self.on_frame(message).await {
-                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Continue) => {
+                            if self.deliver_pending().await.is_err() {
+                                break Stop::Gone;
+                            }
+                        }
                         Ok(Flow::Close(code, reason)) => break Stop::Close(code, reason),
                         Err(_) => break Stop::Gone,
                     },
@@ -201,7 +201,7 @@ impl Connection {
                 },
             }
         };
-        let cause = match stop {
+        match stop {
             Stop::Shutdown => {
                 let farewell = self.farewell();
                 if tokio::time::timeout(FAREWELL_TIMEOUT, farewell)
@@ -210,24 +210,16 @@ impl Connection {
                 {
                     tracing::debug!(client_id = self.client_id, "farewell timed out");
                 }
-                LeaseEndCause::ShuttingDown
             }
             Stop::Close(code, reason) => {
                 let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.close(code, reason)).await;
-                LeaseEndCause::Disconnected
             }
-            Stop::Gone => LeaseEndCause::Disconnected,
-        };
-        self.release_everything(cause);
+            Stop::Gone => {}
+        }
+        self.release_everything();
         // Every executor process is reaped before the connection is over.
         drop(worker_rx);
         while self.tasks.join_next().await.is_some() {}
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let expires_at = self.shared.pool().next_expiry(self.client_id)?;
-        let wait = expires_at.saturating_sub(now_ms());
-        Some(Instant::now() + Duration::from_millis(wait))
     }
 
     // --- Sending --------------------------------------------------------------------------
@@ -326,8 +318,6 @@ impl Connection {
                 return Ok(Flow::Continue);
             }
         };
-        self.expire_due().await?;
-
         if let ClientMessage::Unknown = message {
             let what = type_name.unwrap_or_default();
             self.send_error(
@@ -365,12 +355,19 @@ impl Connection {
                 request_id,
                 resources,
                 ttl_ms,
-                priority: _,
+                priority,
                 purpose,
-            } => {
-                self.on_lease_request(request_id, resources, ttl_ms, purpose)
-                    .await?
-            }
+                min_resources,
+                max_wait_ms,
+            } => self.on_lease_request(LeaseRequest {
+                request_id,
+                resources,
+                min_resources,
+                ttl_ms,
+                priority,
+                max_wait_ms: max_wait_ms.unwrap_or(0),
+                purpose,
+            }),
             ClientMessage::LeaseRenew { lease_id, ttl_ms } => {
                 self.on_lease_renew(lease_id, ttl_ms).await?
             }
@@ -380,8 +377,9 @@ impl Connection {
                 worker_id,
                 script_url,
                 source,
+                epoch,
             } => {
-                self.on_worker_spawn(lease_id, worker_id, script_url, source)
+                self.on_worker_spawn(lease_id, worker_id, script_url, source, epoch)
                     .await?
             }
             ClientMessage::WorkerMessage { worker_id, data } => {
@@ -416,7 +414,7 @@ impl Connection {
             client_id: self.client_id,
             client,
         });
-        let capacity = self.shared.pool().capacity();
+        let capacity = self.shared.schedule(|s, _, _| s.capacity());
         self.send(ServerMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             broker: BROKER_NAME.to_string(),
@@ -428,57 +426,35 @@ impl Connection {
 
     // --- Leases ---------------------------------------------------------------------------
 
-    async fn on_lease_request(
-        &mut self,
-        request_id: u64,
-        resources: ResourceAmounts,
-        ttl_ms: u64,
-        purpose: String,
-    ) -> WsResult<()> {
-        let granted = self
-            .shared
-            .pool()
-            .grant(self.client_id, resources, ttl_ms, now_ms());
-        match granted {
-            Ok(lease) => {
-                self.shared.events.emit(BrokerEvent::LeaseGranted {
-                    client_id: self.client_id,
-                    lease: lease.clone(),
-                    purpose,
-                });
-                self.send(ServerMessage::LeaseGranted { request_id, lease })
-                    .await
-            }
-            Err(denial) => {
-                self.shared.events.emit(BrokerEvent::LeaseDenied {
-                    client_id: self.client_id,
-                    reason: denial.reason,
-                    message: denial.message.clone(),
-                });
-                self.send(ServerMessage::LeaseDenied {
-                    request_id,
-                    reason: denial.reason,
-                    message: denial.message,
-                })
-                .await
-            }
-        }
+    /// The engine answers through the outbox (granted, queued or denied), drained right
+    /// after this message.
+    fn on_lease_request(&mut self, request: LeaseRequest) {
+        let client = self.client_id;
+        self.shared
+            .schedule(|s, now, out| s.request(client, request, now, out));
     }
 
     async fn on_lease_renew(&mut self, lease_id: LeaseId, ttl_ms: u64) -> WsResult<()> {
+        let client = self.client_id;
         let renewed = self
             .shared
-            .pool()
-            .renew(self.client_id, lease_id, ttl_ms, now_ms());
+            .schedule(|s, now, out| s.renew(client, lease_id, ttl_ms, now, out));
+        // `lease_renewed`, or the `lease_ended` that explains a refusal, comes first.
+        self.deliver_pending().await?;
         match renewed {
-            Ok(expires_at_ms) => {
-                self.send(ServerMessage::LeaseRenewed {
-                    lease_id,
-                    expires_at_ms,
-                })
+            Ok(()) => Ok(()),
+            Err(RenewError::NotFound) => self.lease_not_found(lease_id).await,
+            Err(RenewError::Revoking { ends_at_ms }) => {
+                self.send_error(
+                    ErrorCode::BadState,
+                    format!(
+                        "lease {lease_id} not renewed: it is being revoked and ends at \
+                         {ends_at_ms}"
+                    ),
+                    None,
+                )
                 .await
             }
-            Err(RenewError::NotFound) => self.lease_not_found(lease_id).await,
             // The protocol has no typed refusal for renewals; the lease keeps its deadline.
             Err(RenewError::InvalidTtl(message)) => {
                 self.send_error(
@@ -492,17 +468,15 @@ impl Connection {
     }
 
     async fn on_lease_release(&mut self, lease_id: LeaseId) -> WsResult<()> {
-        let released = self.shared.pool().release(self.client_id, lease_id);
-        match released {
-            Some(_) => {
-                self.end_lease(
-                    lease_id,
-                    LeaseEndCause::Released,
-                    ServerMessage::LeaseReleased { lease_id },
-                )
-                .await
-            }
-            None => self.lease_not_found(lease_id).await,
+        let client = self.client_id;
+        let released = self
+            .shared
+            .schedule(|s, now, out| s.release(client, lease_id, now, out));
+        self.deliver_pending().await?;
+        if released {
+            Ok(())
+        } else {
+            self.lease_not_found(lease_id).await
         }
     }
 
@@ -515,38 +489,82 @@ impl Connection {
         .await
     }
 
-    /// Ends the leases whose deadline has passed, telling the client.
-    async fn expire_due(&mut self) -> WsResult<()> {
-        let expired = self.shared.pool().expire_due(self.client_id, now_ms());
-        for lease in expired {
-            let lease_id = lease.lease_id;
-            self.end_lease(
-                lease_id,
-                LeaseEndCause::Expired,
-                ServerMessage::LeaseEnded {
-                    lease_id,
-                    reason: LeaseEndReason::Expired,
-                },
-            )
-            .await?;
+    /// Sends what the engine decided for this client so far, in order.
+    async fn deliver_pending(&mut self) -> WsResult<()> {
+        while let Ok(notice) = self.notices.try_recv() {
+            self.deliver(notice).await?;
         }
         Ok(())
     }
 
-    /// The rest of ending a lease already removed from the pool: kill its workers, then tell
+    /// Tells the client one thing the engine decided. A lease that ended loses its workers
+    /// first.
+    async fn deliver(&mut self, notice: NoticeKind) -> WsResult<()> {
+        let message = match notice {
+            NoticeKind::Granted {
+                request_id, lease, ..
+            } => ServerMessage::LeaseGranted { request_id, lease },
+            NoticeKind::Queued {
+                request_id,
+                position,
+                estimated_wait_ms,
+            } => ServerMessage::LeaseQueued {
+                request_id,
+                position,
+                estimated_wait_ms,
+            },
+            NoticeKind::Denied {
+                request_id,
+                reason,
+                message,
+            } => ServerMessage::LeaseDenied {
+                request_id,
+                reason,
+                message,
+            },
+            NoticeKind::Renewed {
+                lease_id,
+                expires_at_ms,
+            } => ServerMessage::LeaseRenewed {
+                lease_id,
+                expires_at_ms,
+            },
+            NoticeKind::Revoking {
+                lease_id,
+                cause,
+                ends_at_ms,
+            } => ServerMessage::LeaseRevoking {
+                lease_id,
+                cause,
+                ends_at_ms,
+            },
+            NoticeKind::Released { lease_id } => {
+                return self
+                    .end_lease(lease_id, ServerMessage::LeaseReleased { lease_id })
+                    .await;
+            }
+            NoticeKind::Ended { lease_id, reason } => {
+                let reason = match reason {
+                    EndReason::Expired => LeaseEndReason::Expired,
+                    EndReason::Revoked(RevokeCause::ShuttingDown) => LeaseEndReason::ShuttingDown,
+                    EndReason::Revoked(_) => LeaseEndReason::Revoked,
+                    EndReason::Disconnected => {
+                        self.kill_lease_workers(lease_id);
+                        return Ok(());
+                    }
+                };
+                return self
+                    .end_lease(lease_id, ServerMessage::LeaseEnded { lease_id, reason })
+                    .await;
+            }
+        };
+        self.send(message).await
+    }
+
+    /// The rest of ending a lease the engine already removed: kill its workers, then tell
     /// the client (`worker_exited` for each, then `announcement`).
-    async fn end_lease(
-        &mut self,
-        lease_id: LeaseId,
-        cause: LeaseEndCause,
-        announcement: ServerMessage,
-    ) -> WsResult<()> {
+    async fn end_lease(&mut self, lease_id: LeaseId, announcement: ServerMessage) -> WsResult<()> {
         let killed = self.kill_lease_workers(lease_id);
-        self.shared.events.emit(BrokerEvent::LeaseEnded {
-            client_id: self.client_id,
-            lease_id,
-            cause,
-        });
         for worker_id in killed {
             self.send(ServerMessage::WorkerExited {
                 worker_id,
@@ -573,35 +591,19 @@ impl Connection {
         ids
     }
 
-    /// Shutdown: every lease ends with `shutting_down`, then the websocket closes.
+    /// Shutdown: every lease still held ends with `shutting_down`, then the websocket closes.
     async fn farewell(&mut self) -> WsResult<()> {
-        let leases = self.shared.pool().release_all(self.client_id);
-        for lease in leases {
-            let lease_id = lease.lease_id;
-            self.end_lease(
-                lease_id,
-                LeaseEndCause::ShuttingDown,
-                ServerMessage::LeaseEnded {
-                    lease_id,
-                    reason: LeaseEndReason::ShuttingDown,
-                },
-            )
-            .await?;
-        }
+        let client = self.client_id;
+        self.shared.schedule(|s, _, out| {
+            s.end_all(client, EndReason::Revoked(RevokeCause::ShuttingDown), out)
+        });
+        self.deliver_pending().await?;
         self.close(CloseCode::Away, "broker shutting down").await
     }
 
     /// Whatever is left when the connection ends: release the leases, kill the workers.
-    fn release_everything(&mut self, cause: LeaseEndCause) {
-        let leases = self.shared.pool().release_all(self.client_id);
-        for lease in leases {
-            self.kill_lease_workers(lease.lease_id);
-            self.shared.events.emit(BrokerEvent::LeaseEnded {
-                client_id: self.client_id,
-                lease_id: lease.lease_id,
-                cause,
-            });
-        }
+    fn release_everything(&mut self) {
+        self.shared.disconnect(self.client_id);
         for (_, worker) in self.workers.drain() {
             worker.kill(WorkerExitReason::LeaseEnded);
         }
@@ -615,11 +617,33 @@ impl Connection {
         worker_id: String,
         script_url: String,
         source: String,
+        epoch: Option<u64>,
     ) -> WsResult<()> {
-        let lease = self.shared.pool().get(self.client_id, lease_id).cloned();
+        let client = self.client_id;
+        let lease = self.shared.schedule(|s, now, out| {
+            s.advance(now, out);
+            s.lease(client, lease_id).cloned()
+        });
+        // An ended lease is announced before the refusal that it explains.
+        self.deliver_pending().await?;
         let Some(lease) = lease else {
             return self.lease_not_found(lease_id).await;
         };
+        if let Some(epoch) = epoch
+            && epoch != lease.epoch
+        {
+            return self
+                .send_error(
+                    ErrorCode::BadState,
+                    format!(
+                        "worker {worker_id:?} not started: epoch {epoch} is stale; lease \
+                         {lease_id} has epoch {}",
+                        lease.epoch
+                    ),
+                    None,
+                )
+                .await;
+        }
         if self.workers.contains_key(&worker_id) {
             return self
                 .send_error(
@@ -868,12 +892,5 @@ impl Connection {
                     .await
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use foresight_shared::protocol::broker::{DenyReason, Lease, LeaseId, WorkerExitReason};
+use foresight_shared::protocol::broker::{
+    DenyReason, Lease, LeaseId, RevokeCause, WorkerExitReason,
+};
 use tokio::sync::broadcast;
 
 /// Events kept for a slow subscriber before it starts losing the oldest.
@@ -37,6 +39,19 @@ pub enum BrokerEvent {
         client_id: u64,
         reason: DenyReason,
         message: String,
+    },
+    /// The request waits in the queue.
+    LeaseQueued {
+        client_id: u64,
+        request_id: u64,
+        position: u64,
+    },
+    /// The broker started taking the lease back; it ends at `ends_at_ms`.
+    LeaseRevoking {
+        client_id: u64,
+        lease_id: LeaseId,
+        cause: RevokeCause,
+        ends_at_ms: u64,
     },
     LeaseEnded {
         client_id: u64,
@@ -81,6 +96,8 @@ pub enum LeaseEndCause {
     Expired,
     /// The connection that held it closed.
     Disconnected,
+    /// The broker took it back (preemption, a smaller pool).
+    Revoked,
     /// The broker is shutting down.
     ShuttingDown,
 }
@@ -91,6 +108,7 @@ impl fmt::Display for LeaseEndCause {
             LeaseEndCause::Released => "released",
             LeaseEndCause::Expired => "expired",
             LeaseEndCause::Disconnected => "disconnected",
+            LeaseEndCause::Revoked => "revoked",
             LeaseEndCause::ShuttingDown => "shutting down",
         })
     }
@@ -136,6 +154,23 @@ impl fmt::Display for BrokerEvent {
             } => write!(
                 f,
                 "client {client_id} denied a lease ({reason:?}): {message}"
+            ),
+            BrokerEvent::LeaseQueued {
+                client_id,
+                request_id,
+                position,
+            } => write!(
+                f,
+                "client {client_id} request {request_id} queued at position {position}"
+            ),
+            BrokerEvent::LeaseRevoking {
+                client_id,
+                lease_id,
+                cause,
+                ends_at_ms,
+            } => write!(
+                f,
+                "client {client_id} lease {lease_id} revoked ({cause:?}), ends at {ends_at_ms}"
             ),
             BrokerEvent::LeaseEnded {
                 client_id,

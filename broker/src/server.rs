@@ -2,55 +2,282 @@
 //! when the future it is given completes (the mini-redis shape: the binary, the tests and the
 //! demo each bring their own listener and shutdown signal).
 //!
-//! Shutdown: stop accepting, tell every connection (each ends its leases with
-//! `lease_ended{shutting_down}`, kills its workers and closes), then wait for all of them.
+//! The lease engine ([`crate::scheduler`]) sits behind one mutex, held only for an operation
+//! and never across an `.await`. What an operation decides is delivered while the lock is
+//! still held: an event per notice, and the notice itself into its client's outbox (an
+//! unbounded channel each connection drains in order). Delivering under the lock is what
+//! keeps every client's notices in the engine's order, whichever task caused them. A timer
+//! task sleeps until the engine's next deadline (an expiry, the end of a revocation, a
+//! queued request's wait) and advances it.
+//!
+//! Shutdown: stop accepting; revoke every lease with `shutdown_grace_ms` of notice
+//! (`lease_revoking`, queued requests denied, nothing granted any more); once every lease
+//! is released or ended, or the notice ran out, tell every connection to end its remaining
+//! leases with `lease_ended{shutting_down}`, kill its workers and close; wait for them all.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use foresight_shared::protocol::broker::RevokeCause;
+use foresight_shared::protocol::plan::ResourceAmounts;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::events::{BrokerEvent, Events, LeaseEndCause};
-use crate::leases::LeasePool;
+use crate::scheduler::{ClientId, EndReason, Notice, NoticeKind, Scheduler};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again, so the
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The broker's clock: milliseconds since the Unix epoch, read once at start and advanced by
+/// tokio's monotonic clock, so lease deadlines do not jump with the wall clock (and tests
+/// can pause time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    wall_ms: u64,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            wall_ms,
+            start: Instant::now(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.wall_ms.saturating_add(elapsed)
+    }
+
+    fn instant_at(&self, ms: u64) -> Instant {
+        self.start + Duration::from_millis(ms.saturating_sub(self.wall_ms))
+    }
+}
+
+struct Core {
+    scheduler: Scheduler,
+    outboxes: HashMap<ClientId, mpsc::UnboundedSender<NoticeKind>>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<u64>,
+    /// Reused for every operation's notices.
+    scratch: Vec<Notice>,
+}
+
 /// What every connection of one server shares.
 pub(crate) struct Shared {
     pub(crate) config: BrokerConfig,
     pub(crate) events: Events,
-    pool: Mutex<LeasePool>,
+    pub(crate) clock: Clock,
+    core: Mutex<Core>,
+    /// Wakes the timer task: the engine's next deadline moved earlier.
+    timer: Notify,
+    /// Wakes shutdown: the last lease is gone.
+    drained: Notify,
 }
 
 impl Shared {
-    /// The pool. Never held across an `.await`; a panic elsewhere does not make the table
-    /// unusable (every mutation keeps it consistent before anything can panic).
-    pub(crate) fn pool(&self) -> MutexGuard<'_, LeasePool> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // Every engine operation keeps the tables consistent before anything can panic.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A client's outbox: the notices meant for it, in order.
+    pub(crate) fn register(&self, client: ClientId) -> mpsc::UnboundedReceiver<NoticeKind> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.core().outboxes.insert(client, tx);
+        rx
+    }
+
+    /// The client is gone: drop its queued requests, end its leases (events only).
+    pub(crate) fn disconnect(&self, client: ClientId) {
+        self.core().outboxes.remove(&client);
+        self.schedule(|s, now, out| s.disconnect(client, now, out));
+    }
+
+    /// Runs an engine operation at the current time and delivers what it decided.
+    pub(crate) fn schedule<T>(
+        &self,
+        op: impl FnOnce(&mut Scheduler, u64, &mut Vec<Notice>) -> T,
+    ) -> T {
+        let now = self.clock.now_ms();
+        let mut core = self.core();
+        let mut out = std::mem::take(&mut core.scratch);
+        let result = op(&mut core.scheduler, now, &mut out);
+        for notice in out.drain(..) {
+            self.emit(&notice);
+            if let Some(outbox) = core.outboxes.get(&notice.client) {
+                // An error means the connection is on its way out.
+                let _ = outbox.send(notice.kind);
+            }
+        }
+        core.scratch = out;
+        let next = core.scheduler.next_deadline();
+        if let Some(next) = next
+            && core.armed.is_none_or(|armed| next < armed)
+        {
+            core.armed = Some(next);
+            self.timer.notify_one();
+        }
+        if core.scheduler.is_draining() && core.scheduler.lease_count() == 0 {
+            self.drained.notify_one();
+        }
+        result
+    }
+
+    fn emit(&self, notice: &Notice) {
+        if !self.events.wanted() {
+            return;
+        }
+        let client_id = notice.client;
+        let event = match &notice.kind {
+            NoticeKind::Granted { lease, purpose, .. } => BrokerEvent::LeaseGranted {
+                client_id,
+                lease: lease.clone(),
+                purpose: purpose.clone(),
+            },
+            NoticeKind::Denied {
+                reason, message, ..
+            } => BrokerEvent::LeaseDenied {
+                client_id,
+                reason: *reason,
+                message: message.clone(),
+            },
+            NoticeKind::Queued {
+                request_id,
+                position,
+                ..
+            } => BrokerEvent::LeaseQueued {
+                client_id,
+                request_id: *request_id,
+                position: *position,
+            },
+            NoticeKind::Revoking {
+                lease_id,
+                cause,
+                ends_at_ms,
+            } => BrokerEvent::LeaseRevoking {
+                client_id,
+                lease_id: *lease_id,
+                cause: *cause,
+                ends_at_ms: *ends_at_ms,
+            },
+            NoticeKind::Released { lease_id } => BrokerEvent::LeaseEnded {
+                client_id,
+                lease_id: *lease_id,
+                cause: LeaseEndCause::Released,
+            },
+            NoticeKind::Ended { lease_id, reason } => BrokerEvent::LeaseEnded {
+                client_id,
+                lease_id: *lease_id,
+                cause: match reason {
+                    EndReason::Expired => LeaseEndCause::Expired,
+                    EndReason::Disconnected => LeaseEndCause::Disconnected,
+                    EndReason::Revoked(RevokeCause::ShuttingDown) => LeaseEndCause::ShuttingDown,
+                    EndReason::Revoked(_) => LeaseEndCause::Revoked,
+                },
+            },
+            NoticeKind::Renewed { .. } => return,
+        };
+        self.events.emit(event);
+    }
+
+    /// Advances the engine whenever its next deadline comes, until `stop`.
+    async fn run_timer(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let next = {
+                let mut core = self.core();
+                core.armed = core.scheduler.next_deadline();
+                core.armed
+            };
+            let sleep = async {
+                match next {
+                    Some(ms) => tokio::time::sleep_until(self.clock.instant_at(ms)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => self.schedule(|s, now, out| s.advance(now, out)),
+                () = self.timer.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 }
 
-/// The broker: a lease pool and the clients using it.
+/// A snapshot of the pool, for tests, benchmarks and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub capacity: ResourceAmounts,
+    pub granted: ResourceAmounts,
+    pub leases: usize,
+    pub queued: usize,
+}
+
+/// Control of a running server from outside its connections: the pool's size, its state.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// Resizes the pool. Leases that no longer fit are revoked at once, with notice
+    /// (`lease_ended{revoked}`); queued requests that can never fit now are denied.
+    pub fn set_capacity(&self, capacity: ResourceAmounts) {
+        self.shared
+            .schedule(|s, now, out| s.set_capacity(capacity, now, out));
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        self.shared.schedule(|s, now, out| {
+            s.advance(now, out);
+            PoolStats {
+                capacity: s.capacity(),
+                granted: s.granted(),
+                leases: s.lease_count(),
+                queued: s.queue_len(),
+            }
+        })
+    }
+
+    /// Recomputes the engine's totals and indexes; `Err` says what disagrees.
+    pub fn check(&self) -> Result<(), String> {
+        self.shared.schedule(|s, _, _| s.check())
+    }
+}
+
+/// The broker: a lease engine and the clients using it.
 pub struct Server {
     shared: Arc<Shared>,
 }
 
 impl Server {
     pub fn new(config: BrokerConfig) -> Self {
-        let pool = LeasePool::new(config.capacity, config.max_ttl_ms);
+        let scheduler = Scheduler::new(config.scheduler());
         Self {
             shared: Arc::new(Shared {
                 config,
                 events: Events::new(),
-                pool: Mutex::new(pool),
+                clock: Clock::new(),
+                core: Mutex::new(Core {
+                    scheduler,
+                    outboxes: HashMap::new(),
+                    armed: None,
+                    scratch: Vec::new(),
+                }),
+                timer: Notify::new(),
+                drained: Notify::new(),
             }),
         }
     }
@@ -64,14 +291,23 @@ impl Server {
         &self.shared.config
     }
 
-    /// Serves clients from `listener` until `shutdown` completes, then ends every lease,
-    /// worker and connection and returns.
+    /// A handle that outlives [`Server::run`]'s borrow: resize the pool, read its state.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves clients from `listener` until `shutdown` completes, then drains and ends every
+    /// lease, worker and connection and returns.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let (stop, _) = watch::channel(false);
+        let (stop_timer, _) = watch::channel(false);
+        let timer = tokio::spawn(self.shared.clone().run_timer(stop_timer.subscribe()));
         let mut connections = JoinSet::new();
         let mut clients = HashMap::new();
         let mut next_client_id = 1u64;
@@ -107,12 +343,48 @@ impl Server {
             }
         }
         drop(listener);
+        self.drain(&mut connections, &mut clients).await;
         tracing::info!("shutting down: ending {} connection(s)", connections.len());
         let _ = stop.send(true);
         while let Some(joined) = connections.join_next_with_id().await {
             self.reap(joined, &mut clients);
         }
+        let _ = stop_timer.send(true);
+        let _ = timer.await;
         Ok(())
+    }
+
+    /// Revokes every lease with notice and waits until they are all gone or the notice has
+    /// run out, still reaping connections that leave meanwhile.
+    async fn drain(
+        &self,
+        connections: &mut JoinSet<()>,
+        clients: &mut HashMap<tokio::task::Id, u64>,
+    ) {
+        let grace = self.shared.config.shutdown_grace_ms;
+        let leases = self.shared.schedule(|s, now, out| {
+            s.drain(grace, now, out);
+            s.lease_count()
+        });
+        if leases == 0 {
+            return;
+        }
+        tracing::info!("draining {leases} lease(s) for up to {grace} ms");
+        let deadline = tokio::time::sleep(Duration::from_millis(grace));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                () = self.shared.drained.notified() => {
+                    if self.shared.schedule(|s, _, _| s.lease_count()) == 0 {
+                        return;
+                    }
+                }
+                Some(joined) = connections.join_next_with_id(), if !connections.is_empty() => {
+                    self.reap(joined, clients);
+                }
+            }
+        }
     }
 
     /// Forgets a finished connection task. One that panicked may have left leases behind;
@@ -130,14 +402,7 @@ impl Server {
         let client_id = clients.remove(&id);
         if let (true, Some(client_id)) = (panicked, client_id) {
             tracing::error!(client_id, "connection task failed; releasing its leases");
-            let leases = self.shared.pool().release_all(client_id);
-            for lease in leases {
-                self.shared.events.emit(BrokerEvent::LeaseEnded {
-                    client_id,
-                    lease_id: lease.lease_id,
-                    cause: LeaseEndCause::Disconnected,
-                });
-            }
+            self.shared.disconnect(client_id);
             self.shared
                 .events
                 .emit(BrokerEvent::ClientDisconnected { client_id });

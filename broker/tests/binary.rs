@@ -59,10 +59,13 @@ async fn binary_announces_serves_and_stops_on_sigterm() {
     c.post("w", json!(41)).await;
     assert_eq!(c.expect("worker_message").await["data"], 42);
 
-    // SIGTERM: the lease ends with shutting_down, its worker with it, and the broker exits 0.
+    // SIGTERM: notice first; when it runs out the lease ends with shutting_down, its worker
+    // with it, and the broker exits 0.
     let pid = child.id().expect("pid") as libc::pid_t;
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let notice = c.expect("lease_revoking").await;
+    assert_eq!(notice["cause"], "shutting_down", "{notice}");
     assert_eq!(
         c.expect("worker_exited").await,
         json!({"type": "worker_exited", "worker_id": "w", "reason": "lease_ended"})
