@@ -124,6 +124,12 @@ impl Shared {
         }
         core.scratch = out;
         let next = core.scheduler.next_deadline();
+        debug_assert!(
+            core.scheduler
+                .granted()
+                .fits_within(&core.scheduler.capacity()),
+            "over-committed"
+        );
         if let Some(next) = next
             && core.armed.is_none_or(|armed| next < armed)
         {
@@ -407,5 +413,99 @@ impl Server {
                 .events
                 .emit(BrokerEvent::ClientDisconnected { client_id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The timer's wiring, on tokio's paused clock: deadlines fire exactly when due, not
+    //! before, with no real waiting.
+
+    use super::*;
+    use crate::config::ExecutorCommand;
+    use crate::scheduler::LeaseRequest;
+
+    fn shared() -> Arc<Shared> {
+        let mut config = BrokerConfig::new(
+            ResourceAmounts {
+                cpu_millicores: 1000,
+                memory_bytes: 1 << 30,
+                bandwidth_bytes_per_s: 0,
+            },
+            ExecutorCommand {
+                program: "unused".into(),
+                args: vec![],
+            },
+        );
+        config.max_ttl_ms = 120_000;
+        Server::new(config).handle().shared
+    }
+
+    fn request(request_id: u64, ttl_ms: u64, max_wait_ms: u64) -> LeaseRequest {
+        LeaseRequest {
+            request_id,
+            resources: ResourceAmounts {
+                cpu_millicores: 1000,
+                memory_bytes: 1,
+                bandwidth_bytes_per_s: 0,
+            },
+            min_resources: None,
+            ttl_ms,
+            priority: 0,
+            max_wait_ms,
+            purpose: String::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leases_expire_when_due_and_renewals_move_the_deadline() {
+        let shared = shared();
+        let (stop, stop_rx) = watch::channel(false);
+        let timer = tokio::spawn(shared.clone().run_timer(stop_rx));
+        let mut outbox = shared.register(1);
+        let start = Instant::now();
+        shared.schedule(|s, now, out| s.request(1, request(1, 30_000, 0), now, out));
+        let Some(NoticeKind::Granted { lease, .. }) = outbox.recv().await else {
+            panic!("not granted");
+        };
+        // Twenty seconds in, renew for thirty more: it must not expire at thirty.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let renewed = shared.schedule(|s, now, out| s.renew(1, lease.lease_id, 30_000, now, out));
+        assert_eq!(renewed, Ok(()));
+        assert!(matches!(
+            outbox.recv().await,
+            Some(NoticeKind::Renewed { .. })
+        ));
+        let ended = outbox.recv().await;
+        assert_eq!(
+            ended,
+            Some(NoticeKind::Ended {
+                lease_id: lease.lease_id,
+                reason: EndReason::Expired
+            })
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(50));
+
+        // A queued request that nobody makes room for is denied when its wait ends.
+        let mut other = shared.register(2);
+        shared.schedule(|s, now, out| s.request(1, request(2, 60_000, 0), now, out));
+        shared.schedule(|s, now, out| s.request(2, request(3, 1_000, 5_000), now, out));
+        let queued_at = Instant::now();
+        assert!(matches!(
+            outbox.recv().await,
+            Some(NoticeKind::Granted { .. })
+        ));
+        assert!(matches!(
+            other.recv().await,
+            Some(NoticeKind::Queued { .. })
+        ));
+        let denied = other.recv().await;
+        assert!(
+            matches!(denied, Some(NoticeKind::Denied { request_id: 3, .. })),
+            "{denied:?}"
+        );
+        assert_eq!(queued_at.elapsed(), Duration::from_secs(5));
+        let _ = stop.send(true);
+        timer.await.unwrap();
     }
 }
