@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::BROKER_NAME;
 use crate::events::BrokerEvent;
 use crate::executor::quickjs::MIN_HEAP_BYTES;
-use crate::scheduler::{EndReason, LeaseRequest, NoticeKind, RenewError};
+use crate::scheduler::{EndReason, LeaseRequest, Notice, NoticeKind, RenewError, Scheduler};
 use crate::server::Shared;
 use crate::workers::{self, QueueError, WorkerEvent, WorkerHandle, WorkerOutput, WorkerSpec};
 
@@ -104,6 +104,7 @@ pub(crate) async fn serve(
         let (worker_tx, worker_rx) = mpsc::channel(WORKER_EVENT_QUEUE);
         let connection = Connection {
             notices: shared.register(client_id),
+            mine: Vec::new(),
             shared: shared.clone(),
             client_id,
             ws,
@@ -139,6 +140,8 @@ struct Connection {
     shared: Arc<Shared>,
     /// What the lease engine tells this client, in order.
     notices: mpsc::UnboundedReceiver<NoticeKind>,
+    /// Reused for the notices of this client's own operations.
+    mine: Vec<NoticeKind>,
     client_id: u64,
     ws: WebSocketStream<TcpStream>,
     greeted: bool,
@@ -292,42 +295,19 @@ impl Connection {
     }
 
     async fn on_text(&mut self, text: &str) -> WsResult<Flow> {
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(e) => {
-                self.send_error(ErrorCode::InvalidJson, format!("not valid JSON: {e}"), None)
-                    .await?;
-                return Ok(Flow::Continue);
-            }
+        // One typed parse on the hot path; the untyped one only to explain a failure.
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(ClientMessage::Unknown) => None,
+            Ok(message) => Some(message),
+            Err(_) => None,
         };
-        let request_id = value.get("request_id").and_then(serde_json::Value::as_u64);
-        let type_name = value
-            .get("type")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
-        let message: ClientMessage = match serde_json::from_value(value) {
-            Ok(message) => message,
-            Err(e) => {
-                let what = type_name.map_or_else(|| "message".to_string(), |t| format!("{t:?}"));
-                self.send_error(
-                    ErrorCode::InvalidMessage,
-                    format!("invalid {what}: {e}"),
-                    request_id,
-                )
-                .await?;
-                return Ok(Flow::Continue);
-            }
+        let Some(message) = message else {
+            return self.on_bad_text(text).await;
         };
-        if let ClientMessage::Unknown = message {
-            let what = type_name.unwrap_or_default();
-            self.send_error(
-                ErrorCode::Unsupported,
-                format!("message type {what:?} is not supported by {BROKER_NAME}"),
-                request_id,
-            )
-            .await?;
-            return Ok(Flow::Continue);
-        }
+        let request_id = match &message {
+            ClientMessage::LeaseRequest { request_id, .. } => Some(*request_id),
+            _ => None,
+        };
         if !self.greeted {
             return match message {
                 ClientMessage::Hello {
@@ -359,15 +339,18 @@ impl Connection {
                 purpose,
                 min_resources,
                 max_wait_ms,
-            } => self.on_lease_request(LeaseRequest {
-                request_id,
-                resources,
-                min_resources,
-                ttl_ms,
-                priority,
-                max_wait_ms: max_wait_ms.unwrap_or(0),
-                purpose,
-            }),
+            } => {
+                self.on_lease_request(LeaseRequest {
+                    request_id,
+                    resources,
+                    min_resources,
+                    ttl_ms,
+                    priority,
+                    max_wait_ms: max_wait_ms.unwrap_or(0),
+                    purpose,
+                })
+                .await?
+            }
             ClientMessage::LeaseRenew { lease_id, ttl_ms } => {
                 self.on_lease_renew(lease_id, ttl_ms).await?
             }
@@ -389,6 +372,44 @@ impl Connection {
                 self.on_worker_terminate(worker_id).await?
             }
             ClientMessage::Unknown => {}
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Says what is wrong with a message that did not parse as a known one.
+    async fn on_bad_text(&mut self, text: &str) -> WsResult<Flow> {
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                self.send_error(ErrorCode::InvalidJson, format!("not valid JSON: {e}"), None)
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let request_id = value.get("request_id").and_then(serde_json::Value::as_u64);
+        let type_name = value
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        match serde_json::from_value::<ClientMessage>(value) {
+            Err(e) => {
+                let what = type_name.map_or_else(|| "message".to_string(), |t| format!("{t:?}"));
+                self.send_error(
+                    ErrorCode::InvalidMessage,
+                    format!("invalid {what}: {e}"),
+                    request_id,
+                )
+                .await?;
+            }
+            Ok(_) => {
+                let what = type_name.unwrap_or_default();
+                self.send_error(
+                    ErrorCode::Unsupported,
+                    format!("message type {what:?} is not supported by {BROKER_NAME}"),
+                    request_id,
+                )
+                .await?;
+            }
         }
         Ok(Flow::Continue)
     }
@@ -426,21 +447,39 @@ impl Connection {
 
     // --- Leases ---------------------------------------------------------------------------
 
-    /// The engine answers through the outbox (granted, queued or denied), drained right
-    /// after this message.
-    fn on_lease_request(&mut self, request: LeaseRequest) {
+    /// Runs an engine operation for this client, then tells it, in the engine's order,
+    /// everything the engine decided for it up to and including this operation.
+    async fn engine<T>(
+        &mut self,
+        op: impl FnOnce(&mut Scheduler, u64, &mut Vec<Notice>) -> T,
+    ) -> WsResult<T> {
+        let mut mine = std::mem::take(&mut self.mine);
+        let result = self
+            .shared
+            .schedule_for(self.client_id, &mut self.notices, &mut mine, op);
+        let mut sent = Ok(());
+        for notice in mine.drain(..) {
+            if sent.is_ok() {
+                sent = self.deliver(notice).await;
+            }
+        }
+        self.mine = mine;
+        sent.map(|()| result)
+    }
+
+    /// The engine answers: granted, queued or denied.
+    async fn on_lease_request(&mut self, request: LeaseRequest) -> WsResult<()> {
         let client = self.client_id;
-        self.shared
-            .schedule(|s, now, out| s.request(client, request, now, out));
+        self.engine(|s, now, out| s.request(client, request, now, out))
+            .await
     }
 
     async fn on_lease_renew(&mut self, lease_id: LeaseId, ttl_ms: u64) -> WsResult<()> {
         let client = self.client_id;
-        let renewed = self
-            .shared
-            .schedule(|s, now, out| s.renew(client, lease_id, ttl_ms, now, out));
         // `lease_renewed`, or the `lease_ended` that explains a refusal, comes first.
-        self.deliver_pending().await?;
+        let renewed = self
+            .engine(|s, now, out| s.renew(client, lease_id, ttl_ms, now, out))
+            .await?;
         match renewed {
             Ok(()) => Ok(()),
             Err(RenewError::NotFound) => self.lease_not_found(lease_id).await,
@@ -470,9 +509,8 @@ impl Connection {
     async fn on_lease_release(&mut self, lease_id: LeaseId) -> WsResult<()> {
         let client = self.client_id;
         let released = self
-            .shared
-            .schedule(|s, now, out| s.release(client, lease_id, now, out));
-        self.deliver_pending().await?;
+            .engine(|s, now, out| s.release(client, lease_id, now, out))
+            .await?;
         if released {
             Ok(())
         } else {
@@ -594,10 +632,10 @@ impl Connection {
     /// Shutdown: every lease still held ends with `shutting_down`, then the websocket closes.
     async fn farewell(&mut self) -> WsResult<()> {
         let client = self.client_id;
-        self.shared.schedule(|s, _, out| {
+        self.engine(|s, _, out| {
             s.end_all(client, EndReason::Revoked(RevokeCause::ShuttingDown), out)
-        });
-        self.deliver_pending().await?;
+        })
+        .await?;
         self.close(CloseCode::Away, "broker shutting down").await
     }
 
@@ -620,12 +658,13 @@ impl Connection {
         epoch: Option<u64>,
     ) -> WsResult<()> {
         let client = self.client_id;
-        let lease = self.shared.schedule(|s, now, out| {
-            s.advance(now, out);
-            s.lease(client, lease_id).cloned()
-        });
         // An ended lease is announced before the refusal that it explains.
-        self.deliver_pending().await?;
+        let lease = self
+            .engine(|s, now, out| {
+                s.advance(now, out);
+                s.lease(client, lease_id).cloned()
+            })
+            .await?;
         let Some(lease) = lease else {
             return self.lease_not_found(lease_id).await;
         };

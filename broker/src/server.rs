@@ -111,15 +111,51 @@ impl Shared {
         &self,
         op: impl FnOnce(&mut Scheduler, u64, &mut Vec<Notice>) -> T,
     ) -> T {
+        self.run(None, op)
+    }
+
+    /// [`Shared::schedule`] on behalf of `client`, whose notices — those already in its
+    /// outbox, then this operation's — are handed back in `mine` instead of going through
+    /// its outbox. Taking the outbox's contents under the lock keeps the engine's order;
+    /// skipping the channel spares the connection a wake-up per request.
+    pub(crate) fn schedule_for<T>(
+        &self,
+        client: ClientId,
+        outbox: &mut mpsc::UnboundedReceiver<NoticeKind>,
+        mine: &mut Vec<NoticeKind>,
+        op: impl FnOnce(&mut Scheduler, u64, &mut Vec<Notice>) -> T,
+    ) -> T {
+        self.run(Some((client, outbox, mine)), op)
+    }
+
+    fn run<T>(
+        &self,
+        mut caller: Option<(
+            ClientId,
+            &mut mpsc::UnboundedReceiver<NoticeKind>,
+            &mut Vec<NoticeKind>,
+        )>,
+        op: impl FnOnce(&mut Scheduler, u64, &mut Vec<Notice>) -> T,
+    ) -> T {
         let now = self.clock.now_ms();
         let mut core = self.core();
+        if let Some((_, outbox, mine)) = caller.as_mut() {
+            while let Ok(earlier) = outbox.try_recv() {
+                mine.push(earlier);
+            }
+        }
         let mut out = std::mem::take(&mut core.scratch);
         let result = op(&mut core.scheduler, now, &mut out);
         for notice in out.drain(..) {
             self.emit(&notice);
-            if let Some(outbox) = core.outboxes.get(&notice.client) {
-                // An error means the connection is on its way out.
-                let _ = outbox.send(notice.kind);
+            match caller.as_mut() {
+                Some((client, _, mine)) if *client == notice.client => mine.push(notice.kind),
+                _ => {
+                    if let Some(outbox) = core.outboxes.get(&notice.client) {
+                        // An error means the connection is on its way out.
+                        let _ = outbox.send(notice.kind);
+                    }
+                }
             }
         }
         core.scratch = out;
