@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use foresight_shared::protocol::plan::ResourceAmounts;
 
 use crate::scheduler::SchedulerConfig;
+use crate::scheduler::scaling::ScalingConfig;
 
 /// The longest lease granted unless configured otherwise: one hour. Longer work renews.
 pub const DEFAULT_MAX_TTL_MS: u64 = 3_600_000;
@@ -37,6 +38,9 @@ pub struct BrokerConfig {
     /// On shutdown, every lease is revoked with this much notice; the broker closes when
     /// all are released or the notice runs out.
     pub shutdown_grace_ms: u64,
+    /// Size the pool with demand between a minimum and a maximum number of executor units
+    /// (then `capacity` is ignored). `None`: the pool is `capacity`.
+    pub scaling: Option<ScalingConfig>,
 }
 
 impl BrokerConfig {
@@ -51,13 +55,22 @@ impl BrokerConfig {
             max_queue: 10_000,
             max_queued_per_client: 64,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            scaling: None,
         }
     }
 
     /// The lease engine's part of the configuration.
     pub fn scheduler(&self) -> SchedulerConfig {
+        let (capacity, ceiling) = match &self.scaling {
+            Some(scaling) => (
+                scaling.pool(scaling.min_units.max(1)),
+                Some(scaling.pool(scaling.max_units.max(scaling.min_units).max(1))),
+            ),
+            None => (self.capacity, None),
+        };
         SchedulerConfig {
-            capacity: self.capacity,
+            capacity,
+            ceiling,
             max_ttl_ms: self.max_ttl_ms,
             revoke_grace_ms: self.revoke_grace_ms,
             max_wait_ms: self.max_queue_wait_ms,

@@ -435,7 +435,8 @@ impl Connection {
             client_id: self.client_id,
             client,
         });
-        let capacity = self.shared.schedule(|s, _, _| s.capacity());
+        // The most it may grant: with autoscaling, the largest pool.
+        let capacity = self.shared.schedule(|s, _, _| s.ceiling());
         self.send(ServerMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             broker: BROKER_NAME.to_string(),

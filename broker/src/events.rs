@@ -85,6 +85,10 @@ pub enum BrokerEvent {
     ClientDisconnected {
         client_id: u64,
     },
+    /// The pool changed size (autoscaling or an operator's change).
+    PoolResized {
+        capacity: foresight_shared::protocol::plan::ResourceAmounts,
+    },
 }
 
 /// Why a lease left the pool.
@@ -200,6 +204,11 @@ impl fmt::Display for BrokerEvent {
             BrokerEvent::ClientDisconnected { client_id } => {
                 write!(f, "client {client_id} disconnected")
             }
+            BrokerEvent::PoolResized { capacity } => write!(
+                f,
+                "pool resized to {} millicores, {} bytes, {} B/s",
+                capacity.cpu_millicores, capacity.memory_bytes, capacity.bandwidth_bytes_per_s
+            ),
         }
     }
 }

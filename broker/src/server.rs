@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::events::{BrokerEvent, Events, LeaseEndCause};
+use crate::scheduler::scaling::Autoscaler;
 use crate::scheduler::{ClientId, EndReason, Notice, NoticeKind, Scheduler};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again, so the
@@ -68,6 +69,8 @@ impl Clock {
 
 struct Core {
     scheduler: Scheduler,
+    /// Sizes the pool with demand, when configured.
+    autoscaler: Option<Autoscaler>,
     outboxes: HashMap<ClientId, mpsc::UnboundedSender<NoticeKind>>,
     /// The deadline the timer task sleeps until.
     armed: Option<u64>,
@@ -146,6 +149,7 @@ impl Shared {
         }
         let mut out = std::mem::take(&mut core.scratch);
         let result = op(&mut core.scheduler, now, &mut out);
+        let resized = self.autoscale(&mut core, now, &mut out);
         for notice in out.drain(..) {
             self.emit(&notice);
             match caller.as_mut() {
@@ -159,11 +163,15 @@ impl Shared {
             }
         }
         core.scratch = out;
-        let next = core.scheduler.next_deadline();
+        if let Some(capacity) = resized {
+            self.events.emit(BrokerEvent::PoolResized { capacity });
+        }
+        let next = Self::next_deadline(&core);
+        // Against the pool that exists: during a shrink with notice it is still the old one.
         debug_assert!(
             core.scheduler
                 .granted()
-                .fits_within(&core.scheduler.capacity()),
+                .fits_within(&core.scheduler.config().capacity),
             "over-committed"
         );
         if let Some(next) = next
@@ -176,6 +184,40 @@ impl Shared {
             self.drained.notify_one();
         }
         result
+    }
+
+    /// Lets the autoscaler resize the pool after an operation; returns the new size.
+    fn autoscale(
+        &self,
+        core: &mut Core,
+        now: u64,
+        out: &mut Vec<Notice>,
+    ) -> Option<ResourceAmounts> {
+        let Core {
+            scheduler,
+            autoscaler,
+            ..
+        } = core;
+        let autoscaler = autoscaler.as_mut()?;
+        let queued = scheduler.queue_len();
+        let waiting = if queued > 0 {
+            scheduler.queued_demand()
+        } else {
+            ResourceAmounts::default()
+        };
+        let capacity = autoscaler.decide(&scheduler.granted(), &waiting, queued, now)?;
+        scheduler.set_capacity(capacity, self.config.revoke_grace_ms, now, out);
+        Some(capacity)
+    }
+
+    /// The earliest time the timer has something to do.
+    fn next_deadline(core: &Core) -> Option<u64> {
+        let engine = core.scheduler.next_deadline();
+        let scaling = core.autoscaler.as_ref().and_then(Autoscaler::next_check);
+        match (engine, scaling) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn emit(&self, notice: &Notice) {
@@ -240,7 +282,7 @@ impl Shared {
         loop {
             let next = {
                 let mut core = self.core();
-                core.armed = core.scheduler.next_deadline();
+                core.armed = Self::next_deadline(&core);
                 core.armed
             };
             let sleep = async {
@@ -274,11 +316,17 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Resizes the pool. Leases that no longer fit are revoked at once, with notice
-    /// (`lease_ended{revoked}`); queued requests that can never fit now are denied.
+    /// Resizes the pool (for a fixed pool; an autoscaler overrides it at its next
+    /// decision). New grants see the new size at once; leases that no longer fit get
+    /// `revoke_grace_ms` of notice (`lease_revoking`, then `lease_ended{revoked}`), or end
+    /// at once when that is 0; queued requests that can never fit now are denied.
     pub fn set_capacity(&self, capacity: ResourceAmounts) {
+        let grace = self.shared.config.revoke_grace_ms;
         self.shared
-            .schedule(|s, now, out| s.set_capacity(capacity, now, out));
+            .schedule(|s, now, out| s.set_capacity(capacity, grace, now, out));
+        self.shared
+            .events
+            .emit(BrokerEvent::PoolResized { capacity });
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -307,6 +355,7 @@ pub struct Server {
 impl Server {
     pub fn new(config: BrokerConfig) -> Self {
         let scheduler = Scheduler::new(config.scheduler());
+        let autoscaler = config.scaling.clone().map(Autoscaler::new);
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -314,6 +363,7 @@ impl Server {
                 clock: Clock::new(),
                 core: Mutex::new(Core {
                     scheduler,
+                    autoscaler,
                     outboxes: HashMap::new(),
                     armed: None,
                     scratch: Vec::new(),

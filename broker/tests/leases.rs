@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Broker, MIB, resources};
+use foresight_broker::scheduler::scaling::ScalingConfig;
 use foresight_broker::{BrokerEvent, LeaseEndCause};
 use serde_json::json;
 
@@ -157,6 +158,70 @@ async fn work_with_a_stale_epoch_is_refused() {
     }))
     .await;
     c.expect("worker_started").await;
+    drop(c);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_grows_under_queue_pressure_and_shrinks_when_idle() {
+    let mut config = common::test_config();
+    config.scaling = Some(ScalingConfig {
+        unit: resources(1000, 64 * MIB),
+        min_units: 1,
+        max_units: 3,
+        idle_ms: 200,
+    });
+    let mut broker = Broker::with_config(config).await;
+    let mut c = broker.client().await;
+    // Beyond today's pool but within the largest: it waits, and the pool grows at once.
+    c.send(json!({
+        "type": "lease_request", "request_id": 1, "ttl_ms": 30_000, "max_wait_ms": 5_000,
+        "resources": {"cpu_millicores": 2500, "memory_bytes": MIB},
+    }))
+    .await;
+    c.expect("lease_queued").await;
+    let granted = c.expect("lease_granted").await;
+    assert_eq!(granted["lease"]["resources"]["cpu_millicores"], 2500);
+    assert_eq!(broker.handle.stats().capacity, resources(3000, 192 * MIB));
+    // Beyond the largest pool: infeasible at once.
+    let huge = c.lease_request(2, 3001, MIB, 1_000).await;
+    assert_eq!(huge["reason"], "infeasible", "{huge}");
+    // Released: the free units go back one idle period at a time, down to the minimum.
+    let id = granted["lease"]["lease_id"].as_u64().unwrap();
+    c.request(json!({"type": "lease_release", "lease_id": id}))
+        .await;
+    broker
+        .event("the pool back at one unit", |e| {
+            matches!(e, BrokerEvent::PoolResized { capacity } if *capacity == resources(1000, 64 * MIB))
+        })
+        .await;
+    assert_eq!(broker.handle.stats().capacity, resources(1000, 64 * MIB));
+    drop(c);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smaller_pool_with_a_grace_period_gives_notice_first() {
+    let mut config = common::test_config();
+    config.revoke_grace_ms = 200;
+    let broker = Broker::with_config(config).await;
+    let mut c = broker.client().await;
+    let kept = c.lease(1000, MIB, 30_000).await;
+    let cut = c.lease(1000, MIB, 30_000).await;
+    broker.handle.set_capacity(resources(1000, 256 * MIB));
+    let notice = c.expect("lease_revoking").await;
+    assert_eq!(notice["lease_id"], cut, "{notice}");
+    assert_eq!(notice["cause"], "capacity_reduced", "{notice}");
+    assert_eq!(
+        c.expect("lease_ended").await,
+        json!({"type": "lease_ended", "lease_id": cut, "reason": "revoked"})
+    );
+    let stats = broker.handle.stats();
+    assert_eq!(
+        (stats.leases, stats.capacity),
+        (1, resources(1000, 256 * MIB))
+    );
+    let _ = kept;
     drop(c);
     broker.stop().await;
 }

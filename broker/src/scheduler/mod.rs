@@ -30,12 +30,16 @@
 //! * **TTLs are never changed silently.** A TTL outside `1..=max_ttl_ms` is refused with the
 //!   reason, for grants and renewals alike.
 //! * **Fencing.** Every grant carries an epoch larger than any before it.
-//! * **Capacity changes** revoke what no longer fits at once (`capacity_reduced`): a grace
-//!   period would over-commit the smaller pool.
+//! * **Capacity changes** take effect for new grants at once. Leases that no longer fit are
+//!   revoked (`capacity_reduced`) lowest priority and newest first: at once when the grace is
+//!   0 (the resources are gone), otherwise with notice, the pool itself shrinking when they
+//!   have ended — so the invariant holds against the pool that really exists meanwhile.
+//!   With autoscaling ([`scaling`]) a request is infeasible only beyond the largest pool.
 
 mod estimate;
 #[cfg(test)]
 mod props;
+pub mod scaling;
 pub(crate) mod share;
 #[cfg(test)]
 mod tests;
@@ -59,6 +63,9 @@ pub type ClientId = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     pub capacity: ResourceAmounts,
+    /// The largest the pool may grow (autoscaling); requests beyond it are infeasible.
+    /// `None`: the pool is what it is.
+    pub ceiling: Option<ResourceAmounts>,
     /// The longest TTL granted or renewed.
     pub max_ttl_ms: u64,
     /// Notice given before a preempted lease ends (0: it ends at once).
@@ -200,6 +207,9 @@ pub struct Scheduler {
     last_epoch: u64,
     next_seq: u64,
     draining: bool,
+    /// A smaller pool announced with notice: new grants already see it; the pool shrinks to
+    /// it once the leases revoked for it have ended.
+    shrink_to: Option<ResourceAmounts>,
 }
 
 impl Scheduler {
@@ -217,11 +227,33 @@ impl Scheduler {
             last_epoch: 0,
             next_seq: 1,
             draining: false,
+            shrink_to: None,
         }
     }
 
+    /// The pool as new grants see it (a shrink under way already counts).
     pub fn capacity(&self) -> ResourceAmounts {
-        self.config.capacity
+        match &self.shrink_to {
+            Some(target) => min_each(&self.config.capacity, target),
+            None => self.config.capacity,
+        }
+    }
+
+    /// The largest pool a request may count on.
+    pub fn ceiling(&self) -> ResourceAmounts {
+        match self.config.ceiling {
+            Some(ceiling) => ceiling,
+            None => self.capacity(),
+        }
+    }
+
+    /// The sum of what queued requests need at least.
+    pub fn queued_demand(&self) -> ResourceAmounts {
+        self.queue
+            .values()
+            .fold(ResourceAmounts::default(), |acc, w| {
+                acc.saturating_add(&w.want())
+            })
     }
 
     pub fn config(&self) -> &SchedulerConfig {
@@ -234,7 +266,7 @@ impl Scheduler {
     }
 
     pub fn free(&self) -> ResourceAmounts {
-        self.config.capacity.saturating_sub(&self.granted)
+        self.capacity().saturating_sub(&self.granted)
     }
 
     pub fn lease_count(&self) -> usize {
@@ -477,37 +509,62 @@ impl Scheduler {
         self.dispatch(now_ms, out);
     }
 
-    /// Changes the pool. Leases that no longer fit are revoked at once, lowest priority and
-    /// newest first (those already being revoked go first of all); queued requests that can
-    /// never fit now are denied; growth serves the queue.
-    pub fn set_capacity(&mut self, capacity: ResourceAmounts, now_ms: u64, out: &mut Vec<Notice>) {
+    /// Changes the pool. New grants see the new size at once. Leases that no longer fit are
+    /// revoked lowest priority and newest first (those already being revoked count first):
+    /// at once when `grace_ms` is 0, otherwise with that much notice, the pool shrinking when
+    /// they have ended. Queued requests that can never fit now are denied; growth serves the
+    /// queue.
+    pub fn set_capacity(
+        &mut self,
+        capacity: ResourceAmounts,
+        grace_ms: u64,
+        now_ms: u64,
+        out: &mut Vec<Notice>,
+    ) {
         self.advance(now_ms, out);
-        self.config.capacity = capacity;
+        if grace_ms == 0 || self.granted.fits_within(&capacity) {
+            self.config.capacity = capacity;
+            self.shrink_to = None;
+        } else {
+            self.shrink_to = Some(capacity);
+        }
         if !self.granted.fits_within(&capacity) {
             let over = self.granted.saturating_sub(&capacity);
             let mut candidates: Vec<&Held> = self.leases.values().collect();
             candidates
                 .sort_by_key(|h| (h.revoking.is_none(), h.priority, Reverse(h.lease.lease_id)));
-            let victims = cover(&over, candidates.into_iter());
-            for lease_id in victims.unwrap_or_default() {
-                self.end(
-                    lease_id,
-                    Some(EndReason::Revoked(RevokeCause::CapacityReduced)),
-                    out,
-                );
+            let victims = cover(&over, candidates.into_iter()).unwrap_or_default();
+            for lease_id in victims {
+                if grace_ms == 0 {
+                    let reason = EndReason::Revoked(RevokeCause::CapacityReduced);
+                    self.end(lease_id, Some(reason), out);
+                } else if self
+                    .leases
+                    .get(&lease_id)
+                    .is_some_and(|h| h.revoking.is_none())
+                {
+                    self.revoke(
+                        lease_id,
+                        RevokeCause::CapacityReduced,
+                        grace_ms,
+                        now_ms,
+                        out,
+                    );
+                }
             }
         }
+        let ceiling = self.ceiling();
         let infeasible: Vec<u64> = self
             .queue
             .values()
-            .filter(|w| !w.want().fits_within(&capacity))
+            .filter(|w| !w.want().fits_within(&ceiling))
             .map(|w| w.seq)
             .collect();
         for seq in infeasible {
             if let Some(w) = self.dequeue(seq) {
                 let message = format!(
                     "the pool shrank to {}, less than the {} requested",
-                    describe(&capacity),
+                    describe(&ceiling),
                     describe(&w.want())
                 );
                 deny(
@@ -693,13 +750,14 @@ impl Scheduler {
             )));
         }
         let want = request.min_resources.unwrap_or(request.resources);
-        if !want.fits_within(&self.config.capacity) {
+        let ceiling = self.ceiling();
+        if !want.fits_within(&ceiling) {
             return Err((
                 DenyReason::Infeasible,
                 format!(
                     "requested {} exceeds the pool's total capacity of {}",
                     describe(&want),
-                    describe(&self.config.capacity)
+                    describe(&ceiling)
                 ),
             ));
         }
@@ -802,6 +860,12 @@ impl Scheduler {
         if let Some(book) = self.books.get_mut(&held.owner) {
             book.usage = book.usage.saturating_sub(&resources);
             book.leases.remove(&lease_id);
+        }
+        if let Some(target) = self.shrink_to
+            && self.granted.fits_within(&target)
+        {
+            self.config.capacity = target;
+            self.shrink_to = None;
         }
         let kind = match reason {
             None => NoticeKind::Released { lease_id },

@@ -35,6 +35,7 @@ enum Op {
     Capacity {
         cpu: u64,
         mem: u64,
+        notice: bool,
     },
     Advance {
         by: u64,
@@ -50,7 +51,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..6u64, any::<usize>(), 0..500u64).prop_map(|(client, pick, ttl)| Op::Renew { client, pick, ttl }),
         2 => (0..6u64, any::<usize>()).prop_map(|(client, pick)| Op::Release { client, pick }),
         1 => (0..6u64).prop_map(|client| Op::Disconnect { client }),
-        1 => (500..3000u64, 500..3000u64).prop_map(|(cpu, mem)| Op::Capacity { cpu, mem }),
+        1 => (500..3000u64, 500..3000u64, any::<bool>())
+            .prop_map(|(cpu, mem, notice)| Op::Capacity { cpu, mem, notice }),
         3 => (0..200u64).prop_map(|by| Op::Advance { by }),
     ]
 }
@@ -68,9 +70,11 @@ proptest! {
 
     #[test]
     fn never_over_commits_and_always_answers(grace in prop_oneof![Just(0u64), 1..100u64],
+                                             scaling in any::<bool>(),
                                              ops in proptest::collection::vec(op(), 1..200)) {
         let mut s = Scheduler::new(SchedulerConfig {
             capacity: r(2000, 2000),
+            ceiling: scaling.then(|| r(3000, 3000)),
             max_ttl_ms: 300,
             revoke_grace_ms: grace,
             max_wait_ms: 250,
@@ -114,7 +118,9 @@ proptest! {
                     open.retain(|_, (c, _)| *c != client);
                     s.disconnect(client, now, &mut out);
                 }
-                Op::Capacity { cpu, mem } => s.set_capacity(r(cpu, mem), now, &mut out),
+                Op::Capacity { cpu, mem, notice } => {
+                    s.set_capacity(r(cpu, mem), if notice { 50 } else { 0 }, now, &mut out);
+                }
                 Op::Advance { by } => {
                     now += by;
                     s.advance(now, &mut out);

@@ -15,6 +15,7 @@ fn r(cpu: u64, mem: u64) -> ResourceAmounts {
 fn config(capacity: ResourceAmounts) -> SchedulerConfig {
     SchedulerConfig {
         capacity,
+        ceiling: None,
         max_ttl_ms: 60_000,
         revoke_grace_ms: 0,
         max_wait_ms: 30_000,
@@ -441,7 +442,7 @@ fn a_smaller_pool_revokes_what_no_longer_fits_at_once() {
         ids.push(granted(&step(&mut s, |s, o| s.request(client, q, 0, o)), client)[0].lease_id);
     }
     step(&mut s, |s, o| s.request(4, waiting(9, r(4000, 1)), 0, o));
-    let out = step(&mut s, |s, o| s.set_capacity(r(2000, GIB), 5, o));
+    let out = step(&mut s, |s, o| s.set_capacity(r(2000, GIB), 0, 5, o));
     // Newest of the lowest priority goes; the queued request can never fit now.
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(
@@ -463,7 +464,7 @@ fn a_smaller_pool_revokes_what_no_longer_fits_at_once() {
     ));
     // Growing serves the queue again.
     step(&mut s, |s, o| s.request(4, waiting(10, r(1000, 1)), 6, o));
-    let out = step(&mut s, |s, o| s.set_capacity(r(3000, GIB), 7, o));
+    let out = step(&mut s, |s, o| s.set_capacity(r(3000, GIB), 0, 7, o));
     assert_eq!(granted(&out, 4).len(), 1);
 }
 
@@ -541,4 +542,69 @@ fn epochs_only_increase() {
             assert!(s.release(i % 3, lease.lease_id, i, o))
         });
     }
+}
+
+#[test]
+fn a_smaller_pool_with_notice_shrinks_when_the_revoked_leases_end() {
+    let mut s = Scheduler::new(config(r(4000, GIB)));
+    let a = granted(
+        &step(&mut s, |s, o| s.request(1, req(1, r(2000, 1)), 0, o)),
+        1,
+    )[0]
+    .clone();
+    let b = granted(
+        &step(&mut s, |s, o| s.request(2, req(2, r(2000, 1)), 0, o)),
+        2,
+    )[0]
+    .clone();
+    let out = step(&mut s, |s, o| s.set_capacity(r(2000, GIB), 300, 10, o));
+    assert_eq!(
+        out,
+        vec![Notice {
+            client: 2,
+            kind: NoticeKind::Revoking {
+                lease_id: b.lease_id,
+                cause: RevokeCause::CapacityReduced,
+                ends_at_ms: 310
+            }
+        }]
+    );
+    // New grants already see the smaller pool; the old one still holds both leases.
+    assert_eq!(s.capacity(), r(2000, GIB));
+    let out = step(&mut s, |s, o| s.request(3, req(3, r(1, 1)), 20, o));
+    assert!(matches!(only(&out), NoticeKind::Denied { .. }));
+    let out = step(&mut s, |s, o| s.advance(310, o));
+    assert!(matches!(
+        only(&out),
+        NoticeKind::Ended {
+            reason: EndReason::Revoked(RevokeCause::CapacityReduced),
+            ..
+        }
+    ));
+    assert_eq!(
+        s.config().capacity,
+        r(2000, GIB),
+        "shrunk once the lease ended"
+    );
+    assert!(s.lease(1, a.lease_id).is_some());
+}
+
+#[test]
+fn with_a_ceiling_a_request_beyond_today_s_pool_waits_instead_of_being_infeasible() {
+    let mut cfg = config(r(1000, GIB));
+    cfg.ceiling = Some(r(4000, 4 * GIB));
+    let mut s = Scheduler::new(cfg);
+    let out = step(&mut s, |s, o| s.request(1, waiting(1, r(3000, GIB)), 0, o));
+    assert!(matches!(only(&out), NoticeKind::Queued { .. }));
+    assert_eq!(s.queued_demand(), r(3000, GIB));
+    let out = step(&mut s, |s, o| s.request(1, waiting(2, r(5000, GIB)), 0, o));
+    assert!(matches!(
+        only(&out),
+        NoticeKind::Denied {
+            reason: DenyReason::Infeasible,
+            ..
+        }
+    ));
+    let out = step(&mut s, |s, o| s.set_capacity(r(3000, 3 * GIB), 0, 1, o));
+    assert_eq!(granted(&out, 1).len(), 1);
 }
