@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use foresight_shared::limits::BROKER_MAX_MESSAGE;
 use foresight_shared::protocol::plan::ResourceAmounts;
 
 use crate::scheduler::SchedulerConfig;
@@ -41,6 +42,57 @@ pub struct BrokerConfig {
     /// Size the pool with demand between a minimum and a maximum number of executor units
     /// (then `capacity` is ignored). `None`: the pool is `capacity`.
     pub scaling: Option<ScalingConfig>,
+    /// Access tokens. Empty: no authentication (the embedded default); otherwise `hello`
+    /// must carry one of them.
+    pub tokens: Vec<ClientToken>,
+    /// Page origins that may open a websocket: exact, or a prefix ending in `*`. Clients
+    /// that send no `Origin` (not web pages) always may. Empty: every origin.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+}
+
+/// One client's access token (hosted mode) and what it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientToken {
+    /// For logs and metrics; never the secret.
+    pub name: String,
+    pub token: String,
+    /// The most the token's connections may hold together.
+    pub quota: Option<ResourceAmounts>,
+    /// The most connections it may have open.
+    pub max_connections: Option<usize>,
+}
+
+/// Limits on clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections, all clients together; more are refused at the handshake (503).
+    pub max_connections: usize,
+    /// Longest websocket message accepted (at most the protocol's 16 MiB).
+    pub max_message_bytes: usize,
+    /// Messages per second per connection on average (0: no limit), in bursts of up to
+    /// `message_burst`; more are refused with `limit_exceeded`.
+    pub messages_per_s: u32,
+    pub message_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_message_bytes: BROKER_MAX_MESSAGE,
+            messages_per_s: 0,
+            message_burst: 100,
+        }
+    }
+}
+
+/// Extension pages: the only web origins the embedded broker serves by default.
+pub fn default_allowed_origins() -> Vec<String> {
+    vec![
+        "chrome-extension://*".to_string(),
+        "moz-extension://*".to_string(),
+    ]
 }
 
 impl BrokerConfig {
@@ -56,6 +108,9 @@ impl BrokerConfig {
             max_queued_per_client: 64,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             scaling: None,
+            tokens: Vec::new(),
+            allowed_origins: default_allowed_origins(),
+            limits: Limits::default(),
         }
     }
 

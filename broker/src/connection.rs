@@ -25,6 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
+
+use crate::admission::{self, RateLimiter};
 use foresight_shared::protocol::broker::{
     ClientMessage, LeaseEndReason, LeaseId, RevokeCause, ServerMessage, WorkerExitReason,
 };
@@ -74,17 +76,24 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     client_id: u64,
+    busy: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     shared
+        .counters
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
         .events
         .emit(BrokerEvent::ClientConnected { client_id, peer });
+    let max_message = max_message(&shared);
     let config = WebSocketConfig::default()
-        .max_message_size(Some(BROKER_MAX_MESSAGE))
-        .max_frame_size(Some(BROKER_MAX_MESSAGE));
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let check = admission::check_handshake(&shared.config.allowed_origins, busy);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)),
     );
     let ws = tokio::select! {
         ws = handshake => match ws {
@@ -105,6 +114,11 @@ pub(crate) async fn serve(
         let connection = Connection {
             notices: shared.register(client_id),
             mine: Vec::new(),
+            seat: None,
+            rate: RateLimiter::new(
+                shared.config.limits.messages_per_s,
+                shared.config.limits.message_burst,
+            ),
             shared: shared.clone(),
             client_id,
             ws,
@@ -119,6 +133,15 @@ pub(crate) async fn serve(
     shared
         .events
         .emit(BrokerEvent::ClientDisconnected { client_id });
+}
+
+/// The longest message this broker accepts.
+fn max_message(shared: &Shared) -> usize {
+    shared
+        .config
+        .limits
+        .max_message_bytes
+        .min(BROKER_MAX_MESSAGE)
 }
 
 /// What to do after a message.
@@ -151,6 +174,9 @@ struct Connection {
     /// Executor input and supervisor tasks: joined before the connection ends, so every
     /// process has been reaped by then.
     tasks: JoinSet<()>,
+    /// The token this connection authenticated with (it holds one of the token's seats).
+    seat: Option<usize>,
+    rate: Option<RateLimiter>,
 }
 
 impl Connection {
@@ -192,7 +218,8 @@ impl Connection {
                         // The rest of the message is still on the wire and the websocket
                         // layer cannot skip it: say why, then close.
                         let message = format!(
-                            "message refused ({e}); the limit is {BROKER_MAX_MESSAGE} bytes"
+                            "message refused ({e}); the limit is {} bytes",
+                            max_message(&self.shared)
                         );
                         let _ = self.send_error(ErrorCode::TooLarge, message, None).await;
                         break Stop::Close(CloseCode::Size, "message too large");
@@ -220,6 +247,9 @@ impl Connection {
             Stop::Gone => {}
         }
         self.release_everything();
+        if let Some(seat) = self.seat.take() {
+            self.shared.seats.give_back(seat);
+        }
         // Every executor process is reaped before the connection is over.
         drop(worker_rx);
         while self.tasks.join_next().await.is_some() {}
@@ -277,7 +307,24 @@ impl Connection {
 
     async fn on_frame(&mut self, message: Message) -> WsResult<Flow> {
         match message {
-            Message::Text(text) => self.on_text(text.as_str()).await,
+            Message::Text(text) => {
+                if let Some(rate) = self.rate.as_mut()
+                    && !rate.admit(std::time::Instant::now())
+                {
+                    self.shared
+                        .counters
+                        .refused_messages
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.send_error(
+                        ErrorCode::LimitExceeded,
+                        "too many messages per second on this connection; message not served",
+                        None,
+                    )
+                    .await?;
+                    return Ok(Flow::Continue);
+                }
+                self.on_text(text.as_str()).await
+            }
             Message::Binary(_) => {
                 self.send_error(
                     ErrorCode::Unsupported,
@@ -313,8 +360,8 @@ impl Connection {
                 ClientMessage::Hello {
                     protocol_version,
                     client,
-                    token: _,
-                } => self.on_hello(protocol_version, client).await,
+                    token,
+                } => self.on_hello(protocol_version, client, token).await,
                 _ => {
                     self.send_error(
                         ErrorCode::BadState,
@@ -414,7 +461,12 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    async fn on_hello(&mut self, protocol_version: u32, client: String) -> WsResult<Flow> {
+    async fn on_hello(
+        &mut self,
+        protocol_version: u32,
+        client: String,
+        token: Option<String>,
+    ) -> WsResult<Flow> {
         if protocol_version != PROTOCOL_VERSION {
             self.send_error(
                 ErrorCode::VersionMismatch,
@@ -429,6 +481,43 @@ impl Connection {
                 CloseCode::Policy,
                 "unsupported protocol version",
             ));
+        }
+        let tokens = &self.shared.config.tokens;
+        if !tokens.is_empty() {
+            let Some(index) = token.and_then(|t| admission::find_token(tokens, &t)) else {
+                self.send_error(
+                    ErrorCode::Unauthorized,
+                    "this broker requires a valid access token in hello",
+                    None,
+                )
+                .await?;
+                return Ok(Flow::Close(CloseCode::Policy, "unauthorized"));
+            };
+            let token = &tokens[index];
+            if !self.shared.seats.take(index, token.max_connections) {
+                self.send_error(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "token {:?} already has its {} connection(s) open",
+                        token.name,
+                        token.max_connections.unwrap_or(0)
+                    ),
+                    None,
+                )
+                .await?;
+                return Ok(Flow::Close(CloseCode::Policy, "too many connections"));
+            }
+            self.seat = Some(index);
+            if let Some(quota) = token.quota {
+                let client = self.client_id;
+                self.shared
+                    .schedule(|s, _, _| s.join_account(client, index as u64, quota));
+            }
+            tracing::debug!(
+                client_id = self.client_id,
+                token = token.name,
+                "authenticated"
+            );
         }
         self.greeted = true;
         self.shared.events.emit(BrokerEvent::ClientHello {

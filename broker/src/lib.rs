@@ -8,8 +8,10 @@
 //!
 //! * [`config`] — the pool size, the lease engine's limits and how to start an executor
 //!   process.
+//! * [`settings`] — the hosted broker's TOML file, applied under flags and environment.
 //! * [`server`] — [`Server`]: the accept loop and graceful shutdown, with the listener and the
 //!   shutdown signal injected by the caller (the binary, the tests, the demo).
+//! * `admission` — who may connect and how much: Origin, tokens, connection and rate limits.
 //! * `connection` — one client's protocol state machine: hello, leases, workers.
 //! * [`scheduler`] — the pure lease engine (no I/O, time passed in): grants, the fair-share
 //!   queue, preemption with notice, fencing epochs, capacity changes; it never over-commits.
@@ -17,18 +19,23 @@
 //! * [`executor`] — what runs *inside* an executor process (`foresight-broker executor`):
 //!   the sandbox, the JavaScript engine and the worker's event loop. Page code never runs in
 //!   the broker process itself.
+//! * `metrics` — Prometheus counters and gauges on their own HTTP port
+//!   ([`ServerHandle::serve_metrics`]).
 //! * [`events`] — [`BrokerEvent`], broker-side evidence of what happened, for tests, the demo
 //!   and the log.
 
+mod admission;
 pub mod config;
 mod connection;
 pub mod events;
 pub mod executor;
+mod metrics;
 pub mod scheduler;
 pub mod server;
+pub mod settings;
 mod workers;
 
-pub use config::{BrokerConfig, DEFAULT_MAX_TTL_MS, ExecutorCommand};
+pub use config::{BrokerConfig, ClientToken, DEFAULT_MAX_TTL_MS, ExecutorCommand, Limits};
 pub use events::{BrokerEvent, LeaseEndCause};
 pub use server::{PoolStats, Server, ServerHandle};
 

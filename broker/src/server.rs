@@ -27,9 +27,11 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::admission::Seats;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::events::{BrokerEvent, Events, LeaseEndCause};
+use crate::metrics::Counters;
 use crate::scheduler::scaling::Autoscaler;
 use crate::scheduler::{ClientId, EndReason, Notice, NoticeKind, Scheduler};
 
@@ -88,6 +90,9 @@ pub(crate) struct Shared {
     timer: Notify,
     /// Wakes shutdown: the last lease is gone.
     drained: Notify,
+    /// Open connections per access token.
+    pub(crate) seats: Seats,
+    pub(crate) counters: Counters,
 }
 
 impl Shared {
@@ -221,6 +226,7 @@ impl Shared {
     }
 
     fn emit(&self, notice: &Notice) {
+        self.counters.count(&notice.kind);
         if !self.events.wanted() {
             return;
         }
@@ -341,6 +347,24 @@ impl ServerHandle {
         })
     }
 
+    /// Open client connections (those that finished the handshake).
+    pub fn connections(&self) -> usize {
+        self.shared.core().outboxes.len()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.
+    pub async fn serve_metrics(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        crate::metrics::serve(self, listener, shutdown).await
+    }
+
     /// Recomputes the engine's totals and indexes; `Err` says what disagrees.
     pub fn check(&self) -> Result<(), String> {
         self.shared.schedule(|s, _, _| s.check())
@@ -370,6 +394,8 @@ impl Server {
                 }),
                 timer: Notify::new(),
                 drained: Notify::new(),
+                seats: Seats::default(),
+                counters: Counters::default(),
             }),
         }
     }
@@ -415,11 +441,15 @@ impl Server {
                         if let Err(e) = stream.set_nodelay(true) {
                             tracing::debug!("set_nodelay: {e}");
                         }
+                        // Past the limit it is still accepted, to be refused with a 503.
+                        let busy =
+                            connections.len() >= self.shared.config.limits.max_connections;
                         let task = connection::serve(
                             self.shared.clone(),
                             stream,
                             peer,
                             client_id,
+                            busy,
                             stop.subscribe(),
                         );
                         clients.insert(connections.spawn(task).id(), client_id);

@@ -30,6 +30,9 @@
 //! * **TTLs are never changed silently.** A TTL outside `1..=max_ttl_ms` is refused with the
 //!   reason, for grants and renewals alike.
 //! * **Fencing.** Every grant carries an epoch larger than any before it.
+//! * **Quotas.** Clients may belong to an account (a hosted broker's token) whose leases
+//!   together never exceed its quota: a request that would is denied (`quota_exceeded`), at
+//!   once or when it reaches the head of the queue; a partial grant is cut to the quota.
 //! * **Capacity changes** take effect for new grants at once. Leases that no longer fit are
 //!   revoked (`capacity_reduced`) lowest priority and newest first: at once when the grace is
 //!   0 (the resources are gone), otherwise with notice, the pool itself shrinking when they
@@ -186,6 +189,14 @@ struct Book {
     usage: ResourceAmounts,
     leases: BTreeSet<LeaseId>,
     queued: BTreeSet<u64>,
+    account: Option<u64>,
+}
+
+/// Clients that share a quota (one hosted token).
+#[derive(Debug, Default, Clone)]
+struct Account {
+    quota: ResourceAmounts,
+    usage: ResourceAmounts,
 }
 
 /// The engine. See the module documentation for its rules.
@@ -203,6 +214,7 @@ pub struct Scheduler {
     /// `(deadline_ms, seq)` for every queued request.
     queue_deadlines: BTreeSet<(u64, u64)>,
     books: HashMap<ClientId, Book>,
+    accounts: HashMap<u64, Account>,
     next_lease_id: LeaseId,
     last_epoch: u64,
     next_seq: u64,
@@ -223,6 +235,7 @@ impl Scheduler {
             queue: BTreeMap::new(),
             queue_deadlines: BTreeSet::new(),
             books: HashMap::new(),
+            accounts: HashMap::new(),
             next_lease_id: 1,
             last_epoch: 0,
             next_seq: 1,
@@ -287,6 +300,31 @@ impl Scheduler {
             .get(&lease_id)
             .filter(|h| h.owner == client)
             .map(|h| &h.lease)
+    }
+
+    /// Puts `client` (before it holds anything) in `account`, whose leases together may
+    /// hold at most `quota`.
+    pub fn join_account(&mut self, client: ClientId, account: u64, quota: ResourceAmounts) {
+        self.accounts.entry(account).or_default().quota = quota;
+        self.books.entry(client).or_default().account = Some(account);
+    }
+
+    /// What `client`'s account may still be granted; `None` without an account.
+    fn room(&self, client: ClientId) -> Option<ResourceAmounts> {
+        let account = self.books.get(&client)?.account?;
+        let a = self.accounts.get(&account)?;
+        Some(a.quota.saturating_sub(&a.usage))
+    }
+
+    fn quota_denial(&self, client: ClientId, want: &ResourceAmounts) -> Option<String> {
+        let room = self.room(client)?;
+        (!want.fits_within(&room)).then(|| {
+            format!(
+                "requested {} but your quota has only {} left; release leases or ask for less",
+                describe(want),
+                describe(&room)
+            )
+        })
     }
 
     /// The number of live leases `client` holds.
@@ -370,6 +408,10 @@ impl Scheduler {
             return;
         }
         let want = request.min_resources.unwrap_or(request.resources);
+        if let Some(message) = self.quota_denial(client, &want) {
+            deny(out, client, request_id, DenyReason::QuotaExceeded, message);
+            return;
+        }
         // The common case, cheaply: nobody waits and it fits.
         if self.queue.is_empty() && want.fits_within(&self.free()) {
             self.grant(client, request, now_ms, out);
@@ -627,8 +669,19 @@ impl Scheduler {
                 break;
             };
             if head.want().fits_within(&self.free()) {
+                let quota = self.quota_denial(head.client, &head.want());
                 if let Some(w) = self.dequeue(seq) {
-                    self.grant(w.client, w.request, now_ms, out);
+                    match quota {
+                        // Its account took more meanwhile; waiting on would block the line.
+                        Some(message) => deny(
+                            out,
+                            w.client,
+                            w.request.request_id,
+                            DenyReason::QuotaExceeded,
+                            message,
+                        ),
+                        None => self.grant(w.client, w.request, now_ms, out),
+                    }
                 }
                 continue;
             }
@@ -772,7 +825,10 @@ impl Scheduler {
         now_ms: u64,
         out: &mut Vec<Notice>,
     ) {
-        let free = self.free();
+        let mut free = self.free();
+        if let Some(room) = self.room(client) {
+            free = min_each(&free, &room);
+        }
         let resources = match request.min_resources {
             Some(_) => min_each(&request.resources, &free),
             None => request.resources,
@@ -790,6 +846,9 @@ impl Scheduler {
         let book = self.books.entry(client).or_default();
         book.usage = book.usage.saturating_add(&resources);
         book.leases.insert(lease.lease_id);
+        if let Some(account) = book.account.and_then(|a| self.accounts.get_mut(&a)) {
+            account.usage = account.usage.saturating_add(&resources);
+        }
         self.due.insert((lease.expires_at_ms, lease.lease_id));
         self.leases.insert(
             lease.lease_id,
@@ -860,6 +919,9 @@ impl Scheduler {
         if let Some(book) = self.books.get_mut(&held.owner) {
             book.usage = book.usage.saturating_sub(&resources);
             book.leases.remove(&lease_id);
+            if let Some(account) = book.account.and_then(|a| self.accounts.get_mut(&a)) {
+                account.usage = account.usage.saturating_sub(&resources);
+            }
         }
         if let Some(target) = self.shrink_to
             && self.granted.fits_within(&target)
@@ -933,6 +995,21 @@ impl Scheduler {
                 return Err(format!(
                     "client {client} lists a request that is not queued"
                 ));
+            }
+        }
+        let mut account_usage: HashMap<u64, ResourceAmounts> = HashMap::new();
+        for book in self.books.values() {
+            if let Some(account) = book.account {
+                let u = account_usage.entry(account).or_default();
+                *u = u.saturating_add(&book.usage);
+            }
+        }
+        for (id, account) in &self.accounts {
+            if account.usage != account_usage.get(id).copied().unwrap_or_default() {
+                return Err(format!("account {id}'s usage drifted"));
+            }
+            if !account.usage.fits_within(&account.quota) {
+                return Err(format!("account {id} is over its quota"));
             }
         }
         if self.queue_deadlines.len() != self.queue.len()

@@ -81,6 +81,10 @@ proptest! {
             max_queue: 12,
             max_queued_per_client: 4,
         });
+        // Half the clients share a quota, as one hosted token would.
+        for client in 0..3 {
+            s.join_account(client, 1, r(1200, 1200));
+        }
         let mut now = 0u64;
         let mut next_request = 0u64;
         let mut last_epoch = 0u64;

@@ -608,3 +608,39 @@ fn with_a_ceiling_a_request_beyond_today_s_pool_waits_instead_of_being_infeasibl
     let out = step(&mut s, |s, o| s.set_capacity(r(3000, 3 * GIB), 0, 1, o));
     assert_eq!(granted(&out, 1).len(), 1);
 }
+
+#[test]
+fn an_account_never_holds_more_than_its_quota() {
+    let mut s = Scheduler::new(config(r(4000, 4 * GIB)));
+    // Two connections of one token share 1500 millicores.
+    s.join_account(1, 7, r(1500, GIB));
+    s.join_account(2, 7, r(1500, GIB));
+    step(&mut s, |s, o| s.request(1, req(1, r(1000, 1)), 0, o));
+    let out = step(&mut s, |s, o| s.request(2, req(2, r(1000, 1)), 0, o));
+    assert!(matches!(
+        only(&out),
+        NoticeKind::Denied {
+            reason: DenyReason::QuotaExceeded,
+            ..
+        }
+    ));
+    // A partial grant is cut to what the quota has left.
+    let partial = LeaseRequest {
+        min_resources: Some(r(100, 1)),
+        ..req(3, r(1000, 1))
+    };
+    let out = step(&mut s, |s, o| s.request(2, partial, 0, o));
+    assert_eq!(granted(&out, 2)[0].resources, r(500, 1));
+    // Another client is not limited by it.
+    let out = step(&mut s, |s, o| s.request(3, req(4, r(2000, 1)), 0, o));
+    assert_eq!(granted(&out, 3).len(), 1);
+    // More than the quota could ever allow: denied at once, never queued.
+    let out = step(&mut s, |s, o| s.request(1, waiting(5, r(1600, 1)), 0, o));
+    assert!(matches!(
+        only(&out),
+        NoticeKind::Denied {
+            reason: DenyReason::QuotaExceeded,
+            ..
+        }
+    ));
+}

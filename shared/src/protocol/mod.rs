@@ -54,6 +54,11 @@ pub enum ErrorCode {
     BadState,
     /// The peer failed internally; the request may be retried.
     Internal,
+    /// The client is not allowed: a missing or unknown access token.
+    Unauthorized,
+    /// A limit on the client was reached (messages per second, connections per token); the
+    /// message was not served. Slow down or close other connections.
+    LimitExceeded,
     #[serde(other)]
     Unknown,
 }
