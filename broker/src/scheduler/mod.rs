@@ -39,9 +39,12 @@
 //!   have ended — so the invariant holds against the pool that really exists meanwhile.
 //!   With autoscaling ([`scaling`]) a request is infeasible only beyond the largest pool.
 
+mod capacity;
+mod check;
 mod estimate;
 #[cfg(test)]
 mod props;
+mod queue;
 pub mod scaling;
 pub(crate) mod share;
 #[cfg(test)]
@@ -51,10 +54,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use foresight_shared::protocol::broker::{DenyReason, Lease, LeaseId, RevokeCause};
 use foresight_shared::protocol::plan::ResourceAmounts;
-
-use std::cmp::Reverse;
-
-use share::Share;
 
 /// Every client's DRF weight, until hosted mode gives tokens their own.
 const CLIENT_WEIGHT: u64 = 1;
@@ -302,31 +301,6 @@ impl Scheduler {
             .map(|h| &h.lease)
     }
 
-    /// Puts `client` (before it holds anything) in `account`, whose leases together may
-    /// hold at most `quota`.
-    pub fn join_account(&mut self, client: ClientId, account: u64, quota: ResourceAmounts) {
-        self.accounts.entry(account).or_default().quota = quota;
-        self.books.entry(client).or_default().account = Some(account);
-    }
-
-    /// What `client`'s account may still be granted; `None` without an account.
-    fn room(&self, client: ClientId) -> Option<ResourceAmounts> {
-        let account = self.books.get(&client)?.account?;
-        let a = self.accounts.get(&account)?;
-        Some(a.quota.saturating_sub(&a.usage))
-    }
-
-    fn quota_denial(&self, client: ClientId, want: &ResourceAmounts) -> Option<String> {
-        let room = self.room(client)?;
-        (!want.fits_within(&room)).then(|| {
-            format!(
-                "requested {} but your quota has only {} left; release leases or ask for less",
-                describe(want),
-                describe(&room)
-            )
-        })
-    }
-
     /// The number of live leases `client` holds.
     pub fn leases_of(&self, client: ClientId) -> usize {
         self.books.get(&client).map_or(0, |b| b.leases.len())
@@ -551,100 +525,6 @@ impl Scheduler {
         self.dispatch(now_ms, out);
     }
 
-    /// Changes the pool. New grants see the new size at once. Leases that no longer fit are
-    /// revoked lowest priority and newest first (those already being revoked count first):
-    /// at once when `grace_ms` is 0, otherwise with that much notice, the pool shrinking when
-    /// they have ended. Queued requests that can never fit now are denied; growth serves the
-    /// queue.
-    pub fn set_capacity(
-        &mut self,
-        capacity: ResourceAmounts,
-        grace_ms: u64,
-        now_ms: u64,
-        out: &mut Vec<Notice>,
-    ) {
-        self.advance(now_ms, out);
-        if grace_ms == 0 || self.granted.fits_within(&capacity) {
-            self.config.capacity = capacity;
-            self.shrink_to = None;
-        } else {
-            self.shrink_to = Some(capacity);
-        }
-        if !self.granted.fits_within(&capacity) {
-            let over = self.granted.saturating_sub(&capacity);
-            let mut candidates: Vec<&Held> = self.leases.values().collect();
-            candidates
-                .sort_by_key(|h| (h.revoking.is_none(), h.priority, Reverse(h.lease.lease_id)));
-            let victims = cover(&over, candidates.into_iter()).unwrap_or_default();
-            for lease_id in victims {
-                if grace_ms == 0 {
-                    let reason = EndReason::Revoked(RevokeCause::CapacityReduced);
-                    self.end(lease_id, Some(reason), out);
-                } else if self
-                    .leases
-                    .get(&lease_id)
-                    .is_some_and(|h| h.revoking.is_none())
-                {
-                    self.revoke(
-                        lease_id,
-                        RevokeCause::CapacityReduced,
-                        grace_ms,
-                        now_ms,
-                        out,
-                    );
-                }
-            }
-        }
-        let ceiling = self.ceiling();
-        let infeasible: Vec<u64> = self
-            .queue
-            .values()
-            .filter(|w| !w.want().fits_within(&ceiling))
-            .map(|w| w.seq)
-            .collect();
-        for seq in infeasible {
-            if let Some(w) = self.dequeue(seq) {
-                let message = format!(
-                    "the pool shrank to {}, less than the {} requested",
-                    describe(&ceiling),
-                    describe(&w.want())
-                );
-                deny(
-                    out,
-                    w.client,
-                    w.request.request_id,
-                    DenyReason::Infeasible,
-                    message,
-                );
-            }
-        }
-        self.dispatch(now_ms, out);
-    }
-
-    /// Shutdown: grant nothing more, deny everything queued, and revoke every lease with
-    /// `grace_ms` of notice so clients can finish or move their work.
-    pub fn drain(&mut self, grace_ms: u64, now_ms: u64, out: &mut Vec<Notice>) {
-        self.advance(now_ms, out);
-        self.draining = true;
-        let queued: Vec<u64> = self.queue.keys().copied().collect();
-        for seq in queued {
-            if let Some(w) = self.dequeue(seq) {
-                deny(
-                    out,
-                    w.client,
-                    w.request.request_id,
-                    DenyReason::ShuttingDown,
-                    "the broker is shutting down".into(),
-                );
-            }
-        }
-        let mut ids: Vec<LeaseId> = self.leases.keys().copied().collect();
-        ids.sort_unstable();
-        for lease_id in ids {
-            self.revoke(lease_id, RevokeCause::ShuttingDown, grace_ms, now_ms, out);
-        }
-    }
-
     /// Ends every lease of `client` at once with `reason` (shutdown's last step).
     pub fn end_all(&mut self, client: ClientId, reason: EndReason, out: &mut Vec<Notice>) {
         let leases: Vec<LeaseId> = self
@@ -655,121 +535,6 @@ impl Scheduler {
         for lease_id in leases {
             self.end(lease_id, Some(reason), out);
         }
-    }
-
-    // --- The queue ------------------------------------------------------------------------
-
-    /// Serves the queue in fair order until the best-ranked request does not fit.
-    fn dispatch(&mut self, now_ms: u64, out: &mut Vec<Notice>) {
-        if self.draining {
-            return;
-        }
-        while let Some(seq) = self.head() {
-            let Some(head) = self.queue.get(&seq) else {
-                break;
-            };
-            if head.want().fits_within(&self.free()) {
-                let quota = self.quota_denial(head.client, &head.want());
-                if let Some(w) = self.dequeue(seq) {
-                    match quota {
-                        // Its account took more meanwhile; waiting on would block the line.
-                        Some(message) => deny(
-                            out,
-                            w.client,
-                            w.request.request_id,
-                            DenyReason::QuotaExceeded,
-                            message,
-                        ),
-                        None => self.grant(w.client, w.request, now_ms, out),
-                    }
-                }
-                continue;
-            }
-            if !self.preempt_for(seq, now_ms, out) {
-                break;
-            }
-        }
-    }
-
-    /// The best-ranked queued request.
-    fn head(&self) -> Option<u64> {
-        let capacity = self.config.capacity;
-        self.queue
-            .values()
-            .map(|w| (self.rank(w, &capacity), w.seq))
-            .min()
-            .map(|(_, seq)| seq)
-    }
-
-    /// The queue's order: smaller is served first (ties go to the older `seq`).
-    fn rank(&self, w: &Waiting, capacity: &ResourceAmounts) -> (Reverse<u8>, Share) {
-        let usage = self
-            .books
-            .get(&w.client)
-            .map(|b| b.usage)
-            .unwrap_or_default();
-        (
-            Reverse(w.request.priority),
-            Share::weighted(&usage, capacity, CLIENT_WEIGHT),
-        )
-    }
-
-    /// 1 + the number of queued requests ranked ahead of `seq`.
-    fn position(&self, seq: u64) -> u64 {
-        let capacity = self.config.capacity;
-        let Some(me) = self.queue.get(&seq) else {
-            return 0;
-        };
-        let mine = (self.rank(me, &capacity), seq);
-        1 + self
-            .queue
-            .values()
-            .filter(|w| (self.rank(w, &capacity), w.seq) < mine)
-            .count() as u64
-    }
-
-    fn dequeue(&mut self, seq: u64) -> Option<Waiting> {
-        let w = self.queue.remove(&seq)?;
-        self.queue_deadlines.remove(&(w.deadline_ms, seq));
-        if let Some(book) = self.books.get_mut(&w.client) {
-            book.queued.remove(&seq);
-        }
-        Some(w)
-    }
-
-    /// Revokes leases of lower priority so that the queued request `seq` fits once their
-    /// grace ends. Returns whether resources were freed right now (grace 0), i.e. whether
-    /// the queue is worth serving again.
-    fn preempt_for(&mut self, seq: u64, now_ms: u64, out: &mut Vec<Notice>) -> bool {
-        let grace = self.config.revoke_grace_ms;
-        let Some(w) = self.queue.get(&seq) else {
-            return false;
-        };
-        if w.request.priority == 0 || (w.request.max_wait_ms == 0 && grace > 0) {
-            return false;
-        }
-        let want = w.want();
-        let priority = w.request.priority;
-        // Freed once the revocations already under way end.
-        let pending = self.free().saturating_add(&self.revoking);
-        if want.fits_within(&pending) {
-            return false;
-        }
-        let deficit = want.saturating_sub(&pending);
-        let mut candidates: Vec<&Held> = self
-            .leases
-            .values()
-            .filter(|h| h.revoking.is_none() && h.priority < priority)
-            .collect();
-        candidates.sort_by_key(|h| (h.priority, Reverse(h.lease.lease_id)));
-        // All or nothing: revoking leases that still would not make room helps nobody.
-        let Some(victims) = cover(&deficit, candidates.into_iter()) else {
-            return false;
-        };
-        for lease_id in victims {
-            self.revoke(lease_id, RevokeCause::Preempted, grace, now_ms, out);
-        }
-        grace == 0
     }
 
     // --- Leases ---------------------------------------------------------------------------
@@ -938,90 +703,6 @@ impl Scheduler {
             kind,
         });
     }
-
-    // --- Checking -------------------------------------------------------------------------
-
-    /// Recomputes every total and index from the tables; `Err` says what disagrees. The
-    /// capacity invariant is the first check.
-    pub fn check(&self) -> Result<(), String> {
-        let mut sum = ResourceAmounts::default();
-        let mut revoking = ResourceAmounts::default();
-        let mut usage: HashMap<ClientId, ResourceAmounts> = HashMap::new();
-        for (id, h) in &self.leases {
-            sum = sum.saturating_add(&h.lease.resources);
-            if h.revoking.is_some() {
-                revoking = revoking.saturating_add(&h.lease.resources);
-            }
-            let u = usage.entry(h.owner).or_default();
-            *u = u.saturating_add(&h.lease.resources);
-            if !self.due.contains(&(h.due_ms, *id)) {
-                return Err(format!("lease {id} has no due entry"));
-            }
-            if h.due_ms > h.lease.expires_at_ms {
-                return Err(format!("lease {id} is due after its deadline"));
-            }
-            if h.lease.epoch > self.last_epoch {
-                return Err(format!("lease {id} has an epoch from the future"));
-            }
-        }
-        if !sum.fits_within(&self.config.capacity) {
-            return Err(format!(
-                "over-committed: {} granted of {}",
-                describe(&sum),
-                describe(&self.config.capacity)
-            ));
-        }
-        if sum != self.granted || revoking != self.revoking {
-            return Err(format!(
-                "totals drifted: granted {:?} (table {sum:?}), revoking {:?} (table {revoking:?})",
-                self.granted, self.revoking
-            ));
-        }
-        if self.due.len() != self.leases.len() {
-            return Err("stale due entries".into());
-        }
-        for (client, book) in &self.books {
-            if book.usage != usage.get(client).copied().unwrap_or_default() {
-                return Err(format!("client {client}'s usage drifted"));
-            }
-            if book
-                .leases
-                .iter()
-                .any(|id| self.lease(*client, *id).is_none())
-            {
-                return Err(format!("client {client} lists a lease it does not hold"));
-            }
-            if book.queued.iter().any(|s| !self.queue.contains_key(s)) {
-                return Err(format!(
-                    "client {client} lists a request that is not queued"
-                ));
-            }
-        }
-        let mut account_usage: HashMap<u64, ResourceAmounts> = HashMap::new();
-        for book in self.books.values() {
-            if let Some(account) = book.account {
-                let u = account_usage.entry(account).or_default();
-                *u = u.saturating_add(&book.usage);
-            }
-        }
-        for (id, account) in &self.accounts {
-            if account.usage != account_usage.get(id).copied().unwrap_or_default() {
-                return Err(format!("account {id}'s usage drifted"));
-            }
-            if !account.usage.fits_within(&account.quota) {
-                return Err(format!("account {id} is over its quota"));
-            }
-        }
-        if self.queue_deadlines.len() != self.queue.len()
-            || self
-                .queue
-                .values()
-                .any(|w| !self.queue_deadlines.contains(&(w.deadline_ms, w.seq)))
-        {
-            return Err("queue deadlines drifted".into());
-        }
-        Ok(())
-    }
 }
 
 /// The TTL rule, for new leases and renewals alike: refused with the reason, never changed.
@@ -1053,30 +734,6 @@ fn deny(
             message,
         },
     });
-}
-
-/// Picks leases, in the given order, that together cover `need` (skipping those that do not
-/// help); `None` if all of them do not.
-fn cover<'a>(
-    need: &ResourceAmounts,
-    candidates: impl Iterator<Item = &'a Held>,
-) -> Option<Vec<LeaseId>> {
-    let mut left = *need;
-    let mut chosen = Vec::new();
-    for h in candidates {
-        if left.is_zero() {
-            break;
-        }
-        let r = &h.lease.resources;
-        let helps = (left.cpu_millicores > 0 && r.cpu_millicores > 0)
-            || (left.memory_bytes > 0 && r.memory_bytes > 0)
-            || (left.bandwidth_bytes_per_s > 0 && r.bandwidth_bytes_per_s > 0);
-        if helps {
-            left = left.saturating_sub(r);
-            chosen.push(h.lease.lease_id);
-        }
-    }
-    left.is_zero().then_some(chosen)
 }
 
 fn min_each(a: &ResourceAmounts, b: &ResourceAmounts) -> ResourceAmounts {
