@@ -2,6 +2,7 @@
 //! how to start an executor process.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use foresight_shared::limits::BROKER_MAX_MESSAGE;
 use foresight_shared::protocol::plan::ResourceAmounts;
@@ -49,6 +50,8 @@ pub struct BrokerConfig {
     /// that send no `Origin` (not web pages) always may. Empty: every origin.
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
+    /// Serve `wss` with this TLS configuration ([`crate::tls::load`]); `None`: plain `ws`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One client's access token (hosted mode) and what it may use.
@@ -111,6 +114,7 @@ impl BrokerConfig {
             tokens: Vec::new(),
             allowed_origins: default_allowed_origins(),
             limits: Limits::default(),
+            tls: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //!
 //! * [`config`] — the pool size, the lease engine's limits and how to start an executor
 //!   process.
+//! * [`tls`] — `wss` for hosted brokers (rustls).
 //! * [`settings`] — the hosted broker's TOML file, applied under flags and environment.
 //! * [`server`] — [`Server`]: the accept loop and graceful shutdown, with the listener and the
 //!   shutdown signal injected by the caller (the binary, the tests, the demo).
@@ -33,6 +34,7 @@ mod metrics;
 pub mod scheduler;
 pub mod server;
 pub mod settings;
+pub mod tls;
 mod workers;
 
 pub use config::{BrokerConfig, ClientToken, DEFAULT_MAX_TTL_MS, ExecutorCommand, Limits};

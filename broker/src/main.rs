@@ -5,7 +5,8 @@
 //!   origins only. Hosted: a TOML file ([`foresight_broker::settings`]) for tokens, quotas,
 //!   limits and autoscaling; every flag also reads an environment variable
 //!   (`FORESIGHT_BROKER_*`), and flags and environment win over the file. Once bound it
-//!   prints exactly one line to stdout, `foresight-broker listening on ws://ADDR` (the real
+//!   prints exactly one line to stdout, `foresight-broker listening on ws://ADDR` (`wss://`
+//!   with `--tls-cert` and `--tls-key` or a `[tls]` table; the real
 //!   port when ADDR asks for port 0), so a parent process can wait for it; everything else,
 //!   including every broker event, is logged to stderr (`RUST_LOG`, default `info`).
 //!   `--metrics-listen ADDR` serves Prometheus metrics there. SIGINT and SIGTERM shut it
@@ -60,6 +61,12 @@ struct Cli {
     /// Messages per second per connection, 0 for no limit [default: 0].
     #[arg(long, env = "FORESIGHT_BROKER_MESSAGES_PER_S")]
     messages_per_s: Option<u32>,
+    /// Serve wss: the PEM certificate chain (with --tls-key).
+    #[arg(long, env = "FORESIGHT_BROKER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve wss: the PEM private key (with --tls-cert).
+    #[arg(long, env = "FORESIGHT_BROKER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Page origins allowed to connect (exact, or a prefix ending in `*`); repeat or
     /// separate with commas [default: chrome-extension://*, moz-extension://*].
     #[arg(long, env = "FORESIGHT_BROKER_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -128,6 +135,9 @@ fn configure(cli: &Cli) -> Result<(BrokerConfig, Addresses), String> {
     if let Some(n) = cli.messages_per_s {
         config.limits.messages_per_s = n;
     }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        config.tls = Some(foresight_broker::tls::load(cert, key).map_err(|e| e.to_string())?);
+    }
     if !cli.allowed_origin.is_empty() {
         config.allowed_origins = cli.allowed_origin.clone();
     }
@@ -190,7 +200,12 @@ async fn serve(cli: Cli) -> Result<(), String> {
     });
 
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "foresight-broker listening on ws://{addr}")
+    let scheme = if server.config().tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    writeln!(stdout, "foresight-broker listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot write to stdout: {e}"))?;
     drop(stdout);

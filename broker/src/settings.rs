@@ -25,6 +25,10 @@
 //! executor_memory_bytes = 536870912
 //! idle_ms = 30000
 //!
+//! [tls]                        # wss; paths relative to the working directory
+//! cert = "/etc/foresight/broker-chain.pem"
+//! key = "/etc/foresight/broker-key.pem"
+//!
 //! [limits]
 //! max_connections = 4096
 //! max_message_bytes = 16777216
@@ -243,6 +247,20 @@ fn apply(text: &str, config: &mut BrokerConfig) -> Result<Addresses, Problem> {
             max_units: max,
             idle_ms,
         });
+    }
+    if let Some(tls) = keys.table("tls")? {
+        let mut k = Keys::new("tls.", tls);
+        let cert = k
+            .string("cert")?
+            .ok_or_else(|| invalid("tls.cert", "is required"))?;
+        let key = k
+            .string("key")?
+            .ok_or_else(|| invalid("tls.key", "is required"))?;
+        k.finish()?;
+        config.tls = Some(
+            crate::tls::load(Path::new(&cert), Path::new(&key))
+                .map_err(|e| invalid("tls", e.to_string()))?,
+        );
     }
     if let Some(limits) = keys.table("limits")? {
         let mut k = Keys::new("limits.", limits);

@@ -209,3 +209,91 @@ async fn metrics_are_served_on_their_own_port() {
     drop(c);
     broker.stop().await;
 }
+
+/// The test certificates, valid for a century: `tls-ca.pem`, a throwaway CA (its key was
+/// deleted), and `tls-cert.pem`/`tls-key.pem`, a P-256 server certificate it signed for
+/// 127.0.0.1 and localhost (openssl `req -x509` for the CA, `x509 -req` with
+/// `subjectAltName`, `basicConstraints=CA:FALSE`, `extendedKeyUsage=serverAuth` for the
+/// leaf). They protect nothing; they let the test speak real TLS.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_serves_with_the_configured_certificate() {
+    use futures_util::{SinkExt, StreamExt};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut config = common::test_config();
+    config.tls = Some(
+        foresight_broker::tls::load(&fixture("tls-cert.pem"), &fixture("tls-key.pem"))
+            .expect("the fixture loads"),
+    );
+    let broker = Broker::with_config(config).await;
+
+    // Plain ws to a wss port fails at the handshake; the broker keeps serving.
+    let plain = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async(format!("ws://{}", broker.addr)),
+    )
+    .await
+    .expect("answered in time");
+    assert!(plain.is_err(), "plain websocket over a TLS port must fail");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(fixture("tls-ca.pem")).expect("cert"))
+        .expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(broker.addr)
+        .await
+        .expect("tcp");
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+        .expect("TLS handshake with the configured certificate");
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://{}", broker.addr), tls)
+        .await
+        .expect("websocket over TLS");
+    ws.send(Message::text(
+        json!({"type": "hello", "protocol_version": 1, "client": "tls"}).to_string(),
+    ))
+    .await
+    .expect("send");
+    let answer = tokio::time::timeout(DEADLINE, ws.next())
+        .await
+        .expect("answered in time")
+        .expect("open")
+        .expect("frame");
+    let hello: serde_json::Value =
+        serde_json::from_str(answer.to_text().expect("text")).expect("json");
+    assert_eq!(hello["type"], "hello", "{hello}");
+    drop(ws);
+    broker.stop().await;
+}
+
+#[test]
+fn tls_files_that_do_not_load_say_which() {
+    let missing = foresight_broker::tls::load(
+        std::path::Path::new("/nonexistent/cert.pem"),
+        &fixture("tls-key.pem"),
+    )
+    .unwrap_err();
+    assert!(
+        missing.to_string().contains("/nonexistent/cert.pem"),
+        "{missing}"
+    );
+    let swapped =
+        foresight_broker::tls::load(&fixture("tls-key.pem"), &fixture("tls-key.pem")).unwrap_err();
+    assert!(swapped.to_string().contains("certificate"), "{swapped}");
+}

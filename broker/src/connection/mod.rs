@@ -71,6 +71,11 @@ const WORKER_EVENT_QUEUE: usize = 256;
 
 type WsResult<T> = Result<T, tungstenite::Error>;
 
+/// The client's byte stream: TCP, or TLS over TCP for `wss`.
+trait AsyncIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncIo for T {}
+type Io = Box<dyn AsyncIo>;
+
 /// Serves one client until it leaves or the server shuts down.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -92,10 +97,19 @@ pub(crate) async fn serve(
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let check = admission::check_handshake(&shared.config.allowed_origins, busy);
-    let handshake = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)),
-    );
+    let tls = shared.config.tls.clone();
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
+        let io: Io = match tls {
+            Some(tls) => Box::new(
+                tokio_rustls::TlsAcceptor::from(tls)
+                    .accept(stream)
+                    .await
+                    .map_err(tungstenite::Error::Io)?,
+            ),
+            None => Box::new(stream),
+        };
+        tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(config)).await
+    });
     let ws = tokio::select! {
         ws = handshake => match ws {
             Ok(Ok(ws)) => Some(ws),
@@ -167,7 +181,7 @@ struct Connection {
     /// Reused for the notices of this client's own operations.
     mine: Vec<NoticeKind>,
     client_id: u64,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Io>,
     greeted: bool,
     workers: HashMap<String, WorkerHandle>,
     worker_tx: mpsc::Sender<WorkerEvent>,
