@@ -179,12 +179,14 @@ mod tests {
                 token: "alpha-secret".into(),
                 quota: None,
                 max_connections: None,
+                weight: 1,
             },
             ClientToken {
                 name: "b".into(),
                 token: "beta-secret".into(),
                 quota: None,
                 max_connections: None,
+                weight: 1,
             },
         ];
         assert_eq!(find_token(&tokens, "beta-secret"), Some(1));

@@ -64,6 +64,8 @@ pub struct ClientToken {
     pub quota: Option<ResourceAmounts>,
     /// The most connections it may have open.
     pub max_connections: Option<usize>,
+    /// Its fair share in the queue, relative to a client without a token (1).
+    pub weight: u64,
 }
 
 /// Limits on clients.

@@ -41,6 +41,7 @@
 //! max_cpu_millicores = 2000    # quota, all of the token's connections together
 //! max_memory_bytes = 4294967296
 //! max_connections = 4
+//! weight = 2                   # fair share against other tokens (default 1)
 //! ```
 
 use std::path::Path;
@@ -312,6 +313,7 @@ fn token(i: usize, item: &Value) -> Result<ClientToken, Problem> {
     }
     let cpu = k.u64("max_cpu_millicores")?;
     let memory = k.u64("max_memory_bytes")?;
+    let weight = k.u64("weight")?.unwrap_or(1).max(1);
     let max_connections = k
         .u64("max_connections")?
         .map(|n| usize_of(&format!("{prefix}max_connections"), n))
@@ -327,6 +329,7 @@ fn token(i: usize, item: &Value) -> Result<ClientToken, Problem> {
         token: secret,
         quota,
         max_connections,
+        weight,
     })
 }
 

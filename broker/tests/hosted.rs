@@ -15,6 +15,7 @@ fn token(name: &str, secret: &str) -> ClientToken {
         token: secret.into(),
         quota: Some(resources(500, 64 * MIB)),
         max_connections: Some(1),
+        weight: 1,
     }
 }
 

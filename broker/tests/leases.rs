@@ -225,3 +225,26 @@ async fn a_smaller_pool_with_a_grace_period_gives_notice_first() {
     drop(c);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_ping_renews_the_connection_s_leases() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let granted = c.lease_request(1, 100, MIB, 30_000).await;
+    let id = granted["lease"]["lease_id"].as_u64().unwrap();
+    let before = granted["lease"]["expires_at_ms"].as_u64().unwrap();
+    c.ws.send(Message::Ping(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    let renewed = c.expect("lease_renewed").await;
+    assert_eq!(renewed["lease_id"], id, "{renewed}");
+    assert!(
+        renewed["expires_at_ms"].as_u64().unwrap() >= before,
+        "{renewed}"
+    );
+    drop(c);
+    broker.stop().await;
+}

@@ -349,7 +349,15 @@ impl Connection {
                 .await?;
                 Ok(Flow::Continue)
             }
-            // Pings are answered and closes acknowledged by the websocket layer itself.
+            // Keepalive: a websocket ping renews every lease of the connection for its own
+            // TTL, each announced with `lease_renewed`. (The websocket layer answers the ping.)
+            Message::Ping(_) if self.greeted => {
+                let client = self.client_id;
+                self.engine(|s, now, out| s.renew_all(client, now, out))
+                    .await?;
+                Ok(Flow::Continue)
+            }
+            // Closes are acknowledged by the websocket layer itself.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
                 Ok(Flow::Continue)
             }
@@ -523,11 +531,9 @@ impl Connection {
                 return Ok(Flow::Close(CloseCode::Policy, "too many connections"));
             }
             self.seat = Some(index);
-            if let Some(quota) = token.quota {
-                let client = self.client_id;
-                self.shared
-                    .schedule(|s, _, _| s.join_account(client, index as u64, quota));
-            }
+            let (client, quota, weight) = (self.client_id, token.quota, token.weight);
+            self.shared
+                .schedule(|s, _, _| s.join_account(client, index as u64, quota, weight));
             tracing::debug!(
                 client_id = self.client_id,
                 token = token.name,

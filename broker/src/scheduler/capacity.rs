@@ -11,9 +11,17 @@ use super::{ClientId, EndReason, Held, Notice, Scheduler, deny, describe};
 
 impl Scheduler {
     /// Puts `client` (before it holds anything) in `account`, whose leases together may
-    /// hold at most `quota`.
-    pub fn join_account(&mut self, client: ClientId, account: u64, quota: ResourceAmounts) {
-        self.accounts.entry(account).or_default().quota = quota;
+    /// hold at most `quota` and whose fair share counts `weight` times a lone client's.
+    pub fn join_account(
+        &mut self,
+        client: ClientId,
+        account: u64,
+        quota: Option<ResourceAmounts>,
+        weight: u64,
+    ) {
+        let a = self.accounts.entry(account).or_default();
+        a.quota = quota;
+        a.weight = weight.max(1);
         self.books.entry(client).or_default().account = Some(account);
     }
 
@@ -21,7 +29,7 @@ impl Scheduler {
     pub(super) fn room(&self, client: ClientId) -> Option<ResourceAmounts> {
         let account = self.books.get(&client)?.account?;
         let a = self.accounts.get(&account)?;
-        Some(a.quota.saturating_sub(&a.usage))
+        Some(a.quota?.saturating_sub(&a.usage))
     }
 
     pub(super) fn quota_denial(&self, client: ClientId, want: &ResourceAmounts) -> Option<String> {

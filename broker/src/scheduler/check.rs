@@ -76,7 +76,10 @@ impl Scheduler {
             if account.usage != account_usage.get(id).copied().unwrap_or_default() {
                 return Err(format!("account {id}'s usage drifted"));
             }
-            if !account.usage.fits_within(&account.quota) {
+            if account
+                .quota
+                .is_some_and(|q| !account.usage.fits_within(&q))
+            {
                 return Err(format!("account {id} is over its quota"));
             }
         }

@@ -17,8 +17,9 @@
 //!   Fairness among clients ([`share`]), then oldest first. Priority is strict between
 //!   classes rather than a DRF weight because preemption obeys priority: were a priority-9
 //!   request ranked behind a priority-0 client with a smaller share, the broker would grant
-//!   the latter and revoke it at once for the former. Priority thus weighs infinitely; DRF
-//!   decides within a class (the weight hook in [`share`] is there for per-client weights).
+//!   the latter and revoke it at once for the former. Priority thus weighs infinitely;
+//!   weighted DRF decides within a class, the weights being the accounts' (hosted tokens),
+//!   1 for a client without one.
 //!   The best-ranked request that does not fit blocks those behind it (no backfilling), so a
 //!   large request is never starved by a stream of small ones. A new request that would jump
 //!   the line waits like the rest.
@@ -30,9 +31,11 @@
 //! * **TTLs are never changed silently.** A TTL outside `1..=max_ttl_ms` is refused with the
 //!   reason, for grants and renewals alike.
 //! * **Fencing.** Every grant carries an epoch larger than any before it.
-//! * **Quotas.** Clients may belong to an account (a hosted broker's token) whose leases
+//! * **Accounts.** Clients may belong to an account (a hosted broker's token). Its leases
 //!   together never exceed its quota: a request that would is denied (`quota_exceeded`), at
-//!   once or when it reaches the head of the queue; a partial grant is cut to the quota.
+//!   once or when it reaches the head of the queue; a partial grant is cut to the quota. DRF
+//!   then counts the account's holdings, divided by its weight, for all its connections, so
+//!   opening more connections buys no larger share.
 //! * **Capacity changes** take effect for new grants at once. Leases that no longer fit are
 //!   revoked (`capacity_reduced`) lowest priority and newest first: at once when the grace is
 //!   0 (the resources are gone), otherwise with notice, the pool itself shrinking when they
@@ -191,10 +194,11 @@ struct Book {
     account: Option<u64>,
 }
 
-/// Clients that share a quota (one hosted token).
+/// Clients that share a quota and a fair share (one hosted token).
 #[derive(Debug, Default, Clone)]
 struct Account {
-    quota: ResourceAmounts,
+    quota: Option<ResourceAmounts>,
+    weight: u64,
     usage: ResourceAmounts,
 }
 
@@ -451,6 +455,37 @@ impl Scheduler {
                 estimated_wait_ms,
             },
         });
+    }
+
+    /// Keepalive: renews every lease of `client` that is not being revoked for its own TTL
+    /// (as if `lease_renew` were sent with the same `ttl_ms`), telling it each new deadline.
+    pub fn renew_all(&mut self, client: ClientId, now_ms: u64, out: &mut Vec<Notice>) {
+        self.advance(now_ms, out);
+        let leases: Vec<LeaseId> = self
+            .books
+            .get(&client)
+            .map(|b| b.leases.iter().copied().collect())
+            .unwrap_or_default();
+        for lease_id in leases {
+            let Some(held) = self.leases.get_mut(&lease_id) else {
+                continue;
+            };
+            if held.revoking.is_some() {
+                continue;
+            }
+            let expires_at_ms = now_ms.saturating_add(held.lease.ttl_ms);
+            self.due.remove(&(held.due_ms, lease_id));
+            held.due_ms = expires_at_ms;
+            held.lease.expires_at_ms = expires_at_ms;
+            self.due.insert((expires_at_ms, lease_id));
+            out.push(Notice {
+                client,
+                kind: NoticeKind::Renewed {
+                    lease_id,
+                    expires_at_ms,
+                },
+            });
+        }
     }
 
     /// Moves the deadline of `client`'s lease to `now_ms + ttl_ms`.

@@ -32,6 +32,9 @@ enum Op {
     Disconnect {
         client: u64,
     },
+    Keepalive {
+        client: u64,
+    },
     Capacity {
         cpu: u64,
         mem: u64,
@@ -51,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..6u64, any::<usize>(), 0..500u64).prop_map(|(client, pick, ttl)| Op::Renew { client, pick, ttl }),
         2 => (0..6u64, any::<usize>()).prop_map(|(client, pick)| Op::Release { client, pick }),
         1 => (0..6u64).prop_map(|client| Op::Disconnect { client }),
+        1 => (0..6u64).prop_map(|client| Op::Keepalive { client }),
         1 => (500..3000u64, 500..3000u64, any::<bool>())
             .prop_map(|(cpu, mem, notice)| Op::Capacity { cpu, mem, notice }),
         3 => (0..200u64).prop_map(|by| Op::Advance { by }),
@@ -83,7 +87,7 @@ proptest! {
         });
         // Half the clients share a quota, as one hosted token would.
         for client in 0..3 {
-            s.join_account(client, 1, r(1200, 1200));
+            s.join_account(client, 1, Some(r(1200, 1200)), 2);
         }
         let mut now = 0u64;
         let mut next_request = 0u64;
@@ -122,6 +126,7 @@ proptest! {
                     open.retain(|_, (c, _)| *c != client);
                     s.disconnect(client, now, &mut out);
                 }
+                Op::Keepalive { client } => s.renew_all(client, now, &mut out),
                 Op::Capacity { cpu, mem, notice } => {
                     s.set_capacity(r(cpu, mem), if notice { 50 } else { 0 }, now, &mut out);
                 }

@@ -53,14 +53,17 @@ impl Scheduler {
 
     /// The queue's order: smaller is served first (ties go to the older `seq`).
     pub(super) fn rank(&self, w: &Waiting, capacity: &ResourceAmounts) -> (Reverse<u8>, Share) {
-        let usage = self
-            .books
-            .get(&w.client)
-            .map(|b| b.usage)
-            .unwrap_or_default();
+        let book = self.books.get(&w.client);
+        let account = book
+            .and_then(|b| b.account)
+            .and_then(|a| self.accounts.get(&a));
+        let (usage, weight) = match account {
+            Some(a) => (a.usage, a.weight),
+            None => (book.map(|b| b.usage).unwrap_or_default(), CLIENT_WEIGHT),
+        };
         (
             Reverse(w.request.priority),
-            Share::weighted(&usage, capacity, CLIENT_WEIGHT),
+            Share::weighted(&usage, capacity, weight),
         )
     }
 

@@ -613,8 +613,8 @@ fn with_a_ceiling_a_request_beyond_today_s_pool_waits_instead_of_being_infeasibl
 fn an_account_never_holds_more_than_its_quota() {
     let mut s = Scheduler::new(config(r(4000, 4 * GIB)));
     // Two connections of one token share 1500 millicores.
-    s.join_account(1, 7, r(1500, GIB));
-    s.join_account(2, 7, r(1500, GIB));
+    s.join_account(1, 7, Some(r(1500, GIB)), 1);
+    s.join_account(2, 7, Some(r(1500, GIB)), 1);
     step(&mut s, |s, o| s.request(1, req(1, r(1000, 1)), 0, o));
     let out = step(&mut s, |s, o| s.request(2, req(2, r(1000, 1)), 0, o));
     assert!(matches!(
@@ -643,4 +643,83 @@ fn an_account_never_holds_more_than_its_quota() {
             ..
         }
     ));
+}
+
+#[test]
+fn keepalive_renews_every_lease_for_its_own_ttl_except_those_being_revoked() {
+    let mut cfg = config(r(4000, GIB));
+    cfg.revoke_grace_ms = 100;
+    let mut s = Scheduler::new(cfg);
+    let a = granted(
+        &step(&mut s, |s, o| s.request(1, req(1, r(1000, 1)), 0, o)),
+        1,
+    )[0]
+    .clone();
+    let b = LeaseRequest {
+        ttl_ms: 500,
+        ..req(2, r(1000, 1))
+    };
+    let b = granted(&step(&mut s, |s, o| s.request(1, b, 0, o)), 1)[0].clone();
+    let out = step(&mut s, |s, o| s.renew_all(1, 400, o));
+    assert_eq!(
+        out,
+        vec![
+            Notice {
+                client: 1,
+                kind: NoticeKind::Renewed {
+                    lease_id: a.lease_id,
+                    expires_at_ms: 10_400
+                }
+            },
+            Notice {
+                client: 1,
+                kind: NoticeKind::Renewed {
+                    lease_id: b.lease_id,
+                    expires_at_ms: 900
+                }
+            },
+        ]
+    );
+    assert_eq!(
+        s.lease(1, b.lease_id).map(|l| l.ttl_ms),
+        Some(500),
+        "TTL unchanged"
+    );
+    step(&mut s, |s, o| s.set_capacity(r(1000, GIB), 100, 450, o));
+    let out = step(&mut s, |s, o| s.renew_all(1, 460, o));
+    assert_eq!(
+        out.len(),
+        1,
+        "the lease being revoked is not renewed: {out:#?}"
+    );
+}
+
+#[test]
+fn an_account_s_weight_and_all_its_connections_count_in_its_share() {
+    let mut s = Scheduler::new(config(r(4000, 4 * GIB)));
+    // Token 1 (weight 1) uses two connections; token 2 has weight 3.
+    s.join_account(1, 1, None, 1);
+    s.join_account(2, 1, None, 1);
+    s.join_account(3, 2, None, 3);
+    let blocker = granted(
+        &step(&mut s, |s, o| s.request(9, req(0, r(4000, 4 * GIB)), 0, o)),
+        9,
+    );
+    step(&mut s, |s, o| s.request(1, waiting(1, r(1000, 1)), 1, o));
+    step(&mut s, |s, o| s.request(2, waiting(2, r(1000, 1)), 1, o));
+    step(&mut s, |s, o| s.request(3, waiting(3, r(1000, 1)), 1, o));
+    step(&mut s, |s, o| s.request(3, waiting(4, r(1000, 1)), 1, o));
+    let out = step(&mut s, |s, o| {
+        assert!(s.release(9, blocker[0].lease_id, 2, o))
+    });
+    // Token 1 first (both at 0, it came first); then token 2 (0 < 1/4); then token 2 again
+    // (1/4 / 3 < 1/4): token 1's second connection is not a newcomer with share 0.
+    let order: Vec<u64> = out
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NoticeKind::Granted { request_id, .. } => Some(*request_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, vec![1, 3, 4, 2], "{out:#?}");
 }
