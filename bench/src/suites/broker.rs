@@ -29,6 +29,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Barrier, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::measure::percentile_us;
@@ -230,7 +231,10 @@ async fn start_echo() -> Result<(SocketAddr, oneshot::Sender<()>), String> {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     tokio::spawn(async move {
-                        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        let accepted =
+                            tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()))
+                                .await;
+                        let Ok(mut ws) = accepted else {
                             return;
                         };
                         while let Some(Ok(message)) = ws.next().await {
@@ -248,13 +252,21 @@ async fn start_echo() -> Result<(SocketAddr, oneshot::Sender<()>), String> {
 
 // --- The load ---------------------------------------------------------------------------
 
+/// The websocket settings of the load generator and the echo baseline: the broker's read
+/// buffer (see `READ_BUFFER_BYTES` in the broker), so that neither side pays tungstenite's
+/// 128 KiB zero-fill per read and the baseline is not handicapped against the broker.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
 async fn connect(addr: SocketAddr) -> Result<Ws, String> {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
-        let _ = stream.set_nodelay(true);
-    }
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+        format!("ws://{addr}"),
+        Some(ws_config()),
+        true,
+    )
+    .await
+    .map_err(|e| format!("connect: {e}"))?;
     Ok(ws)
 }
 
