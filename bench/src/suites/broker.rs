@@ -158,6 +158,13 @@ pub fn run(report: &mut Report) -> Result<(), String> {
                 "1-minute load average when the suite ended (2 cores; others' builds count)",
             );
         }
+        let engine = engine_ops_per_s();
+        report.add(
+            "broker.engine_ops_per_s",
+            engine,
+            "ops/s",
+            "the lease engine alone, no I/O: grant+release for 1,000 clients",
+        );
         let (steps_p99, bulk_p99) = revocation_lag().await?;
         report.add(
             "broker.revocation_lag_p99_us",
@@ -485,6 +492,68 @@ async fn echo_load(n: usize, pace: Option<Duration>) -> Result<Load, String> {
     .await;
     let _ = stop.send(());
     load
+}
+
+/// The pure engine's own rate: 1,000 clients each holding one lease, one releasing and
+/// re-requesting at a time, so every operation works against a table of 1,000 leases. It
+/// says how much of a websocket round trip the engine could ever account for.
+fn engine_ops_per_s() -> f64 {
+    use foresight_broker::scheduler::{LeaseRequest, NoticeKind, Scheduler, SchedulerConfig};
+    const CLIENTS: u64 = 1_000;
+    const ROUNDS: u64 = 200;
+    let mut engine = Scheduler::new(SchedulerConfig {
+        capacity: ResourceAmounts {
+            cpu_millicores: 1 << 40,
+            memory_bytes: 1 << 50,
+            bandwidth_bytes_per_s: 0,
+        },
+        ceiling: None,
+        max_ttl_ms: 60_000,
+        revoke_grace_ms: 0,
+        max_wait_ms: 0,
+        max_queue: 1,
+        max_queued_per_client: 1,
+    });
+    let request = |request_id| LeaseRequest {
+        request_id,
+        resources: ResourceAmounts {
+            cpu_millicores: 10,
+            memory_bytes: 4096,
+            bandwidth_bytes_per_s: 0,
+        },
+        min_resources: None,
+        ttl_ms: 60_000,
+        priority: 1,
+        max_wait_ms: 0,
+        purpose: String::new(),
+    };
+    let mut out = Vec::new();
+    let mut held = vec![0u64; CLIENTS as usize];
+    let granted = |out: &mut Vec<_>| {
+        out.drain(..)
+            .find_map(|n: foresight_broker::scheduler::Notice| match n.kind {
+                NoticeKind::Granted { lease, .. } => Some(lease.lease_id),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    for client in 0..CLIENTS {
+        engine.request(client, request(0), 0, &mut out);
+        held[client as usize] = granted(&mut out);
+    }
+    let start = Instant::now();
+    for round in 0..ROUNDS {
+        for client in 0..CLIENTS {
+            let now = round;
+            engine.release(client, held[client as usize], now, &mut out);
+            out.clear();
+            engine.request(client, request(round), now, &mut out);
+            held[client as usize] = granted(&mut out);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    std::hint::black_box(&engine);
+    (2 * CLIENTS * ROUNDS) as f64 / elapsed
 }
 
 // --- Revocation -------------------------------------------------------------------------
