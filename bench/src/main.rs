@@ -24,6 +24,7 @@ const SUITES: &[(&str, Suite)] = &[
     ("framing", suites::framing::run),
     ("planner", suites::planner::run),
     ("sampler", suites::sampler::run),
+    ("broker", suites::broker::run),
 ];
 
 fn main() -> ExitCode {

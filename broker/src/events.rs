@@ -9,7 +9,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use foresight_shared::protocol::broker::{DenyReason, Lease, LeaseId, WorkerExitReason};
+use foresight_shared::protocol::broker::{
+    DenyReason, Lease, LeaseId, RevokeCause, WorkerExitReason,
+};
 use tokio::sync::broadcast;
 
 /// Events kept for a slow subscriber before it starts losing the oldest.
@@ -37,6 +39,19 @@ pub enum BrokerEvent {
         client_id: u64,
         reason: DenyReason,
         message: String,
+    },
+    /// The request waits in the queue.
+    LeaseQueued {
+        client_id: u64,
+        request_id: u64,
+        position: u64,
+    },
+    /// The broker started taking the lease back; it ends at `ends_at_ms`.
+    LeaseRevoking {
+        client_id: u64,
+        lease_id: LeaseId,
+        cause: RevokeCause,
+        ends_at_ms: u64,
     },
     LeaseEnded {
         client_id: u64,
@@ -70,6 +85,10 @@ pub enum BrokerEvent {
     ClientDisconnected {
         client_id: u64,
     },
+    /// The pool changed size (autoscaling or an operator's change).
+    PoolResized {
+        capacity: foresight_shared::protocol::plan::ResourceAmounts,
+    },
 }
 
 /// Why a lease left the pool.
@@ -81,6 +100,8 @@ pub enum LeaseEndCause {
     Expired,
     /// The connection that held it closed.
     Disconnected,
+    /// The broker took it back (preemption, a smaller pool).
+    Revoked,
     /// The broker is shutting down.
     ShuttingDown,
 }
@@ -91,6 +112,7 @@ impl fmt::Display for LeaseEndCause {
             LeaseEndCause::Released => "released",
             LeaseEndCause::Expired => "expired",
             LeaseEndCause::Disconnected => "disconnected",
+            LeaseEndCause::Revoked => "revoked",
             LeaseEndCause::ShuttingDown => "shutting down",
         })
     }
@@ -137,6 +159,23 @@ impl fmt::Display for BrokerEvent {
                 f,
                 "client {client_id} denied a lease ({reason:?}): {message}"
             ),
+            BrokerEvent::LeaseQueued {
+                client_id,
+                request_id,
+                position,
+            } => write!(
+                f,
+                "client {client_id} request {request_id} queued at position {position}"
+            ),
+            BrokerEvent::LeaseRevoking {
+                client_id,
+                lease_id,
+                cause,
+                ends_at_ms,
+            } => write!(
+                f,
+                "client {client_id} lease {lease_id} revoked ({cause:?}), ends at {ends_at_ms}"
+            ),
             BrokerEvent::LeaseEnded {
                 client_id,
                 lease_id,
@@ -165,6 +204,11 @@ impl fmt::Display for BrokerEvent {
             BrokerEvent::ClientDisconnected { client_id } => {
                 write!(f, "client {client_id} disconnected")
             }
+            BrokerEvent::PoolResized { capacity } => write!(
+                f,
+                "pool resized to {} millicores, {} bytes, {} B/s",
+                capacity.cpu_millicores, capacity.memory_bytes, capacity.bandwidth_bytes_per_s
+            ),
         }
     }
 }

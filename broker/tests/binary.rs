@@ -59,10 +59,13 @@ async fn binary_announces_serves_and_stops_on_sigterm() {
     c.post("w", json!(41)).await;
     assert_eq!(c.expect("worker_message").await["data"], 42);
 
-    // SIGTERM: the lease ends with shutting_down, its worker with it, and the broker exits 0.
+    // SIGTERM: notice first; when it runs out the lease ends with shutting_down, its worker
+    // with it, and the broker exits 0.
     let pid = child.id().expect("pid") as libc::pid_t;
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let notice = c.expect("lease_revoking").await;
+    assert_eq!(notice["cause"], "shutting_down", "{notice}");
     assert_eq!(
         c.expect("worker_exited").await,
         json!({"type": "worker_exited", "worker_id": "w", "reason": "lease_ended"})
@@ -80,4 +83,94 @@ async fn binary_announces_serves_and_stops_on_sigterm() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).await.expect("read stdout");
     assert_eq!(rest, "", "exactly one line on stdout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_from_a_config_file_with_flags_winning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broker.toml");
+    std::fs::write(
+        &path,
+        r#"
+        listen = "127.0.0.1:1"          # overridden by the flag below
+        [pool]
+        cpu_millicores = 3000
+        memory_bytes = 67108864
+        [[tokens]]
+        name = "alice"
+        token = "alice-0123456789abcdef"
+        max_cpu_millicores = 1000
+        "#,
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_foresight-broker"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("FORESIGHT_BROKER_CPU_MILLICORES", "2500")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the broker binary");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    tokio::time::timeout(DEADLINE, stdout.read_line(&mut line))
+        .await
+        .expect("announced in time")
+        .expect("read stdout");
+    let url = line
+        .trim_end()
+        .strip_prefix("foresight-broker listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
+    let mut c = Client { ws };
+    let refused = c.hello().await;
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
+    let mut c = Client { ws };
+    let hello = c
+        .request(json!({"type": "hello", "protocol_version": 1, "client": "t", "token": "alice-0123456789abcdef"}))
+        .await;
+    // The environment wins over the file.
+    assert_eq!(hello["capacity"]["cpu_millicores"], 2500, "{hello}");
+    let over = c.lease_request(1, 1001, MIB, 1_000).await;
+    assert_eq!(over["reason"], "quota_exceeded", "{over}");
+    drop(c);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_file_is_refused_with_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broker.toml");
+    std::fs::write(&path, "[limits]\nmessages_per_sec = 5\n").expect("write config");
+    let output = tokio::time::timeout(
+        DEADLINE,
+        Command::new(env!("CARGO_BIN_EXE_foresight-broker"))
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .output(),
+    )
+    .await
+    .expect("exits in time")
+    .expect("run");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing on stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("limits.messages_per_sec"), "{stderr}");
 }

@@ -261,10 +261,11 @@ async fn oversized_messages_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_ends_leases_and_closes() {
+async fn shutdown_gives_notice_then_ends_leases_and_closes() {
     let broker = Broker::start().await;
     let mut c = broker.client().await;
     let id = c.lease(100, MIB, 30_000).await;
+    let mut late = broker.client().await;
     let stopping = tokio::spawn(async move {
         let mut broker_events = broker.events.resubscribe();
         broker.stop().await;
@@ -277,15 +278,44 @@ async fn shutdown_ends_leases_and_closes() {
         }
         causes
     });
+    let notice = c.expect("lease_revoking").await;
+    assert_eq!(notice["lease_id"], id, "{notice}");
+    assert_eq!(notice["cause"], "shutting_down", "{notice}");
+    // Draining: nothing more is granted.
+    let refused = late.lease_request(9, 1, 1, 1_000).await;
+    assert_eq!(refused["reason"], "shutting_down", "{refused}");
+    // The client did not release it: it ends when the notice runs out.
     let ended = c.expect("lease_ended").await;
     assert_eq!(
         ended,
         json!({"type": "lease_ended", "lease_id": id, "reason": "shutting_down"})
     );
     c.closed().await;
+    late.closed().await;
     let causes = tokio::time::timeout(common::DEADLINE, stopping)
         .await
         .unwrap()
         .unwrap();
     assert!(causes.contains(&LeaseEndCause::ShuttingDown), "{causes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_early_once_every_lease_is_released() {
+    let mut cfg = common::test_config();
+    cfg.shutdown_grace_ms = 60_000;
+    let broker = Broker::with_config(cfg).await;
+    let mut c = broker.client().await;
+    let id = c.lease(100, MIB, 30_000).await;
+    let stopping = tokio::spawn(broker.stop());
+    c.expect("lease_revoking").await;
+    let released = c
+        .request(json!({"type": "lease_release", "lease_id": id}))
+        .await;
+    assert_eq!(released["type"], "lease_released", "{released}");
+    // Well before the minute of notice: the broker closes once nothing is held.
+    c.closed().await;
+    tokio::time::timeout(common::DEADLINE, stopping)
+        .await
+        .expect("shutdown as soon as drained")
+        .unwrap();
 }

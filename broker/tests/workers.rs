@@ -317,6 +317,7 @@ async fn executor_failures_are_reported_and_the_broker_keeps_serving() {
             args: vec!["-c".into(), "exit 3".into()],
         },
         max_ttl_ms: 60_000,
+        ..common::test_config()
     })
     .await;
     let mut c = broker.client().await;
@@ -338,6 +339,7 @@ async fn executor_failures_are_reported_and_the_broker_keeps_serving() {
             args: vec![],
         },
         max_ttl_ms: 60_000,
+        ..common::test_config()
     })
     .await;
     let mut c = broker.client().await;

@@ -1,12 +1,23 @@
 // The extension's side of the websocket to `foresight-broker` (protocol: docs/PROTOCOL.md,
 // channel 2). One connection for the whole background; leases belong to it, so when it
 // closes the broker frees them and the orchestrator treats them as gone.
+//
+// Lease requests allow the broker to queue them for LEASE_MAX_WAIT_MS: the broker then
+// answers `lease_queued` and later exactly one `lease_granted` or `lease_denied`, and this
+// client waits for that with its own deadline a little past the broker's. A grant that
+// arrives after we gave up is released at once, so no lease leaks. `lease_revoking` (the
+// broker takes a lease back after a notice period) marks the lease so no new work goes to
+// it; the `lease_ended` that follows reaches the orchestrator like any other end.
 
 import { api, browserName } from "./platform.js";
 import { PROTOCOL_VERSION } from "./host-client.js";
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const REQUEST_TIMEOUT_MS = 10_000;
+// How long a lease request may wait in the broker's queue: past it, running locally is better.
+const LEASE_MAX_WAIT_MS = 5_000;
+// Our deadline for the final answer after `lease_queued`, beyond the broker's own.
+const QUEUED_ANSWER_SLACK_MS = 2_000;
 
 export class BrokerClient {
   /**
@@ -20,7 +31,9 @@ export class BrokerClient {
     this.socket = null;
     this.url = null;
     this.ready = null; // Promise of {capacity, rtt_ms}
-    this.pending = new Map(); // request_id -> {resolve, reject, timer}
+    this.pending = new Map(); // request_id -> {resolve, reject, timer, kind}
+    this.abandoned = new Set(); // lease request_ids we stopped waiting for
+    this.revoking = new Map(); // lease_id -> ends_at_ms
     this.nextId = 1;
     this.status = { state: "unknown", url: "", detail: "" };
   }
@@ -96,7 +109,7 @@ export class BrokerClient {
     }
   }
 
-  /** Resolves with `{lease}` or `{denied: message}`. */
+  /** Resolves with `{lease}` or `{denied: message}`, after any wait in the broker's queue. */
   async requestLease({ resources, ttl_ms, priority, purpose }) {
     if (!this.ready) throw new Error("not connected to a broker");
     await this.ready;
@@ -106,9 +119,16 @@ export class BrokerClient {
       ttl_ms,
       priority,
       purpose,
+      max_wait_ms: LEASE_MAX_WAIT_MS,
     });
     if (reply.type === "lease_granted") return { lease: reply.lease };
-    return { denied: `${reply.reason}: ${reply.message}` };
+    if (reply.type === "lease_denied") return { denied: `${reply.reason}: ${reply.message}` };
+    return { denied: `unexpected answer ${reply.type}: ${reply.message ?? ""}` };
+  }
+
+  /** Whether the broker is taking this lease back (no new work should go to it). */
+  isRevoking(lease_id) {
+    return this.revoking.has(lease_id);
   }
 
   releaseLease(lease_id) {
@@ -137,13 +157,20 @@ export class BrokerClient {
   #request(message) {
     const request_id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(request_id);
-        reject(new Error(`broker did not answer ${message.type} in time`));
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(request_id, { resolve, reject, timer });
+      const entry = { resolve, reject, timer: null, kind: message.type };
+      this.#deadline(request_id, entry, REQUEST_TIMEOUT_MS);
+      this.pending.set(request_id, entry);
       this.#send({ ...message, request_id });
     });
+  }
+
+  #deadline(request_id, entry, ms) {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      this.pending.delete(request_id);
+      if (entry.kind === "lease_request") this.abandoned.add(request_id);
+      entry.reject(new Error(`broker did not answer ${entry.kind} in time`));
+    }, ms);
   }
 
   #send(message) {
@@ -153,12 +180,28 @@ export class BrokerClient {
   }
 
   #dispatch(message) {
+    if (message.type === "lease_queued") {
+      // Not the answer yet: wait for it, up to the broker's deadline and a little more.
+      const entry = this.pending.get(message.request_id);
+      if (entry) this.#deadline(message.request_id, entry, LEASE_MAX_WAIT_MS + QUEUED_ANSWER_SLACK_MS);
+      return;
+    }
     if (message.request_id != null && this.pending.has(message.request_id)) {
       const { resolve, timer } = this.pending.get(message.request_id);
       this.pending.delete(message.request_id);
       clearTimeout(timer);
       resolve(message);
       return;
+    }
+    if (message.request_id != null && this.abandoned.delete(message.request_id)) {
+      // We gave up on this request; a late grant must not leak.
+      if (message.type === "lease_granted") this.releaseLease(message.lease.lease_id);
+      return;
+    }
+    if (message.type === "lease_revoking") {
+      this.revoking.set(message.lease_id, message.ends_at_ms);
+    } else if (message.type === "lease_ended" || message.type === "lease_released") {
+      this.revoking.delete(message.lease_id);
     }
     this.hooks.onWorker?.(message);
   }
@@ -171,6 +214,8 @@ export class BrokerClient {
       reject(new Error(reason));
     }
     this.pending.clear();
+    this.abandoned.clear();
+    this.revoking.clear();
     this.#setStatus("unreachable", reason);
     this.hooks.onClosed?.();
   }

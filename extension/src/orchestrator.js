@@ -295,6 +295,7 @@ export class Orchestrator {
     if (!placement) return local("the plan has no placement for this worker");
     if (placement.target !== "remote") return local(placement.reason);
     if (!session.lease) return local(session.leaseNote || "no lease");
+    if (this.broker.isRevoking(session.lease.lease_id)) return local("the broker is taking the lease back");
     if (!session.workerSources.has(url)) return local("the worker's source could not be fetched");
     if (this.broker.status.state !== "connected") return local("the broker connection is gone");
     return { target: "remote", reason: placement.reason };

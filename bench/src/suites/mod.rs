@@ -1,5 +1,6 @@
 //! The bench suites, one file each.
 
+pub mod broker;
 pub mod framing;
 pub mod planner;
 pub mod sampler;

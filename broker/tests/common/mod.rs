@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use foresight_broker::{BrokerConfig, BrokerEvent, ExecutorCommand, Server};
+use foresight_broker::{BrokerConfig, BrokerEvent, ExecutorCommand, Server, ServerHandle};
 use foresight_shared::protocol::plan::ResourceAmounts;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -38,9 +38,21 @@ pub fn resources(cpu_millicores: u64, memory_bytes: u64) -> ResourceAmounts {
     }
 }
 
+/// The tests' broker: a 2000-millicore, 256 MiB pool, 60 s leases at most, preemption
+/// at once, half a second of notice on shutdown.
+pub fn test_config() -> BrokerConfig {
+    BrokerConfig {
+        max_ttl_ms: 60_000,
+        revoke_grace_ms: 0,
+        shutdown_grace_ms: 500,
+        ..BrokerConfig::new(resources(2000, 256 * MIB), executor())
+    }
+}
+
 pub struct Broker {
     pub addr: SocketAddr,
     pub events: broadcast::Receiver<BrokerEvent>,
+    pub handle: ServerHandle,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -54,8 +66,7 @@ impl Broker {
     pub async fn with_capacity(capacity: ResourceAmounts) -> Self {
         Self::with_config(BrokerConfig {
             capacity,
-            executor: executor(),
-            max_ttl_ms: 60_000,
+            ..test_config()
         })
         .await
     }
@@ -67,6 +78,7 @@ impl Broker {
         let addr = listener.local_addr().expect("local addr");
         let server = Server::new(config);
         let events = server.subscribe();
+        let handle = server.handle();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(listener, async {
             let _ = rx.await;
@@ -74,6 +86,7 @@ impl Broker {
         Self {
             addr,
             events,
+            handle,
             shutdown: Some(tx),
             task: Some(task),
         }

@@ -36,6 +36,16 @@ pub enum ClientMessage {
         /// What the lease is for (the page URL), for logs and metrics.
         #[serde(default)]
         purpose: String,
+        /// Accept a partial grant: anything between this and `resources` (each amount is
+        /// granted up to what is free). Absent: all of `resources` or nothing.
+        #[serde(default)]
+        min_resources: Option<ResourceAmounts>,
+        /// How long the client will wait in the broker's queue when the request does not fit
+        /// now. Absent or 0: answer at once (`lease_granted` or `lease_denied`). Otherwise the
+        /// broker may answer `lease_queued`, later followed by exactly one `lease_granted` or
+        /// `lease_denied` no later than this many milliseconds after the request.
+        #[serde(default)]
+        max_wait_ms: Option<u64>,
     },
     LeaseRenew {
         lease_id: LeaseId,
@@ -52,6 +62,11 @@ pub enum ClientMessage {
         script_url: String,
         /// The worker's script source.
         source: String,
+        /// The lease's fencing epoch as the client knows it. When present and not the
+        /// lease's current epoch, the spawn is refused (`bad_state`): the client acts on a
+        /// stale view of its lease.
+        #[serde(default)]
+        epoch: Option<u64>,
     },
     /// `worker.postMessage(data)` from the page.
     WorkerMessage {
@@ -88,6 +103,24 @@ pub enum DenyReason {
     InsufficientCapacity,
     /// The request itself is malformed (zero TTL, zero resources...).
     InvalidRequest,
+    /// The broker is shutting down and grants nothing more.
+    ShuttingDown,
+    /// More than this client's quota allows (hosted brokers).
+    QuotaExceeded,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why the broker takes a lease back before its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeCause {
+    /// A request of higher priority needs the resources.
+    Preempted,
+    /// The pool shrank below what is granted.
+    CapacityReduced,
+    /// The broker is shutting down.
+    ShuttingDown,
     #[serde(other)]
     Unknown,
 }
@@ -142,6 +175,26 @@ pub enum ServerMessage {
         request_id: u64,
         reason: DenyReason,
         message: String,
+    },
+    /// The request waits in the broker's queue (only when it allowed that with
+    /// `max_wait_ms`). Exactly one `lease_granted` or `lease_denied` with the same
+    /// `request_id` follows, within the request's `max_wait_ms`.
+    LeaseQueued {
+        request_id: u64,
+        /// 1 = next in line, by the broker's fair-share order at the time of queueing.
+        position: u64,
+        /// When the broker expects to grant it, assuming current leases run to their
+        /// deadlines and none is renewed; absent when it cannot tell.
+        #[serde(default)]
+        estimated_wait_ms: Option<u64>,
+    },
+    /// The broker will take this lease back at `ends_at_ms` (then `lease_ended` with
+    /// `revoked`). Until then the lease and its workers keep running; releasing it earlier
+    /// frees the resources sooner. Renewals are refused meanwhile.
+    LeaseRevoking {
+        lease_id: LeaseId,
+        cause: RevokeCause,
+        ends_at_ms: u64,
     },
     LeaseRenewed {
         lease_id: LeaseId,

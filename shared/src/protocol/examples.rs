@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::broker::{
-    ClientMessage, DenyReason, Lease, LeaseEndReason, ServerMessage, WorkerExitReason,
+    ClientMessage, DenyReason, Lease, LeaseEndReason, RevokeCause, ServerMessage, WorkerExitReason,
 };
 use super::demand::{
     ComponentDemand, ComponentKind, GraphSummary, PageDemand, PathDemand, PathKind,
@@ -264,6 +264,12 @@ pub fn client_messages() -> Vec<ClientMessage> {
             ttl_ms: 144_000,
             priority: 5,
             purpose: "http://127.0.0.1:8080/index.html".into(),
+            min_resources: Some(ResourceAmounts {
+                cpu_millicores: 250,
+                memory_bytes: 41_943_040,
+                bandwidth_bytes_per_s: 0,
+            }),
+            max_wait_ms: Some(5_000),
         },
         ClientMessage::LeaseRenew {
             lease_id: 3,
@@ -275,6 +281,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
             worker_id: "t12-w0".into(),
             script_url: "http://127.0.0.1:8080/worker.js".into(),
             source: "onmessage = (e) => postMessage(e.data * 2);".into(),
+            epoch: Some(3),
         },
         ClientMessage::WorkerMessage {
             worker_id: "t12-w0".into(),
@@ -316,6 +323,16 @@ pub fn server_messages() -> Vec<ServerMessage> {
             request_id: 2,
             reason: DenyReason::Infeasible,
             message: "asked for 64000 millicores; the pool has 2000".into(),
+        },
+        ServerMessage::LeaseQueued {
+            request_id: 1,
+            position: 2,
+            estimated_wait_ms: Some(1_200),
+        },
+        ServerMessage::LeaseRevoking {
+            lease_id: 3,
+            cause: RevokeCause::Preempted,
+            ends_at_ms: 1_796_000_101_000,
         },
         ServerMessage::LeaseRenewed {
             lease_id: 3,

@@ -57,6 +57,11 @@ pub enum ErrorCode {
     /// The caller is not allowed to use this peer (e.g. an extension the host was not
     /// installed for).
     Forbidden,
+    /// The client is not allowed: a missing or unknown access token.
+    Unauthorized,
+    /// A limit on the client was reached (messages per second, connections per token); the
+    /// message was not served. Slow down or close other connections.
+    LimitExceeded,
     #[serde(other)]
     Unknown,
 }

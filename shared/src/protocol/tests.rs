@@ -94,8 +94,10 @@ fn examples_cover_every_variant() {
             ServerMessage::WorkerExited { .. } => 9,
             ServerMessage::Error { .. } => 10,
             ServerMessage::Unknown => 11,
+            ServerMessage::LeaseQueued { .. } => 12,
+            ServerMessage::LeaseRevoking { .. } => 13,
         },
-        12,
+        14,
     );
     covered(
         &examples::to_executor(),
@@ -199,6 +201,20 @@ fn later_fields_are_optional() {
         HostRequest::Plan { policy, broker, .. } => {
             assert_eq!(policy, super::plan::Policy::default());
             assert!(broker.is_none());
+        }
+        other => panic!("decoded as {other:?}"),
+    }
+    // A lease request from a client that predates queueing and partial grants.
+    let v1_lease = r#"{"type":"lease_request","request_id":1,"ttl_ms":5,
+        "resources":{"cpu_millicores":1,"memory_bytes":1}}"#;
+    match serde_json::from_str::<ClientMessage>(v1_lease).unwrap() {
+        ClientMessage::LeaseRequest {
+            min_resources,
+            max_wait_ms,
+            priority,
+            ..
+        } => {
+            assert_eq!((min_resources, max_wait_ms, priority), (None, None, 0));
         }
         other => panic!("decoded as {other:?}"),
     }

@@ -1,47 +1,51 @@
 //! One client: the protocol state machine of channel 2 (`docs/PROTOCOL.md`).
 //!
 //! A connection is one task. It waits on four things at once: the client's next frame, the
-//! output of its workers, the earliest deadline among its leases, and the server's shutdown.
-//! It answers every request at once and in order, and it never gives up on a client over a
-//! bad message: invalid JSON, an invalid or unknown message, a message before `hello` or a
-//! binary frame each get a typed `error` and the connection keeps serving. Only a protocol
-//! version mismatch and an over-long message (which the websocket layer cannot skip) close it.
+//! output of its workers, its outbox of lease notices, and the server's shutdown. It never
+//! gives up on a client over a bad message: invalid JSON, an invalid or unknown message, a
+//! message before `hello` or a binary frame each get a typed `error` and the connection keeps
+//! serving. Only a protocol version mismatch and an over-long message (which the websocket
+//! layer cannot skip) close it.
 //!
-//! Leases are looked up in the shared pool, but only their owner changes them, so what this
-//! task sees of its own leases cannot change under it. Before handling any message the
-//! connection expires its due leases, so a client always hears `lease_ended` before an answer
-//! that depends on it.
+//! Lease state lives in the shared engine ([`crate::scheduler`]), which other clients'
+//! requests and the timer change too (a queued grant, a preemption, an expiry). What other
+//! tasks cause arrives through this client's outbox; what its own requests cause is handed
+//! back together with whatever was already in the outbox, taken under the engine's lock
+//! (`leases.rs`). Either way the client hears everything in the engine's order: the answer
+//! to a request before anything that follows it, `lease_ended` before any answer that
+//! depends on it. Delivering `lease_ended` (or `lease_released`) kills the lease's workers
+//! first: after it no output of theirs reaches the client (fencing).
 //!
 //! When the connection ends for any reason, its leases are released and its executor
 //! processes killed and reaped before the task finishes. A client that stops reading is
 //! dropped after [`SEND_TIMEOUT`], so it cannot hold leases long past their deadline.
 
+mod leases;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
-use foresight_shared::protocol::broker::{
-    ClientMessage, LeaseEndReason, LeaseId, ServerMessage, WorkerExitReason,
-};
+
+use crate::admission::{self, RateLimiter};
+use foresight_shared::protocol::broker::{ClientMessage, LeaseId, ServerMessage, WorkerExitReason};
 use foresight_shared::protocol::executor::{ExecutorLimits, ToExecutor};
-use foresight_shared::protocol::plan::ResourceAmounts;
 use foresight_shared::protocol::{ErrorCode, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::BROKER_NAME;
-use crate::events::{BrokerEvent, LeaseEndCause};
+use crate::events::BrokerEvent;
 use crate::executor::quickjs::MIN_HEAP_BYTES;
-use crate::leases::RenewError;
+use crate::scheduler::{LeaseRequest, NoticeKind};
 use crate::server::Shared;
 use crate::workers::{self, QueueError, WorkerEvent, WorkerHandle, WorkerOutput, WorkerSpec};
 
@@ -56,6 +60,11 @@ const FAREWELL_TIMEOUT: Duration = Duration::from_secs(3);
 /// and everything it held is released.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much the websocket layer reads at once. tungstenite zero-fills this much of its
+/// buffer before every read (its default of 128 KiB made memset a third of the broker's
+/// CPU time under load); protocol messages are small, and a large one takes more reads.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// JavaScript stack per worker.
 const WORKER_STACK_BYTES: u64 = 1024 * 1024;
 
@@ -67,12 +76,10 @@ const WORKER_EVENT_QUEUE: usize = 256;
 
 type WsResult<T> = Result<T, tungstenite::Error>;
 
-/// Milliseconds since the Unix epoch: lease deadlines are absolute, on the broker's clock.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+/// The client's byte stream: TCP, or TLS over TCP for `wss`.
+trait AsyncIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncIo for T {}
+type Io = Box<dyn AsyncIo>;
 
 /// Serves one client until it leaves or the server shuts down.
 pub(crate) async fn serve(
@@ -80,18 +87,35 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     client_id: u64,
+    busy: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     shared
+        .counters
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
         .events
         .emit(BrokerEvent::ClientConnected { client_id, peer });
+    let max_message = max_message(&shared);
     let config = WebSocketConfig::default()
-        .max_message_size(Some(BROKER_MAX_MESSAGE))
-        .max_frame_size(Some(BROKER_MAX_MESSAGE));
-    let handshake = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
-    );
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let check = admission::check_handshake(&shared.config.allowed_origins, busy);
+    let tls = shared.config.tls.clone();
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
+        let io: Io = match tls {
+            Some(tls) => Box::new(
+                tokio_rustls::TlsAcceptor::from(tls)
+                    .accept(stream)
+                    .await
+                    .map_err(tungstenite::Error::Io)?,
+            ),
+            None => Box::new(stream),
+        };
+        tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(config)).await
+    });
     let ws = tokio::select! {
         ws = handshake => match ws {
             Ok(Ok(ws)) => Some(ws),
@@ -109,6 +133,13 @@ pub(crate) async fn serve(
     if let Some(ws) = ws {
         let (worker_tx, worker_rx) = mpsc::channel(WORKER_EVENT_QUEUE);
         let connection = Connection {
+            notices: shared.register(client_id),
+            mine: Vec::new(),
+            seat: None,
+            rate: RateLimiter::new(
+                shared.config.limits.messages_per_s,
+                shared.config.limits.message_burst,
+            ),
             shared: shared.clone(),
             client_id,
             ws,
@@ -123,6 +154,15 @@ pub(crate) async fn serve(
     shared
         .events
         .emit(BrokerEvent::ClientDisconnected { client_id });
+}
+
+/// The longest message this broker accepts.
+fn max_message(shared: &Shared) -> usize {
+    shared
+        .config
+        .limits
+        .max_message_bytes
+        .min(BROKER_MAX_MESSAGE)
 }
 
 /// What to do after a message.
@@ -142,8 +182,12 @@ enum Stop {
 
 struct Connection {
     shared: Arc<Shared>,
+    /// What the lease engine tells this client, in order.
+    notices: mpsc::UnboundedReceiver<NoticeKind>,
+    /// Reused for the notices of this client's own operations.
+    mine: Vec<NoticeKind>,
     client_id: u64,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Io>,
     greeted: bool,
     workers: HashMap<String, WorkerHandle>,
     worker_tx: mpsc::Sender<WorkerEvent>,
@@ -151,6 +195,9 @@ struct Connection {
     /// Executor input and supervisor tasks: joined before the connection ends, so every
     /// process has been reaped by then.
     tasks: JoinSet<()>,
+    /// The token this connection authenticated with (it holds one of the token's seats).
+    seat: Option<usize>,
+    rate: Option<RateLimiter>,
 }
 
 impl Connection {
@@ -163,12 +210,11 @@ impl Connection {
             if *shutdown.borrow() {
                 break Stop::Shutdown;
             }
-            let deadline = self.next_deadline();
             tokio::select! {
                 // A closed channel means the server is gone: shut down too.
                 _ = shutdown.changed() => break Stop::Shutdown,
-                () = sleep_until(deadline) => {
-                    if self.expire_due().await.is_err() {
+                Some(notice) = self.notices.recv() => {
+                    if self.deliver(notice).await.is_err() {
                         break Stop::Gone;
                     }
                 }
@@ -181,7 +227,11 @@ impl Connection {
                 incoming = self.ws.next() => match incoming {
                     None => break Stop::Gone,
                     Some(Ok(message)) => match self.on_frame(message).await {
-                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Continue) => {
+                            if self.deliver_pending().await.is_err() {
+                                break Stop::Gone;
+                            }
+                        }
                         Ok(Flow::Close(code, reason)) => break Stop::Close(code, reason),
                         Err(_) => break Stop::Gone,
                     },
@@ -189,7 +239,8 @@ impl Connection {
                         // The rest of the message is still on the wire and the websocket
                         // layer cannot skip it: say why, then close.
                         let message = format!(
-                            "message refused ({e}); the limit is {BROKER_MAX_MESSAGE} bytes"
+                            "message refused ({e}); the limit is {} bytes",
+                            max_message(&self.shared)
                         );
                         let _ = self.send_error(ErrorCode::TooLarge, message, None).await;
                         break Stop::Close(CloseCode::Size, "message too large");
@@ -201,7 +252,7 @@ impl Connection {
                 },
             }
         };
-        let cause = match stop {
+        match stop {
             Stop::Shutdown => {
                 let farewell = self.farewell();
                 if tokio::time::timeout(FAREWELL_TIMEOUT, farewell)
@@ -210,24 +261,19 @@ impl Connection {
                 {
                     tracing::debug!(client_id = self.client_id, "farewell timed out");
                 }
-                LeaseEndCause::ShuttingDown
             }
             Stop::Close(code, reason) => {
                 let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.close(code, reason)).await;
-                LeaseEndCause::Disconnected
             }
-            Stop::Gone => LeaseEndCause::Disconnected,
-        };
-        self.release_everything(cause);
+            Stop::Gone => {}
+        }
+        self.release_everything();
+        if let Some(seat) = self.seat.take() {
+            self.shared.seats.give_back(seat);
+        }
         // Every executor process is reaped before the connection is over.
         drop(worker_rx);
         while self.tasks.join_next().await.is_some() {}
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let expires_at = self.shared.pool().next_expiry(self.client_id)?;
-        let wait = expires_at.saturating_sub(now_ms());
-        Some(Instant::now() + Duration::from_millis(wait))
     }
 
     // --- Sending --------------------------------------------------------------------------
@@ -282,7 +328,24 @@ impl Connection {
 
     async fn on_frame(&mut self, message: Message) -> WsResult<Flow> {
         match message {
-            Message::Text(text) => self.on_text(text.as_str()).await,
+            Message::Text(text) => {
+                if let Some(rate) = self.rate.as_mut()
+                    && !rate.admit(std::time::Instant::now())
+                {
+                    self.shared
+                        .counters
+                        .refused_messages
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.send_error(
+                        ErrorCode::LimitExceeded,
+                        "too many messages per second on this connection; message not served",
+                        None,
+                    )
+                    .await?;
+                    return Ok(Flow::Continue);
+                }
+                self.on_text(text.as_str()).await
+            }
             Message::Binary(_) => {
                 self.send_error(
                     ErrorCode::Unsupported,
@@ -292,7 +355,15 @@ impl Connection {
                 .await?;
                 Ok(Flow::Continue)
             }
-            // Pings are answered and closes acknowledged by the websocket layer itself.
+            // Keepalive: a websocket ping renews every lease of the connection for its own
+            // TTL, each announced with `lease_renewed`. (The websocket layer answers the ping.)
+            Message::Ping(_) if self.greeted => {
+                let client = self.client_id;
+                self.engine(|s, now, out| s.renew_all(client, now, out))
+                    .await?;
+                Ok(Flow::Continue)
+            }
+            // Closes are acknowledged by the websocket layer itself.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
                 Ok(Flow::Continue)
             }
@@ -300,51 +371,26 @@ impl Connection {
     }
 
     async fn on_text(&mut self, text: &str) -> WsResult<Flow> {
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(e) => {
-                self.send_error(ErrorCode::InvalidJson, format!("not valid JSON: {e}"), None)
-                    .await?;
-                return Ok(Flow::Continue);
-            }
+        // One typed parse on the hot path; the untyped one only to explain a failure.
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(ClientMessage::Unknown) => None,
+            Ok(message) => Some(message),
+            Err(_) => None,
         };
-        let request_id = value.get("request_id").and_then(serde_json::Value::as_u64);
-        let type_name = value
-            .get("type")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
-        let message: ClientMessage = match serde_json::from_value(value) {
-            Ok(message) => message,
-            Err(e) => {
-                let what = type_name.map_or_else(|| "message".to_string(), |t| format!("{t:?}"));
-                self.send_error(
-                    ErrorCode::InvalidMessage,
-                    format!("invalid {what}: {e}"),
-                    request_id,
-                )
-                .await?;
-                return Ok(Flow::Continue);
-            }
+        let Some(message) = message else {
+            return self.on_bad_text(text).await;
         };
-        self.expire_due().await?;
-
-        if let ClientMessage::Unknown = message {
-            let what = type_name.unwrap_or_default();
-            self.send_error(
-                ErrorCode::Unsupported,
-                format!("message type {what:?} is not supported by {BROKER_NAME}"),
-                request_id,
-            )
-            .await?;
-            return Ok(Flow::Continue);
-        }
+        let request_id = match &message {
+            ClientMessage::LeaseRequest { request_id, .. } => Some(*request_id),
+            _ => None,
+        };
         if !self.greeted {
             return match message {
                 ClientMessage::Hello {
                     protocol_version,
                     client,
-                    token: _,
-                } => self.on_hello(protocol_version, client).await,
+                    token,
+                } => self.on_hello(protocol_version, client, token).await,
                 _ => {
                     self.send_error(
                         ErrorCode::BadState,
@@ -365,11 +411,21 @@ impl Connection {
                 request_id,
                 resources,
                 ttl_ms,
-                priority: _,
+                priority,
                 purpose,
+                min_resources,
+                max_wait_ms,
             } => {
-                self.on_lease_request(request_id, resources, ttl_ms, purpose)
-                    .await?
+                self.on_lease_request(LeaseRequest {
+                    request_id,
+                    resources,
+                    min_resources,
+                    ttl_ms,
+                    priority,
+                    max_wait_ms: max_wait_ms.unwrap_or(0),
+                    purpose,
+                })
+                .await?
             }
             ClientMessage::LeaseRenew { lease_id, ttl_ms } => {
                 self.on_lease_renew(lease_id, ttl_ms).await?
@@ -380,8 +436,9 @@ impl Connection {
                 worker_id,
                 script_url,
                 source,
+                epoch,
             } => {
-                self.on_worker_spawn(lease_id, worker_id, script_url, source)
+                self.on_worker_spawn(lease_id, worker_id, script_url, source, epoch)
                     .await?
             }
             ClientMessage::WorkerMessage { worker_id, data } => {
@@ -395,7 +452,50 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    async fn on_hello(&mut self, protocol_version: u32, client: String) -> WsResult<Flow> {
+    /// Says what is wrong with a message that did not parse as a known one.
+    async fn on_bad_text(&mut self, text: &str) -> WsResult<Flow> {
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                self.send_error(ErrorCode::InvalidJson, format!("not valid JSON: {e}"), None)
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let request_id = value.get("request_id").and_then(serde_json::Value::as_u64);
+        let type_name = value
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        match serde_json::from_value::<ClientMessage>(value) {
+            Err(e) => {
+                let what = type_name.map_or_else(|| "message".to_string(), |t| format!("{t:?}"));
+                self.send_error(
+                    ErrorCode::InvalidMessage,
+                    format!("invalid {what}: {e}"),
+                    request_id,
+                )
+                .await?;
+            }
+            Ok(_) => {
+                let what = type_name.unwrap_or_default();
+                self.send_error(
+                    ErrorCode::Unsupported,
+                    format!("message type {what:?} is not supported by {BROKER_NAME}"),
+                    request_id,
+                )
+                .await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn on_hello(
+        &mut self,
+        protocol_version: u32,
+        client: String,
+        token: Option<String>,
+    ) -> WsResult<Flow> {
         if protocol_version != PROTOCOL_VERSION {
             self.send_error(
                 ErrorCode::VersionMismatch,
@@ -411,12 +511,48 @@ impl Connection {
                 "unsupported protocol version",
             ));
         }
+        let tokens = &self.shared.config.tokens;
+        if !tokens.is_empty() {
+            let Some(index) = token.and_then(|t| admission::find_token(tokens, &t)) else {
+                self.send_error(
+                    ErrorCode::Unauthorized,
+                    "this broker requires a valid access token in hello",
+                    None,
+                )
+                .await?;
+                return Ok(Flow::Close(CloseCode::Policy, "unauthorized"));
+            };
+            let token = &tokens[index];
+            if !self.shared.seats.take(index, token.max_connections) {
+                self.send_error(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "token {:?} already has its {} connection(s) open",
+                        token.name,
+                        token.max_connections.unwrap_or(0)
+                    ),
+                    None,
+                )
+                .await?;
+                return Ok(Flow::Close(CloseCode::Policy, "too many connections"));
+            }
+            self.seat = Some(index);
+            let (client, quota, weight) = (self.client_id, token.quota, token.weight);
+            self.shared
+                .schedule(|s, _, _| s.join_account(client, index as u64, quota, weight));
+            tracing::debug!(
+                client_id = self.client_id,
+                token = token.name,
+                "authenticated"
+            );
+        }
         self.greeted = true;
         self.shared.events.emit(BrokerEvent::ClientHello {
             client_id: self.client_id,
             client,
         });
-        let capacity = self.shared.pool().capacity();
+        // The most it may grant: with autoscaling, the largest pool.
+        let capacity = self.shared.schedule(|s, _, _| s.ceiling());
         self.send(ServerMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             broker: BROKER_NAME.to_string(),
@@ -424,187 +560,6 @@ impl Connection {
         })
         .await?;
         Ok(Flow::Continue)
-    }
-
-    // --- Leases ---------------------------------------------------------------------------
-
-    async fn on_lease_request(
-        &mut self,
-        request_id: u64,
-        resources: ResourceAmounts,
-        ttl_ms: u64,
-        purpose: String,
-    ) -> WsResult<()> {
-        let granted = self
-            .shared
-            .pool()
-            .grant(self.client_id, resources, ttl_ms, now_ms());
-        match granted {
-            Ok(lease) => {
-                self.shared.events.emit(BrokerEvent::LeaseGranted {
-                    client_id: self.client_id,
-                    lease: lease.clone(),
-                    purpose,
-                });
-                self.send(ServerMessage::LeaseGranted { request_id, lease })
-                    .await
-            }
-            Err(denial) => {
-                self.shared.events.emit(BrokerEvent::LeaseDenied {
-                    client_id: self.client_id,
-                    reason: denial.reason,
-                    message: denial.message.clone(),
-                });
-                self.send(ServerMessage::LeaseDenied {
-                    request_id,
-                    reason: denial.reason,
-                    message: denial.message,
-                })
-                .await
-            }
-        }
-    }
-
-    async fn on_lease_renew(&mut self, lease_id: LeaseId, ttl_ms: u64) -> WsResult<()> {
-        let renewed = self
-            .shared
-            .pool()
-            .renew(self.client_id, lease_id, ttl_ms, now_ms());
-        match renewed {
-            Ok(expires_at_ms) => {
-                self.send(ServerMessage::LeaseRenewed {
-                    lease_id,
-                    expires_at_ms,
-                })
-                .await
-            }
-            Err(RenewError::NotFound) => self.lease_not_found(lease_id).await,
-            // The protocol has no typed refusal for renewals; the lease keeps its deadline.
-            Err(RenewError::InvalidTtl(message)) => {
-                self.send_error(
-                    ErrorCode::InvalidMessage,
-                    format!("lease {lease_id} not renewed: {message}"),
-                    None,
-                )
-                .await
-            }
-        }
-    }
-
-    async fn on_lease_release(&mut self, lease_id: LeaseId) -> WsResult<()> {
-        let released = self.shared.pool().release(self.client_id, lease_id);
-        match released {
-            Some(_) => {
-                self.end_lease(
-                    lease_id,
-                    LeaseEndCause::Released,
-                    ServerMessage::LeaseReleased { lease_id },
-                )
-                .await
-            }
-            None => self.lease_not_found(lease_id).await,
-        }
-    }
-
-    async fn lease_not_found(&mut self, lease_id: LeaseId) -> WsResult<()> {
-        self.send_error(
-            ErrorCode::NotFound,
-            format!("no live lease {lease_id} on this connection"),
-            None,
-        )
-        .await
-    }
-
-    /// Ends the leases whose deadline has passed, telling the client.
-    async fn expire_due(&mut self) -> WsResult<()> {
-        let expired = self.shared.pool().expire_due(self.client_id, now_ms());
-        for lease in expired {
-            let lease_id = lease.lease_id;
-            self.end_lease(
-                lease_id,
-                LeaseEndCause::Expired,
-                ServerMessage::LeaseEnded {
-                    lease_id,
-                    reason: LeaseEndReason::Expired,
-                },
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// The rest of ending a lease already removed from the pool: kill its workers, then tell
-    /// the client (`worker_exited` for each, then `announcement`).
-    async fn end_lease(
-        &mut self,
-        lease_id: LeaseId,
-        cause: LeaseEndCause,
-        announcement: ServerMessage,
-    ) -> WsResult<()> {
-        let killed = self.kill_lease_workers(lease_id);
-        self.shared.events.emit(BrokerEvent::LeaseEnded {
-            client_id: self.client_id,
-            lease_id,
-            cause,
-        });
-        for worker_id in killed {
-            self.send(ServerMessage::WorkerExited {
-                worker_id,
-                reason: WorkerExitReason::LeaseEnded,
-            })
-            .await?;
-        }
-        self.send(announcement).await
-    }
-
-    fn kill_lease_workers(&mut self, lease_id: LeaseId) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.lease_id == lease_id)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        for id in &ids {
-            if let Some(worker) = self.workers.remove(id) {
-                worker.kill(WorkerExitReason::LeaseEnded);
-            }
-        }
-        ids
-    }
-
-    /// Shutdown: every lease ends with `shutting_down`, then the websocket closes.
-    async fn farewell(&mut self) -> WsResult<()> {
-        let leases = self.shared.pool().release_all(self.client_id);
-        for lease in leases {
-            let lease_id = lease.lease_id;
-            self.end_lease(
-                lease_id,
-                LeaseEndCause::ShuttingDown,
-                ServerMessage::LeaseEnded {
-                    lease_id,
-                    reason: LeaseEndReason::ShuttingDown,
-                },
-            )
-            .await?;
-        }
-        self.close(CloseCode::Away, "broker shutting down").await
-    }
-
-    /// Whatever is left when the connection ends: release the leases, kill the workers.
-    fn release_everything(&mut self, cause: LeaseEndCause) {
-        let leases = self.shared.pool().release_all(self.client_id);
-        for lease in leases {
-            self.kill_lease_workers(lease.lease_id);
-            self.shared.events.emit(BrokerEvent::LeaseEnded {
-                client_id: self.client_id,
-                lease_id: lease.lease_id,
-                cause,
-            });
-        }
-        for (_, worker) in self.workers.drain() {
-            worker.kill(WorkerExitReason::LeaseEnded);
-        }
     }
 
     // --- Workers --------------------------------------------------------------------------
@@ -615,11 +570,34 @@ impl Connection {
         worker_id: String,
         script_url: String,
         source: String,
+        epoch: Option<u64>,
     ) -> WsResult<()> {
-        let lease = self.shared.pool().get(self.client_id, lease_id).cloned();
+        let client = self.client_id;
+        // An ended lease is announced before the refusal that it explains.
+        let lease = self
+            .engine(|s, now, out| {
+                s.advance(now, out);
+                s.lease(client, lease_id).cloned()
+            })
+            .await?;
         let Some(lease) = lease else {
             return self.lease_not_found(lease_id).await;
         };
+        if let Some(epoch) = epoch
+            && epoch != lease.epoch
+        {
+            return self
+                .send_error(
+                    ErrorCode::BadState,
+                    format!(
+                        "worker {worker_id:?} not started: epoch {epoch} is stale; lease \
+                         {lease_id} has epoch {}",
+                        lease.epoch
+                    ),
+                    None,
+                )
+                .await;
+        }
         if self.workers.contains_key(&worker_id) {
             return self
                 .send_error(
@@ -868,12 +846,5 @@ impl Connection {
                     .await
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
