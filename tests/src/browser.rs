@@ -130,7 +130,11 @@ impl Browser {
         loop {
             // Navigation itself fails while the add-on is being reloaded (Firefox answers
             // NS_ERROR_NOT_AVAILABLE); that is retried like a page that is not ready.
-            let outcome = match self.open(&self.extension_url(path)).await {
+            // A navigation started while the add-on restarts can also hang: bound each try.
+            let opened = tokio::time::timeout(attempt, self.open(&self.extension_url(path)))
+                .await
+                .unwrap_or_else(|_| Err(Error::Timeout(format!("opening {path}"))));
+            let outcome = match opened {
                 Ok(tab) => match self.wait_for(&tab, ready, attempt).await {
                     Ok(_) => return Ok(tab),
                     Err(e) => {
