@@ -4,7 +4,13 @@
 //! output of its workers, the earliest deadline among its leases, and the server's shutdown.
 //! It answers every request at once and in order, and it never gives up on a client over a
 //! bad message: invalid JSON, an invalid or unknown message, a message before `hello` or a
-//! binary frame each get a typed `error` and the connection keeps serving. Only a protocol
+//! binary frame it cannot read each get a typed `error` and the connection keeps serving.
+//!
+//! Worker messages are relayed as bytes: a binary frame from the client becomes a data frame
+//! on the executor's pipe and back, without decoding the structured-clone payload (the
+//! executor decodes it inside the sandbox). Only a client that did not name
+//! `structured_clone_v1` in its `hello` gets its worker data converted, from and to JSON
+//! (`foresight_shared::sclone`). Only a protocol
 //! version mismatch and an over-long message (which the websocket layer cannot skip) close it.
 //!
 //! Leases are looked up in the shared pool, but only their owner changes them, so what this
@@ -23,11 +29,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
 use foresight_shared::protocol::broker::{
-    ClientMessage, LeaseEndReason, LeaseId, ServerMessage, WorkerExitReason,
+    ClientMessage, FEATURE_STRUCTURED_CLONE, LeaseEndReason, LeaseId, ScriptSource, ServerMessage,
+    WorkerExitReason, decode_worker_frame, encode_worker_frame,
 };
-use foresight_shared::protocol::executor::{ExecutorLimits, ToExecutor};
+use foresight_shared::protocol::executor::ExecutorLimits;
 use foresight_shared::protocol::plan::ResourceAmounts;
 use foresight_shared::protocol::{ErrorCode, PROTOCOL_VERSION};
+use foresight_shared::sclone;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -113,6 +121,7 @@ pub(crate) async fn serve(
             client_id,
             ws,
             greeted: false,
+            structured_clone: false,
             workers: HashMap::new(),
             worker_tx,
             next_serial: 1,
@@ -145,6 +154,8 @@ struct Connection {
     client_id: u64,
     ws: WebSocketStream<TcpStream>,
     greeted: bool,
+    /// The client named [`FEATURE_STRUCTURED_CLONE`]: worker data travels in binary frames.
+    structured_clone: bool,
     workers: HashMap<String, WorkerHandle>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     next_serial: u64,
@@ -266,6 +277,39 @@ impl Connection {
         .await
     }
 
+    /// `postMessage` data from a worker: a binary frame for a structured-clone client, the
+    /// `JSON.stringify` rendering for the others (or an error saying why there is none).
+    async fn send_worker_data(&mut self, worker_id: String, data: &[u8]) -> WsResult<()> {
+        if self.structured_clone {
+            let frame = encode_worker_frame(&worker_id, data);
+            return match tokio::time::timeout(SEND_TIMEOUT, self.ws.send(Message::binary(frame)))
+                .await
+            {
+                Ok(sent) => sent,
+                Err(_) => Err(tungstenite::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                ))),
+            };
+        }
+        let rendered = sclone::decode(data)
+            .map_err(|e| e.to_string())
+            .and_then(|v| v.to_json().map_err(|e| e.to_string()));
+        match rendered {
+            Ok(data) => {
+                self.send(ServerMessage::WorkerMessage { worker_id, data })
+                    .await
+            }
+            Err(e) => {
+                let message = format!(
+                    "a message from worker {worker_id:?} was dropped: {e}; name \
+                     {FEATURE_STRUCTURED_CLONE:?} in hello to receive it"
+                );
+                self.send_error(ErrorCode::Unsupported, message, None).await
+            }
+        }
+    }
+
     async fn close(&mut self, code: CloseCode, reason: &'static str) -> WsResult<()> {
         self.ws
             .close(Some(CloseFrame {
@@ -283,13 +327,8 @@ impl Connection {
     async fn on_frame(&mut self, message: Message) -> WsResult<Flow> {
         match message {
             Message::Text(text) => self.on_text(text.as_str()).await,
-            Message::Binary(_) => {
-                self.send_error(
-                    ErrorCode::Unsupported,
-                    "binary frames are not part of the protocol; send JSON in text frames",
-                    None,
-                )
-                .await?;
+            Message::Binary(bytes) => {
+                self.on_binary(&bytes).await?;
                 Ok(Flow::Continue)
             }
             // Pings are answered and closes acknowledged by the websocket layer itself.
@@ -344,7 +383,8 @@ impl Connection {
                     protocol_version,
                     client,
                     token: _,
-                } => self.on_hello(protocol_version, client).await,
+                    features,
+                } => self.on_hello(protocol_version, client, &features).await,
                 _ => {
                     self.send_error(
                         ErrorCode::BadState,
@@ -380,12 +420,22 @@ impl Connection {
                 worker_id,
                 script_url,
                 source,
+                imports,
+                name,
             } => {
-                self.on_worker_spawn(lease_id, worker_id, script_url, source)
-                    .await?
+                let script = Script {
+                    script_url,
+                    source,
+                    imports,
+                    name,
+                };
+                self.on_worker_spawn(lease_id, worker_id, script).await?
             }
             ClientMessage::WorkerMessage { worker_id, data } => {
-                self.on_worker_message(worker_id, data, text.len()).await?
+                // A JSON client's data becomes what JSON.parse would give, in the format the
+                // executor reads.
+                let bytes = sclone::encode_json(&data);
+                self.on_worker_data(&worker_id, &bytes).await?
             }
             ClientMessage::WorkerTerminate { worker_id } => {
                 self.on_worker_terminate(worker_id).await?
@@ -395,7 +445,12 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    async fn on_hello(&mut self, protocol_version: u32, client: String) -> WsResult<Flow> {
+    async fn on_hello(
+        &mut self,
+        protocol_version: u32,
+        client: String,
+        features: &[String],
+    ) -> WsResult<Flow> {
         if protocol_version != PROTOCOL_VERSION {
             self.send_error(
                 ErrorCode::VersionMismatch,
@@ -412,6 +467,7 @@ impl Connection {
             ));
         }
         self.greeted = true;
+        self.structured_clone = features.iter().any(|f| f == FEATURE_STRUCTURED_CLONE);
         self.shared.events.emit(BrokerEvent::ClientHello {
             client_id: self.client_id,
             client,
@@ -421,6 +477,7 @@ impl Connection {
             protocol_version: PROTOCOL_VERSION,
             broker: BROKER_NAME.to_string(),
             capacity,
+            features: vec![FEATURE_STRUCTURED_CLONE.to_string()],
         })
         .await?;
         Ok(Flow::Continue)
@@ -613,8 +670,7 @@ impl Connection {
         &mut self,
         lease_id: LeaseId,
         worker_id: String,
-        script_url: String,
-        source: String,
+        script: Script,
     ) -> WsResult<()> {
         let lease = self.shared.pool().get(self.client_id, lease_id).cloned();
         let Some(lease) = lease else {
@@ -670,8 +726,10 @@ impl Connection {
         let spec = WorkerSpec {
             worker_id: worker_id.clone(),
             lease_id,
-            script_url,
-            source,
+            script_url: script.script_url,
+            source: script.source,
+            imports: script.imports,
+            name: script.name,
             limits,
         };
         let spawned = workers::spawn(
@@ -708,43 +766,60 @@ impl Connection {
         }
     }
 
-    async fn on_worker_message(
-        &mut self,
-        worker_id: String,
-        data: serde_json::Value,
-        text_len: usize,
-    ) -> WsResult<()> {
-        if !self.workers.contains_key(&worker_id) {
-            return self.worker_not_found(&worker_id).await;
+    /// A binary frame: a worker message in structured-clone bytes.
+    async fn on_binary(&mut self, frame: &[u8]) -> WsResult<()> {
+        if !self.greeted {
+            return self
+                .send_error(ErrorCode::BadState, "the first message must be hello", None)
+                .await;
         }
-        // The whole message bounds its data; measure only when that bound is not enough.
-        if text_len > WORKER_MAX_MESSAGE {
-            let len = serde_json::to_string(&data).map_or(usize::MAX, |s| s.len());
-            if len > WORKER_MAX_MESSAGE {
-                return self
-                    .send_error(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "worker message of {len} bytes exceeds the {WORKER_MAX_MESSAGE}-byte \
-                             limit; not delivered"
-                        ),
-                        None,
-                    )
-                    .await;
+        self.expire_due().await?;
+        match decode_worker_frame(frame) {
+            Ok((worker_id, payload)) => {
+                let worker_id = worker_id.to_string();
+                self.on_worker_data(&worker_id, payload).await
+            }
+            Err(e) => {
+                self.send_error(
+                    ErrorCode::InvalidMessage,
+                    format!("unreadable binary frame: {e}"),
+                    None,
+                )
+                .await
             }
         }
-        let wanted = self.shared.events.wanted();
-        let copy = wanted.then(|| data.clone());
-        let queued = match self.workers.get(&worker_id) {
-            Some(worker) => worker.send(&ToExecutor::Message { data }),
+    }
+
+    /// `postMessage` from the page to a worker, as structured-clone bytes: relayed to its
+    /// executor undecoded (the executor decodes it, inside the sandbox).
+    async fn on_worker_data(&mut self, worker_id: &str, data: &[u8]) -> WsResult<()> {
+        if !self.workers.contains_key(worker_id) {
+            return self.worker_not_found(worker_id).await;
+        }
+        if data.len() > WORKER_MAX_MESSAGE {
+            return self
+                .send_error(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "worker message of {} bytes exceeds the {WORKER_MAX_MESSAGE}-byte \
+                         limit; not delivered",
+                        data.len()
+                    ),
+                    None,
+                )
+                .await;
+        }
+        let queued = match self.workers.get(worker_id) {
+            Some(worker) => worker.post(data),
             None => Err(QueueError::Gone),
         };
         match queued {
             Ok(()) => {
-                if let Some(data) = copy {
-                    self.shared
-                        .events
-                        .emit(BrokerEvent::WorkerMessageIn { worker_id, data });
+                if self.shared.events.wanted() {
+                    self.shared.events.emit(BrokerEvent::WorkerMessageIn {
+                        worker_id: worker_id.to_string(),
+                        data: sclone::describe(data),
+                    });
                 }
                 Ok(())
             }
@@ -835,11 +910,10 @@ impl Connection {
                 if self.shared.events.wanted() {
                     self.shared.events.emit(BrokerEvent::WorkerMessageOut {
                         worker_id: worker_id.clone(),
-                        data: data.clone(),
+                        data: sclone::describe(&data),
                     });
                 }
-                self.send(ServerMessage::WorkerMessage { worker_id, data })
-                    .await
+                self.send_worker_data(worker_id, &data).await
             }
             WorkerOutput::Error { message, lineno } => {
                 let filename = self.workers.get(&worker_id).map(|w| w.script_url.clone());
@@ -852,15 +926,19 @@ impl Connection {
                 .await
             }
             WorkerOutput::Console { level, text } => {
-                // The protocol has no console message for the page: the broker's log keeps it.
-                tracing::info!(
+                tracing::debug!(
                     target: "foresight_broker::worker_console",
                     client_id = self.client_id,
                     worker_id,
                     ?level,
                     "{text}"
                 );
-                Ok(())
+                self.send(ServerMessage::WorkerConsole {
+                    worker_id,
+                    level,
+                    text,
+                })
+                .await
             }
             WorkerOutput::Ended(reason) => {
                 self.workers.remove(&worker_id);
@@ -869,6 +947,14 @@ impl Connection {
             }
         }
     }
+}
+
+/// A worker script as the client sent it.
+struct Script {
+    script_url: String,
+    source: String,
+    imports: Vec<ScriptSource>,
+    name: String,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

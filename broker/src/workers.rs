@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use foresight_shared::framing::{FrameDecoder, FrameError, encode_message};
+use foresight_shared::framing::{FrameDecoder, FrameError, encode_frame, encode_message};
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
-use foresight_shared::protocol::broker::{LeaseId, WorkerExitReason};
+use foresight_shared::protocol::broker::{LeaseId, ScriptSource, WorkerExitReason};
 use foresight_shared::protocol::executor::{
-    ConsoleLevel, ExecutorLimits, FromExecutor, ToExecutor,
+    ConsoleLevel, DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -47,6 +47,8 @@ pub(crate) struct WorkerSpec {
     pub(crate) lease_id: LeaseId,
     pub(crate) script_url: String,
     pub(crate) source: String,
+    pub(crate) imports: Vec<ScriptSource>,
+    pub(crate) name: String,
     pub(crate) limits: ExecutorLimits,
 }
 
@@ -54,7 +56,8 @@ pub(crate) struct WorkerSpec {
 #[derive(Debug)]
 pub(crate) enum WorkerOutput {
     Started,
-    Message(serde_json::Value),
+    /// `postMessage` from the worker: structured-clone bytes, relayed as they came.
+    Message(Vec<u8>),
     Error {
         message: String,
         lineno: Option<u32>,
@@ -100,9 +103,20 @@ pub(crate) struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Queues a message for the executor, in order, without waiting.
+    /// Queues a control message for the executor, in order, without waiting.
     pub(crate) fn send(&self, message: &ToExecutor) -> Result<(), QueueError> {
         let frame = encode_message(message, EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
+        self.queue(frame)
+    }
+
+    /// Queues `postMessage` data (structured-clone bytes) for the worker, in order.
+    pub(crate) fn post(&self, data: &[u8]) -> Result<(), QueueError> {
+        let frame =
+            encode_frame(&data_frame(data), EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
+        self.queue(frame)
+    }
+
+    fn queue(&self, frame: Vec<u8>) -> Result<(), QueueError> {
         let pending = self.pending.load(Ordering::Acquire);
         if pending.saturating_add(frame.len()) > INPUT_QUEUE_BYTES {
             return Err(QueueError::Full { pending });
@@ -164,6 +178,8 @@ pub(crate) fn spawn(
             script_url: spec.script_url,
             source: spec.source,
             limits: spec.limits,
+            imports: spec.imports,
+            name: spec.name,
         })
         .map_err(|e| io::Error::other(format!("cannot queue start: {e:?}")))?;
 
@@ -278,9 +294,17 @@ async fn relay(s: &mut Supervisor) -> End {
         };
         decoder.push(&buf[..n]);
         while let Some(frame) = decoder.next_frame() {
-            let message = match frame
-                .and_then(|f| serde_json::from_slice::<FromExecutor>(&f).map_err(Into::into))
-            {
+            let message = match frame {
+                Ok(mut f) if f.first() == Some(&DATA_FRAME) => {
+                    f.remove(0);
+                    Ok(Err(f))
+                }
+                Ok(f) => serde_json::from_slice::<FromExecutor>(&f)
+                    .map(Ok)
+                    .map_err(FrameError::from),
+                Err(e) => Err(e),
+            };
+            let message = match message {
                 Ok(message) => message,
                 Err(e) => {
                     tracing::warn!(worker_id = %s.worker_id, "executor broke the protocol: {e}");
@@ -288,15 +312,17 @@ async fn relay(s: &mut Supervisor) -> End {
                 }
             };
             let output = match message {
-                FromExecutor::Started => WorkerOutput::Started,
-                FromExecutor::Message { data } => WorkerOutput::Message(data),
-                FromExecutor::Error { message, lineno } => WorkerOutput::Error { message, lineno },
-                FromExecutor::Console { level, text } => WorkerOutput::Console { level, text },
-                FromExecutor::Exited { reason } => {
+                Err(data) => WorkerOutput::Message(data),
+                Ok(FromExecutor::Started) => WorkerOutput::Started,
+                Ok(FromExecutor::Error { message, lineno }) => {
+                    WorkerOutput::Error { message, lineno }
+                }
+                Ok(FromExecutor::Console { level, text }) => WorkerOutput::Console { level, text },
+                Ok(FromExecutor::Exited { reason }) => {
                     reported = Some(reason);
                     continue;
                 }
-                FromExecutor::Unknown => continue,
+                Ok(FromExecutor::Unknown) => continue,
             };
             let event = WorkerEvent {
                 serial: s.serial,

@@ -5,6 +5,12 @@
 //
 // A tab's session lives exactly as long as its content script's port: the port closes when
 // the tab closes or navigates, and that is when the lease is released.
+//
+// Monitor and adjust: when a remote worker's lease ends, its executor crashes or the broker
+// connection is lost, the page's stand-in is told `worker-fallback` and moves the worker to a
+// local Worker, replaying the messages it had not answered (content-main.js). Limits the
+// worker hit itself (CPU, memory) are not retried: the page gets a typed error. New workers
+// follow the session's current state: without a lease, they run locally.
 
 import { BrokerClient } from "./broker-client.js";
 import { estimatePage, fallbackPlan } from "./estimator.js";
@@ -16,6 +22,24 @@ import { brokerUrlFrom, loadSettings, policyFrom } from "./settings.js";
 const PLACEMENT_DEADLINE_MS = 8_000;
 const FETCH_TIMEOUT_MS = 5_000;
 const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
+// importScripts the orchestrator supplies with a remote worker: string literals found in its
+// source (and in theirs, one level down), fetched up front.
+const MAX_IMPORTS = 32;
+
+/** URLs of the `importScripts("...")` string literals in `source`, resolved against `base`. */
+function importedUrls(source, base) {
+  const urls = [];
+  for (const call of source.matchAll(/importScripts\s*\(([^)]*)\)/g)) {
+    for (const lit of call[1].matchAll(/(["'`])((?:\\.|(?!\1)[^\\])*)\1/g)) {
+      try {
+        urls.push(new URL(lit[2], base).href);
+      } catch {
+        // Not a URL: importScripts will throw in the worker, as it would locally.
+      }
+    }
+  }
+  return urls;
+}
 
 async function fetchText(url) {
   const controller = new AbortController();
@@ -32,6 +56,13 @@ async function fetchText(url) {
     clearTimeout(timer);
   }
 }
+
+// What the page's error says about a remote worker that hit a limit of its own.
+const EXIT_DETAILS = {
+  cpu_limit: "the worker used up its CPU-time budget",
+  memory_limit: "the worker used up its memory budget",
+  closed: "",
+};
 
 function deferred() {
   let resolve;
@@ -227,18 +258,54 @@ export class Orchestrator {
     session.analysis.resolve(session.result);
   }
 
-  async #placeWorker(session, { id, url, options }) {
+  async #placeWorker(session, { id, url, options, source }) {
     const deadline = new Promise((resolve) => setTimeout(() => resolve(null), PLACEMENT_DEADLINE_MS));
     const analysis = await Promise.race([session.analysis.promise, deadline]);
-    const decision = this.#decide(session, analysis, url, options);
+    let decision = this.#decide(session, analysis, url, options);
+    let script = null;
+    if (decision.target === "remote") {
+      script = await this.#workerScript(session, url, source);
+      if (script.error) decision = { target: "local", reason: script.error };
+      // The page may have gone, or the lease ended, while the sources were fetched.
+      else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
+    }
     session.placements.push({ url, target: decision.target, reason: decision.reason });
     if (decision.target === "remote") {
       const workerId = `t${session.tabId}-w${this.nextWorker++}`;
       session.remoteWorkers.set(workerId, id);
       this.workerOwners.set(workerId, session);
-      this.broker.spawnWorker(session.lease.lease_id, workerId, url, session.workerSources.get(url));
+      this.broker.spawnWorker(
+        session.lease.lease_id,
+        workerId,
+        url,
+        script.source,
+        script.imports,
+        options?.name ?? "",
+      );
     }
     session.send({ kind: "worker-placement", id, target: decision.target, reason: decision.reason });
+  }
+
+  /** The worker's source and the scripts its importScripts may load, or `{error}`. */
+  async #workerScript(session, url, pageSource) {
+    let source = pageSource ?? session.workerSources.get(url) ?? null;
+    if (source == null && /^https?:/.test(url)) source = (await fetchText(url)).text ?? null;
+    if (source == null) return { error: "the worker's source could not be read" };
+    const imports = [];
+    const seen = new Set();
+    let pending = importedUrls(source, url).map((u) => [u, 0]);
+    while (pending.length > 0 && imports.length < MAX_IMPORTS) {
+      const [importUrl, depth] = pending.shift();
+      if (seen.has(importUrl) || !/^https?:/.test(importUrl)) continue;
+      seen.add(importUrl);
+      const fetched = await fetchText(importUrl);
+      // A script that cannot be fetched is left out: importScripts throws a NetworkError
+      // for it in the worker, as it would locally.
+      if (fetched.text == null) continue;
+      imports.push({ url: importUrl, source: fetched.text });
+      if (depth < 1) pending = pending.concat(importedUrls(fetched.text, importUrl).map((u) => [u, depth + 1]));
+    }
+    return { source, imports };
   }
 
   #decide(session, analysis, url, options) {
@@ -246,13 +313,18 @@ export class Orchestrator {
     if (session.ended) return local("the page is gone");
     if (!analysis) return local("no plan in time");
     if (options?.type === "module") return local("module workers run locally in this version");
-    const placement = analysis.plan.placements.find((p) => p.url === url);
-    if (!placement) return local("the plan has no placement for this worker");
-    if (placement.target !== "remote") return local(placement.reason);
+    const placements = analysis.plan.placements;
+    const placement = placements.find((p) => p.url === url);
+    if (placement && placement.target !== "remote") return local(placement.reason);
+    // A worker the estimator could not see (blob:, data:, a computed URL) follows the page:
+    // remote when the plan offloads the page's other workers and leased for them.
+    if (!placement && !placements.some((p) => p.target === "remote")) {
+      return local("the plan offloads none of this page's workers");
+    }
     if (!session.lease) return local(session.leaseNote || "no lease");
-    if (!session.workerSources.has(url)) return local("the worker's source could not be fetched");
     if (this.broker.status.state !== "connected") return local("the broker connection is gone");
-    return { target: "remote", reason: placement.reason };
+    if (!this.broker.structuredClone) return local("the broker does not speak structured_clone_v1");
+    return { target: "remote", reason: placement?.reason ?? "follows the page's offloaded workers" };
   }
 
   #brokerWorkerId(session, pageId) {
@@ -292,11 +364,30 @@ export class Orchestrator {
           message: message.message,
           filename: message.filename ?? "",
           lineno: message.lineno ?? 0,
+          colno: 0,
         });
         break;
+      case "worker_console":
+        session.send({ kind: "worker-console", id, level: message.level, text: message.text });
+        break;
       case "worker_exited":
-        if (message.reason !== "closed" && message.reason !== "terminated") {
-          session.send({ kind: "worker-error", id, message: `remote worker stopped: ${message.reason}` });
+        switch (message.reason) {
+          case "terminated":
+            break;
+          case "lease_ended":
+          case "crashed":
+          case "unknown":
+            // Not the worker's doing: it moves to the page, replaying what it had not answered.
+            session.send({ kind: "worker-fallback", id, reason: `remote worker ${message.reason}` });
+            break;
+          default:
+            session.send({
+              kind: "worker-exited",
+              id,
+              reason: message.reason,
+              detail: EXIT_DETAILS[message.reason] ?? "",
+            });
+            break;
         }
         this.#forgetWorker(message.worker_id);
         break;
@@ -308,7 +399,7 @@ export class Orchestrator {
   #brokerLost() {
     for (const [workerId, session] of this.workerOwners) {
       const id = session.remoteWorkers.get(workerId);
-      session.send({ kind: "worker-error", id, message: "the broker connection was lost" });
+      session.send({ kind: "worker-fallback", id, reason: "the broker connection was lost" });
     }
     this.workerOwners.clear();
     for (const session of this.sessions.values()) {

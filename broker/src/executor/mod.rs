@@ -27,12 +27,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use foresight_shared::framing::{FrameError, FrameReader, encode_message};
+use foresight_shared::framing::{FrameError, FrameReader, encode_frame, encode_message};
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
 use foresight_shared::protocol::broker::WorkerExitReason;
-use foresight_shared::protocol::executor::{FromExecutor, ToExecutor};
+use foresight_shared::protocol::executor::{
+    DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
+};
 
-use engine::{Engine, Outbox, Step};
+use engine::{Engine, Outbox, Script, Step};
+
+/// What the input thread hands the event loop.
+#[derive(Debug)]
+pub enum Input {
+    /// `postMessage` from the page: structured-clone bytes.
+    Data(Vec<u8>),
+    Control(ToExecutor),
+}
 
 /// Exit status when the broker broke the protocol (no `start` first).
 const EXIT_PROTOCOL: u8 = 2;
@@ -57,8 +67,12 @@ fn note(text: &str) {
 /// Writes one frame to stdout under the stdout lock, so frames from different threads never
 /// interleave. Returns the lock, for a caller that must be the last to write.
 fn write_frame(message: &FromExecutor) -> (io::StdoutLock<'static>, io::Result<()>) {
+    write_encoded(encode_message(message, EXECUTOR_MAX_FRAME))
+}
+
+fn write_encoded(frame: Result<Vec<u8>, FrameError>) -> (io::StdoutLock<'static>, io::Result<()>) {
     let mut out = io::stdout().lock();
-    let written = match encode_message(message, EXECUTOR_MAX_FRAME) {
+    let written = match frame {
         Ok(frame) => out.write_all(&frame).and_then(|()| out.flush()),
         Err(e) => {
             // Payloads are bounded below the frame limit; this is a bug, not input.
@@ -78,6 +92,13 @@ struct PipeOutbox {
 impl Outbox for PipeOutbox {
     fn send(&self, message: FromExecutor) {
         if write_frame(&message).1.is_err() {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn post(&self, data: Vec<u8>) {
+        let frame = encode_frame(&data_frame(&data), EXECUTOR_MAX_FRAME);
+        if write_encoded(frame).1.is_err() {
             self.stop.store(true, Ordering::SeqCst);
         }
     }
@@ -122,22 +143,15 @@ fn watchdog(budget: Duration) {
 /// Entry point of `foresight-broker executor`.
 pub fn main() -> ExitCode {
     match harden_and_read_start() {
-        Ok(Some((reader, script_url, source, limits))) => {
-            run(reader, &script_url, &source, &limits)
-        }
+        Ok(Some((reader, script, limits))) => run(reader, &script, &limits),
         Ok(None) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
 }
 
-type Input = FrameReader<Stdin>;
+type Pipe = FrameReader<Stdin>;
 
-type Start = (
-    Input,
-    String,
-    String,
-    foresight_shared::protocol::executor::ExecutorLimits,
-);
+type Start = (Pipe, Script, ExecutorLimits);
 
 fn harden_and_read_start() -> Result<Option<Start>, u8> {
     match sandbox::harden_early() {
@@ -162,7 +176,18 @@ fn harden_and_read_start() -> Result<Option<Start>, u8> {
             script_url,
             source,
             limits,
-        }) => Ok(Some((reader, script_url, source, limits))),
+            imports,
+            name,
+        }) => Ok(Some((
+            reader,
+            Script {
+                url: script_url,
+                source,
+                imports,
+                name,
+            },
+            limits,
+        ))),
         Ok(other) => {
             note(&format!("expected start, got {other:?}"));
             Err(EXIT_PROTOCOL)
@@ -174,12 +199,7 @@ fn harden_and_read_start() -> Result<Option<Start>, u8> {
     }
 }
 
-fn run(
-    reader: Input,
-    script_url: &str,
-    source: &str,
-    limits: &foresight_shared::protocol::executor::ExecutorLimits,
-) -> ExitCode {
+fn run(reader: Pipe, script: &Script, limits: &ExecutorLimits) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, inbox) = mpsc::channel();
     let input_stop = stop.clone();
@@ -214,7 +234,7 @@ fn run(
             return ExitCode::from(EXIT_SETUP);
         }
     };
-    let reason = drive(&mut engine, script_url, source, &inbox, &*outbox);
+    let reason = drive(&mut engine, script, &inbox, &*outbox);
     outbox.send(FromExecutor::Exited { reason });
     // Leave without tearing the engine down: the process is about to vanish anyway, and a
     // runtime that hit a limit is not worth freeing object by object.
@@ -223,13 +243,19 @@ fn run(
 
 /// Reads frames from the broker until stdin closes. A closed stdin or `terminate` raises
 /// `stop`, which interrupts whatever script is running.
-fn read_input(mut reader: Input, tx: mpsc::Sender<ToExecutor>, stop: Arc<AtomicBool>) {
+fn read_input(mut reader: Pipe, tx: mpsc::Sender<Input>, stop: Arc<AtomicBool>) {
     loop {
         match reader.read_frame() {
+            Ok(Some(mut frame)) if frame.first() == Some(&DATA_FRAME) => {
+                frame.remove(0);
+                if tx.send(Input::Data(frame)).is_err() {
+                    return;
+                }
+            }
             Ok(Some(frame)) => match serde_json::from_slice::<ToExecutor>(&frame) {
                 Ok(ToExecutor::Terminate) => break,
                 Ok(message) => {
-                    if tx.send(message).is_err() {
+                    if tx.send(Input::Control(message)).is_err() {
                         return;
                     }
                 }
@@ -252,12 +278,11 @@ fn read_input(mut reader: Input, tx: mpsc::Sender<ToExecutor>, stop: Arc<AtomicB
 /// task at a time, until the worker must end. Returns why it ended.
 pub fn drive<E: Engine>(
     engine: &mut E,
-    script_url: &str,
-    source: &str,
-    inbox: &Receiver<ToExecutor>,
+    script: &Script,
+    inbox: &Receiver<Input>,
     outbox: &dyn Outbox,
 ) -> WorkerExitReason {
-    let mut step = engine.start(script_url, source);
+    let mut step = engine.start(script);
     if matches!(step, Step::Continue | Step::Exit(WorkerExitReason::Closed)) {
         outbox.send(FromExecutor::Started);
     }
@@ -270,15 +295,17 @@ pub fn drive<E: Engine>(
             None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         step = match received {
-            Ok(ToExecutor::Message { data }) => engine.deliver(&data),
-            Ok(ToExecutor::Terminate) | Err(RecvTimeoutError::Disconnected) => {
+            Ok(Input::Data(data)) => engine.deliver(&data),
+            Ok(Input::Control(ToExecutor::Terminate)) | Err(RecvTimeoutError::Disconnected) => {
                 Step::Exit(WorkerExitReason::Terminated)
             }
-            Ok(ToExecutor::Start { .. }) => {
+            Ok(Input::Control(ToExecutor::Start { .. })) => {
                 note("ignoring a second start message");
                 Step::Continue
             }
-            Ok(ToExecutor::Unknown) | Err(RecvTimeoutError::Timeout) => Step::Continue,
+            Ok(Input::Control(ToExecutor::Unknown)) | Err(RecvTimeoutError::Timeout) => {
+                Step::Continue
+            }
         };
         if step == Step::Continue {
             step = engine.run_timers(Instant::now());
@@ -294,17 +321,35 @@ mod tests {
 
     use super::*;
 
+    use foresight_shared::sclone;
+
     #[derive(Default)]
-    struct Recorder(RefCell<Vec<FromExecutor>>);
+    struct Recorder(RefCell<Vec<Result<FromExecutor, serde_json::Value>>>);
 
     impl Outbox for Recorder {
         fn send(&self, message: FromExecutor) {
-            self.0.borrow_mut().push(message);
+            self.0.borrow_mut().push(Ok(message));
+        }
+        fn post(&self, data: Vec<u8>) {
+            let value = sclone::decode(&data).unwrap().to_json().unwrap();
+            self.0.borrow_mut().push(Err(value));
         }
     }
 
-    fn limits() -> foresight_shared::protocol::executor::ExecutorLimits {
-        foresight_shared::protocol::executor::ExecutorLimits {
+    fn script(source: &str) -> Script {
+        Script {
+            url: "w.js".into(),
+            source: source.into(),
+            ..Script::default()
+        }
+    }
+
+    fn message(v: serde_json::Value) -> Input {
+        Input::Data(sclone::encode_json(&v))
+    }
+
+    fn limits() -> ExecutorLimits {
+        ExecutorLimits {
             cpu_ms: 10_000,
             memory_bytes: 32 * 1024 * 1024,
             stack_bytes: 1024 * 1024,
@@ -318,9 +363,9 @@ mod tests {
         let mut engine = quickjs::QuickJs::new(&limits(), recorder.clone(), stop).unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..3 {
-            tx.send(ToExecutor::Message { data: json!(i) }).unwrap();
+            tx.send(message(json!(i))).unwrap();
         }
-        tx.send(ToExecutor::Message { data: json!("bye") }).unwrap();
+        tx.send(message(json!("bye"))).unwrap();
         let src = r#"
             let seen = [];
             onmessage = e => {
@@ -328,16 +373,11 @@ mod tests {
                 else seen.push(e.data);
             };
         "#;
-        let reason = drive(&mut engine, "w.js", src, &rx, &*recorder);
+        let reason = drive(&mut engine, &script(src), &rx, &*recorder);
         assert_eq!(reason, WorkerExitReason::Closed);
         assert_eq!(
             recorder.0.borrow().as_slice(),
-            [
-                FromExecutor::Started,
-                FromExecutor::Message {
-                    data: json!([0, 1, 2])
-                }
-            ]
+            [Ok(FromExecutor::Started), Err(json!([0, 1, 2]))]
         );
     }
 
@@ -346,12 +386,11 @@ mod tests {
         let recorder = Rc::new(Recorder::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut engine = quickjs::QuickJs::new(&limits(), recorder.clone(), stop).unwrap();
-        let (tx, rx) = mpsc::channel::<ToExecutor>();
+        let (tx, rx) = mpsc::channel::<Input>();
         drop(tx);
         let reason = drive(
             &mut engine,
-            "w.js",
-            "onmessage = () => {};",
+            &script("onmessage = () => {};"),
             &rx,
             &*recorder,
         );

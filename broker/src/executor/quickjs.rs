@@ -16,7 +16,12 @@
 //! wall-clock kill at lease end cover that.
 //!
 //! Only the host functions defined in `install_host` exist: no filesystem, network, module
-//! loader or `std`/`os` modules are compiled in or exposed.
+//! loader or `std`/`os` modules are compiled in or exposed. `importScripts` evaluates only
+//! sources the client supplied with the spawn (`Script::imports`).
+//!
+//! Message data is structured-clone bytes both ways: `clone-codec.js`, the same file the
+//! extension uses in the page, encodes and decodes them inside the worker's own heap, so a
+//! large message is bounded by the worker's memory limit, not the executor's.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -28,11 +33,17 @@ use foresight_shared::limits::WORKER_MAX_MESSAGE;
 use foresight_shared::protocol::broker::WorkerExitReason;
 use foresight_shared::protocol::executor::{ConsoleLevel, ExecutorLimits, FromExecutor};
 use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Runtime, TypedArray, Value};
 
-use super::engine::{Engine, Outbox, Step};
+use super::engine::{Engine, Outbox, Script, Step};
 
 const PRELUDE: &str = include_str!("prelude.js");
+
+/// The structured-clone codec, shared with the extension's MAIN-world script.
+const CODEC: &str = include_str!("../../../extension/src/clone-codec.js");
+
+/// Most bytes `crypto.getRandomValues` fills in one call (the Web Crypto quota).
+const MAX_RANDOM_BYTES: usize = 65_536;
 
 /// The smallest heap a worker is given, whatever its lease says: QuickJS's own context and
 /// the prelude need about this much, and 0 would mean "unlimited" to QuickJS.
@@ -72,7 +83,7 @@ struct State {
     outbox: Rc<dyn Outbox>,
     /// Origin of `host.now()`, the clock timers run on.
     epoch: Instant,
-    script_url: RefCell<String>,
+    script: RefCell<Script>,
     heap_limit: u64,
     cpu_start: Duration,
     cpu_budget: Duration,
@@ -163,7 +174,7 @@ impl QuickJs {
         let state = Rc::new(State {
             outbox,
             epoch: Instant::now(),
-            script_url: RefCell::new(String::new()),
+            script: RefCell::new(Script::default()),
             heap_limit,
             cpu_start: thread_cpu_time(),
             cpu_budget: Duration::from_millis(limits.cpu_ms),
@@ -264,9 +275,15 @@ impl QuickJs {
         let installed = self.context.with(|ctx| {
             let result = install_host(&state, &ctx).and_then(|host| {
                 let mut options = EvalOptions::default();
+                options.filename = Some("foresight:clone-codec.js".to_string());
+                ctx.eval_with_options::<(), _>(CODEC, options)?;
+                let globals = ctx.globals();
+                let make_codec: Function = globals.get("__foresightCloneCodec")?;
+                globals.remove("__foresightCloneCodec")?;
+                let mut options = EvalOptions::default();
                 options.filename = Some("foresight:prelude.js".to_string());
                 let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
-                let internals: Object = prelude.call((host,))?;
+                let internals: Object = prelude.call((host, make_codec))?;
                 Ok(Persistent::save(&ctx, internals))
             });
             match result {
@@ -288,14 +305,15 @@ impl QuickJs {
 }
 
 impl Engine for QuickJs {
-    fn start(&mut self, script_url: &str, source: &str) -> Step {
-        *self.state.script_url.borrow_mut() = script_url.to_string();
+    fn start(&mut self, script: &Script) -> Step {
+        *self.state.script.borrow_mut() = script.clone();
         if let Err(reason) = self.install() {
             return Step::Exit(reason);
         }
         let state = self.state.clone();
+        let source = script.source.as_str();
         // QuickJS wants a C string; a NUL in a URL is no URL anyway.
-        let filename = script_url.replace('\0', "%00");
+        let filename = script.url.replace('\0', "%00");
         self.with_internals(
             |ctx, internals| {
                 let mut options = EvalOptions::default();
@@ -310,10 +328,21 @@ impl Engine for QuickJs {
         self.settle()
     }
 
-    fn deliver(&mut self, data: &serde_json::Value) -> Step {
-        // JSON text crosses into the engine and JSON.parse builds the value there, so the
-        // data is allocated on (and limited by) the worker's own heap.
-        self.call_internal("dispatchMessage", (data.to_string(),));
+    fn deliver(&mut self, data: &[u8]) -> Step {
+        // The bytes are copied into the worker's heap and decoded there by the codec, so the
+        // value is allocated on (and limited by) the worker's own heap.
+        let state = self.state.clone();
+        self.with_internals(
+            |ctx, internals| {
+                let result = TypedArray::<u8>::new_copy(ctx.clone(), data).and_then(|bytes| {
+                    internals
+                        .get::<_, Function>("dispatchMessage")
+                        .and_then(|f| f.call::<_, ()>((bytes,)))
+                });
+                absorb(&state, ctx, Some(internals), result);
+            },
+            (),
+        );
         self.settle()
     }
 
@@ -381,28 +410,93 @@ fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set(
         "post",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| {
-            if json.len() > WORKER_MAX_MESSAGE {
-                return Err(Exception::throw_range(
-                    &ctx,
-                    &format!(
-                        "postMessage: the message is {} bytes of JSON, over the {} byte limit",
-                        json.len(),
-                        WORKER_MAX_MESSAGE
-                    ),
-                ));
-            }
-            match serde_json::from_str(&json) {
-                Ok(data) => {
-                    s.outbox.send(FromExecutor::Message { data });
-                    Ok(())
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>| {
+                // SAFETY: the slice is copied out at once, before any JavaScript runs.
+                let data = unsafe { bytes.as_bytes() }.map(<[u8]>::to_vec);
+                let Some(data) = data else {
+                    return Err(Exception::throw_type(&ctx, "postMessage: detached buffer"));
+                };
+                if data.len() > WORKER_MAX_MESSAGE {
+                    return Err(Exception::throw_range(
+                        &ctx,
+                        &format!(
+                            "postMessage: the message is {} bytes, over the {WORKER_MAX_MESSAGE} byte limit",
+                            data.len()
+                        ),
+                    ));
                 }
-                Err(e) => Err(Exception::throw_type(
-                    &ctx,
-                    &format!("postMessage: the message cannot be sent as JSON: {e}"),
-                )),
-            }
+                s.outbox.post(data);
+                Ok(())
+            },
+        )?,
+    )?;
+    host.set("maxMessageBytes", WORKER_MAX_MESSAGE as f64)?;
+
+    host.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: String| {
+            TypedArray::<u8>::new(ctx, text.into_bytes())
         })?,
+    )?;
+
+    host.set(
+        "utf8Decode",
+        Function::new(
+            ctx.clone(),
+            move |bytes: TypedArray<'js, u8>, fatal: rquickjs::function::Opt<bool>| {
+                // SAFETY: the slice is read at once, before any JavaScript runs.
+                let data = unsafe { bytes.as_bytes() }.unwrap_or(&[]);
+                if fatal.0.unwrap_or(false) {
+                    std::str::from_utf8(data).ok().map(str::to_owned)
+                } else {
+                    Some(String::from_utf8_lossy(data).into_owned())
+                }
+            },
+        )?,
+    )?;
+
+    host.set(
+        "random",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, n: usize| {
+            let mut buf = vec![0u8; n.min(MAX_RANDOM_BYTES)];
+            fill_random(&mut buf);
+            TypedArray::<u8>::new(ctx, buf)
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "imports",
+        Function::new(ctx.clone(), move || {
+            s.script
+                .borrow()
+                .imports
+                .iter()
+                .map(|i| vec![i.url.clone(), i.source.clone()])
+                .collect::<Vec<_>>()
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "name",
+        Function::new(ctx.clone(), move || s.script.borrow().name.clone())?,
+    )?;
+
+    host.set(
+        "evalScript",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, source: String, url: String| -> rquickjs::Result<()> {
+                let mut options = EvalOptions::default();
+                options.strict = false;
+                options.filename = Some(url.replace('\0', "%00"));
+                // An exception stays pending and reaches importScripts' caller.
+                ctx.eval_with_options::<(), _>(source, options)
+            },
+        )?,
     )?;
 
     let s = state.clone();
@@ -457,10 +551,29 @@ fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set(
         "scriptUrl",
-        Function::new(ctx.clone(), move || s.script_url.borrow().clone())?,
+        Function::new(ctx.clone(), move || s.script.borrow().url.clone())?,
     )?;
 
     Ok(host)
+}
+
+/// Fills `buf` from the kernel's CSPRNG.
+fn fill_random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: writes at most rest.len() bytes into memory we own.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n <= 0 {
+            // Never seen on Linux >= 3.17; fall back to something not constant.
+            let seed = thread_cpu_time().subsec_nanos();
+            for (i, b) in rest.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2_654_435_761).wrapping_add(i as u32) >> 13) as u8;
+            }
+            return;
+        }
+        filled += n as usize;
+    }
 }
 
 /// Whether an exception means the heap is exhausted.
@@ -582,30 +695,65 @@ fn describe(value: &Value<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foresight_shared::protocol::broker::ScriptSource;
+    use foresight_shared::sclone::{self, CloneValue};
     use serde_json::json;
 
+    /// What the engine sent: a control message, or `postMessage` data (decoded).
+    #[derive(Debug, PartialEq)]
+    enum Rec {
+        Control(FromExecutor),
+        Data(CloneValue),
+    }
+
     #[derive(Default)]
-    struct Recorder(RefCell<Vec<FromExecutor>>);
+    struct Recorder(RefCell<Vec<Rec>>);
 
     impl Outbox for Recorder {
         fn send(&self, message: FromExecutor) {
-            self.0.borrow_mut().push(message);
+            self.0.borrow_mut().push(Rec::Control(message));
+        }
+        fn post(&self, data: Vec<u8>) {
+            let value = sclone::decode(&data).expect("the worker posts valid bytes");
+            self.0.borrow_mut().push(Rec::Data(value));
         }
     }
 
     impl Recorder {
-        fn take(&self) -> Vec<FromExecutor> {
+        fn take(&self) -> Vec<Rec> {
             std::mem::take(&mut *self.0.borrow_mut())
         }
-        fn messages(&self) -> Vec<serde_json::Value> {
+        fn values(&self) -> Vec<CloneValue> {
             self.take()
                 .into_iter()
                 .filter_map(|m| match m {
-                    FromExecutor::Message { data } => Some(data),
-                    _ => None,
+                    Rec::Data(v) => Some(v),
+                    Rec::Control(_) => None,
                 })
                 .collect()
         }
+        fn messages(&self) -> Vec<serde_json::Value> {
+            self.values()
+                .into_iter()
+                .map(|v| v.to_json().expect("JSON-like data"))
+                .collect()
+        }
+    }
+
+    fn script(url: &str, source: &str) -> Script {
+        Script {
+            url: url.into(),
+            source: source.into(),
+            ..Script::default()
+        }
+    }
+
+    fn enc(v: serde_json::Value) -> Vec<u8> {
+        sclone::encode_json(&v)
+    }
+
+    fn data(v: serde_json::Value) -> Rec {
+        Rec::Data(sclone::decode(&sclone::encode_json(&v)).unwrap())
     }
 
     fn engine(cpu_ms: u64, memory_bytes: u64) -> (QuickJs, Rc<Recorder>) {
@@ -643,11 +791,11 @@ mod tests {
     fn echo_in_order() {
         let (mut e, out) = roomy();
         assert_eq!(
-            e.start("w.js", "onmessage = e => postMessage(e.data * 2);"),
+            e.start(&script("w.js", "onmessage = e => postMessage(e.data * 2);")),
             Step::Continue
         );
         for i in 0..5 {
-            assert_eq!(e.deliver(&json!(i)), Step::Continue);
+            assert_eq!(e.deliver(&enc(json!(i))), Step::Continue);
         }
         assert_eq!(
             out.messages(),
@@ -666,8 +814,8 @@ mod tests {
             removeEventListener('message', l2);
             postMessage(typeof self === 'object' && self === globalThis);
         "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        assert_eq!(e.deliver(&json!({"x": 1})), Step::Continue);
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
+        assert_eq!(e.deliver(&enc(json!({"x": 1}))), Step::Continue);
         assert_eq!(
             out.messages(),
             vec![
@@ -694,7 +842,7 @@ mod tests {
             (async () => { await null; log.push('async'); })();
             log.push('top');
         "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
         assert_eq!(run_all_timers(&mut e), Step::Continue);
         let messages = out.messages();
         assert_eq!(messages.len(), 1, "{messages:?}");
@@ -714,20 +862,20 @@ mod tests {
     fn uncaught_errors_are_reported_and_the_worker_lives_on() {
         let (mut e, out) = roomy();
         let src = "onmessage = e => { if (e.data === 'boom') throw new TypeError('bad ' + e.data); postMessage('ok'); };\nnull.x;";
-        assert_eq!(e.start("https://x/w.js", src), Step::Continue);
+        assert_eq!(e.start(&script("https://x/w.js", src)), Step::Continue);
         let first = out.take();
         assert!(
-            matches!(&first[..], [FromExecutor::Error { message, lineno: Some(2) }]
+            matches!(&first[..], [Rec::Control(FromExecutor::Error { message, lineno: Some(2) })]
                 if message.contains("TypeError")),
             "{first:?}"
         );
-        assert_eq!(e.deliver(&json!("boom")), Step::Continue);
-        assert_eq!(e.deliver(&json!("fine")), Step::Continue);
+        assert_eq!(e.deliver(&enc(json!("boom"))), Step::Continue);
+        assert_eq!(e.deliver(&enc(json!("fine"))), Step::Continue);
         let rest = out.take();
         assert!(
             matches!(&rest[..], [
-                FromExecutor::Error { message, lineno: Some(1) },
-                FromExecutor::Message { data },
+                Rec::Control(FromExecutor::Error { message, lineno: Some(1) }),
+                Rec::Data(CloneValue::String(data)),
             ] if message == "Uncaught TypeError: bad boom" && data == "ok"),
             "{rest:?}"
         );
@@ -740,13 +888,11 @@ mod tests {
             onerror = (msg) => { postMessage('onerror: ' + msg); return true; };
             setTimeout(() => { throw new Error('late'); }, 0);
         "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
         assert_eq!(run_all_timers(&mut e), Step::Continue);
         assert_eq!(
             out.take(),
-            vec![FromExecutor::Message {
-                data: json!("onerror: Uncaught Error: late")
-            }]
+            vec![data(json!("onerror: Uncaught Error: late"))]
         );
     }
 
@@ -754,21 +900,22 @@ mod tests {
     fn console_and_close() {
         let (mut e, out) = roomy();
         let src = "console.log('a', 1, {b: 2}); console.warn(new Error('w').message); close(); postMessage('after close, same task');";
-        assert_eq!(e.start("w.js", src), Step::Exit(WorkerExitReason::Closed));
+        assert_eq!(
+            e.start(&script("w.js", src)),
+            Step::Exit(WorkerExitReason::Closed)
+        );
         assert_eq!(
             out.take(),
             vec![
-                FromExecutor::Console {
+                Rec::Control(FromExecutor::Console {
                     level: ConsoleLevel::Log,
                     text: "a 1 {\"b\":2}".into()
-                },
-                FromExecutor::Console {
+                }),
+                Rec::Control(FromExecutor::Console {
                     level: ConsoleLevel::Warn,
                     text: "w".into()
-                },
-                FromExecutor::Message {
-                    data: json!("after close, same task")
-                },
+                }),
+                data(json!("after close, same task")),
             ]
         );
     }
@@ -779,26 +926,52 @@ mod tests {
         let src = r#"
             postMessage([typeof host, typeof internals, typeof require, typeof std, typeof os,
                          typeof fetch, typeof XMLHttpRequest, typeof WebSocket]);
-            try { importScripts('x.js'); } catch (e) { postMessage(e.message); }
+            try { importScripts('x.js'); } catch (e) { postMessage([e.name, e.code, e.message]); }
         "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(
+            e.start(&script("https://example.test/w.js", src)),
+            Step::Continue
+        );
         let messages = out.messages();
         assert_eq!(messages[0], json!(vec!["undefined"; 8]));
-        assert!(messages[1].as_str().unwrap().contains("not available"));
+        assert_eq!(
+            messages[1],
+            json!([
+                "NetworkError",
+                19,
+                "Failed to execute 'importScripts' on 'WorkerGlobalScope': The script at 'https://example.test/x.js' failed to load."
+            ])
+        );
     }
 
     #[test]
-    fn unserializable_messages_throw_in_the_worker() {
+    fn what_cannot_be_cloned_throws_a_data_clone_error_in_the_worker() {
         let (mut e, out) = roomy();
         let src = r#"
             const a = {}; a.self = a;
-            try { postMessage(a); } catch (e) { postMessage('cyclic: ' + e.name); }
-            postMessage(undefined);
+            try { postMessage(() => 1); } catch (e) { postMessage('function: ' + e.name); }
+            try { postMessage({ p: Promise.resolve() }); } catch (e) { postMessage('promise: ' + e.name); }
+            try { postMessage('x'.repeat(9 * 1024 * 1024)); } catch (e) { postMessage('huge: ' + e.name); }
+            const buf = new ArrayBuffer(8);
+            try { postMessage(1, [buf, buf]); } catch (e) { postMessage('twice: ' + e.name); }
+            postMessage(a);
         "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
+        let values = out.values();
+        let texts: Vec<_> = values[..4].iter().map(|v| v.to_json().unwrap()).collect();
         assert_eq!(
-            out.messages(),
-            vec![json!("cyclic: TypeError"), serde_json::Value::Null]
+            texts,
+            vec![
+                json!("function: DataCloneError"),
+                json!("promise: DataCloneError"),
+                json!("huge: DataCloneError"),
+                json!("twice: DataCloneError"),
+            ]
+        );
+        assert_eq!(
+            values[4],
+            CloneValue::Object(vec![("self".into(), CloneValue::Ref(0))]),
+            "cycles cross as references"
         );
     }
 
@@ -806,7 +979,10 @@ mod tests {
     fn busy_loop_hits_the_cpu_limit() {
         let (mut e, _out) = engine(100, 64 * 1024 * 1024);
         assert_eq!(
-            e.start("w.js", "while (true) { try { for(;;){} } catch (e) {} }"),
+            e.start(&script(
+                "w.js",
+                "while (true) { try { for(;;){} } catch (e) {} }"
+            )),
             Step::Exit(WorkerExitReason::CpuLimit)
         );
     }
@@ -815,19 +991,22 @@ mod tests {
     fn busy_callback_hits_the_cpu_limit() {
         let (mut e, _out) = engine(100, 64 * 1024 * 1024);
         assert_eq!(
-            e.start("w.js", "onmessage = () => { for(;;){} };"),
+            e.start(&script("w.js", "onmessage = () => { for(;;){} };")),
             Step::Continue
         );
-        assert_eq!(e.deliver(&json!(1)), Step::Exit(WorkerExitReason::CpuLimit));
+        assert_eq!(
+            e.deliver(&enc(json!(1))),
+            Step::Exit(WorkerExitReason::CpuLimit)
+        );
     }
 
     #[test]
     fn memory_bomb_hits_the_memory_limit() {
         let (mut e, _out) = engine(10_000, 8 * 1024 * 1024);
-        let step = e.start(
+        let step = e.start(&script(
             "w.js",
             "const a = []; while (true) a.push(new Array(100000).fill(1.5));",
-        );
+        ));
         assert_eq!(step, Step::Exit(WorkerExitReason::MemoryLimit));
     }
 
@@ -838,8 +1017,8 @@ mod tests {
         // again and must still recognise the error for what it was.
         let src =
             "onmessage = () => { const a = []; while (true) a.push(new Array(1e5).fill(0.5)); };";
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        let step = e.deliver(&json!(null));
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
+        let step = e.deliver(&enc(json!(null)));
         assert_eq!(
             step,
             Step::Exit(WorkerExitReason::MemoryLimit),
@@ -852,12 +1031,12 @@ mod tests {
     fn deep_recursion_is_an_ordinary_error() {
         let (mut e, out) = roomy();
         assert_eq!(
-            e.start("w.js", "function f() { return f() + 1; } f();"),
+            e.start(&script("w.js", "function f() { return f() + 1; } f();")),
             Step::Continue
         );
         let errors = out.take();
         assert!(
-            matches!(&errors[..], [FromExecutor::Error { message, .. }] if message.contains("RangeError")),
+            matches!(&errors[..], [Rec::Control(FromExecutor::Error { message, .. })] if message.contains("RangeError")),
             "{errors:?}"
         );
     }
@@ -867,7 +1046,7 @@ mod tests {
         let (mut e, _out) = engine(60_000, 64 * 1024 * 1024);
         e.state.stop.store(true, Ordering::SeqCst);
         assert_eq!(
-            e.start("w.js", "for(;;){}"),
+            e.start(&script("w.js", "for(;;){}")),
             Step::Exit(WorkerExitReason::Terminated)
         );
     }
@@ -876,14 +1055,197 @@ mod tests {
     fn unhandled_rejections_go_to_the_console() {
         let (mut e, out) = roomy();
         assert_eq!(
-            e.start("w.js", "Promise.reject(new Error('nope'));"),
+            e.start(&script("w.js", "Promise.reject(new Error('nope'));")),
             Step::Continue
         );
         let got = out.take();
         assert!(
-            matches!(&got[..], [FromExecutor::Console { level: ConsoleLevel::Error, text }]
+            matches!(&got[..], [Rec::Control(FromExecutor::Console { level: ConsoleLevel::Error, text })]
                 if text.contains("Uncaught (in promise) Error: nope")),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn structured_clone_data_round_trips_through_the_worker() {
+        let (mut e, out) = roomy();
+        // The worker echoes what it gets, plus its own structuredClone of it, and checks the
+        // types arrived as themselves.
+        let src = r#"
+            onmessage = (e) => {
+                const d = e.data;
+                const c = structuredClone(d);
+                postMessage([
+                    d.m instanceof Map && d.m.get('k') === 1,
+                    d.s instanceof Set && d.s.has(2),
+                    d.t instanceof Float64Array && d.t[1] === 2.5,
+                    d.v.buffer === d.b,
+                    d.cyc.self === d.cyc,
+                    Object.is(d.nz, -0) && Number.isNaN(d.nan) && d.u === undefined && 'u' in d,
+                    d.big === 2n ** 70n,
+                    d.date instanceof Date && d.date.getTime() === 5,
+                    d.re instanceof RegExp && d.re.flags === 'gi',
+                    c.cyc.self === c.cyc && c.m !== d.m,
+                ]);
+            };
+        "#;
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
+        // Built by the same codec in a second engine playing the page.
+        let page_src = r#"
+            const b = new ArrayBuffer(16);
+            const d = { m: new Map([['k', 1]]), s: new Set([2]), t: new Float64Array([1, 2.5]),
+                        b, v: new Uint8Array(b, 4, 4), nz: -0, nan: NaN, u: undefined,
+                        big: 2n ** 70n, date: new Date(5), re: /x/gi, cyc: {} };
+            d.cyc.self = d.cyc;
+            postMessage(d);
+        "#;
+        let raw = Rc::new(RawRecorder::default());
+        let mut page = QuickJs::new(
+            &ExecutorLimits {
+                cpu_ms: 10_000,
+                memory_bytes: 64 * 1024 * 1024,
+                stack_bytes: 1024 * 1024,
+            },
+            raw.clone(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        assert_eq!(page.start(&script("page.js", page_src)), Step::Continue);
+        let bytes = raw.0.borrow_mut().remove(0);
+        assert_eq!(e.deliver(&bytes), Step::Continue);
+        assert_eq!(out.messages(), vec![json!(vec![true; 10])]);
+    }
+
+    #[derive(Default)]
+    struct RawRecorder(RefCell<Vec<Vec<u8>>>);
+
+    impl Outbox for RawRecorder {
+        fn send(&self, _message: FromExecutor) {}
+        fn post(&self, data: Vec<u8>) {
+            self.0.borrow_mut().push(data);
+        }
+    }
+
+    #[test]
+    fn transferred_buffers_are_detached_in_the_worker() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            const b = new ArrayBuffer(8);
+            new Uint8Array(b)[0] = 7;
+            postMessage({ b }, [b]);
+            postMessage(b.byteLength);
+            const c = new ArrayBuffer(4);
+            postMessage(c, { transfer: [c] });
+            postMessage(c.byteLength);
+        "#;
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
+        let values = out.values();
+        assert!(
+            matches!(&values[0], CloneValue::Object(f) if matches!(&f[0].1, CloneValue::ArrayBuffer(b) if b[0] == 7))
+        );
+        assert_eq!(values[1], CloneValue::Number(0.0));
+        assert_eq!(values[3], CloneValue::Number(0.0));
+    }
+
+    #[test]
+    fn undecodable_bytes_fire_messageerror() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            onmessage = (e) => postMessage(['message', e.data]);
+            onmessageerror = (e) => postMessage(['messageerror', e.data]);
+        "#;
+        assert_eq!(e.start(&script("w.js", src)), Step::Continue);
+        assert_eq!(e.deliver(&[1, 0x42]), Step::Continue);
+        assert_eq!(e.deliver(&enc(json!(1))), Step::Continue);
+        assert_eq!(
+            out.messages(),
+            vec![json!(["messageerror", null]), json!(["message", 1])]
+        );
+    }
+
+    #[test]
+    fn import_scripts_serves_only_the_supplied_sources() {
+        let (mut e, out) = roomy();
+        let mut s = script(
+            "https://example.test/app/w.js",
+            r#"
+            importScripts('lib/a.js', '../b.js');
+            postMessage([a(), b, self.name]);
+            try { importScripts('https://evil.test/x.js'); } catch (e) { postMessage(e.name); }
+            try { importScripts('a.js'); } catch (e) { postMessage(e.name); }
+            try { importScripts('lib/throws.js'); } catch (e) { postMessage(e.message); }
+            "#,
+        );
+        s.name = "calc".into();
+        s.imports = vec![
+            ScriptSource {
+                url: "https://example.test/app/lib/a.js".into(),
+                source: "function a() { return 'a'; }".into(),
+            },
+            ScriptSource {
+                url: "https://example.test/b.js".into(),
+                source: "var b = 'b';".into(),
+            },
+            ScriptSource {
+                url: "https://example.test/app/lib/throws.js".into(),
+                source: "throw new Error('from the import');".into(),
+            },
+        ];
+        assert_eq!(e.start(&s), Step::Continue);
+        assert_eq!(
+            out.messages(),
+            vec![
+                json!(["a", "b", "calc"]),
+                json!("NetworkError"),
+                json!("NetworkError"),
+                json!("from the import")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_worker_world_has_the_web_platform_basics() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            const enc = new TextEncoder().encode('héllo €');
+            const dec = new TextDecoder().decode(enc);
+            const r = new Uint32Array(4);
+            crypto.getRandomValues(r);
+            const t0 = performance.now();
+            postMessage([
+                enc.length, dec, btoa('hi!'), atob('aGkh'),
+                r.some((x) => x !== 0), /^[0-9a-f-]{36}$/.test(crypto.randomUUID()),
+                typeof t0 === 'number' && t0 >= 0 && Math.round(t0 * 10) === t0 * 10,
+                location.origin, location.pathname, typeof queueMicrotask, typeof structuredClone,
+                new DOMException('m', 'DataCloneError').code,
+            ]);
+            try { atob('*'); } catch (e) { postMessage(e.name); }
+            try { new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array([0xff])); } catch (e) { postMessage(e.name); }
+        "#;
+        assert_eq!(
+            e.start(&script("https://example.test:8443/w.js?x=1", src)),
+            Step::Continue
+        );
+        assert_eq!(
+            out.messages(),
+            vec![
+                json!([
+                    10,
+                    "héllo €",
+                    "aGkh",
+                    "hi!",
+                    true,
+                    true,
+                    true,
+                    "https://example.test:8443",
+                    "/w.js",
+                    "function",
+                    "function",
+                    25
+                ]),
+                json!("InvalidCharacterError"),
+                json!("TypeError"),
+            ]
         );
     }
 }
