@@ -97,7 +97,7 @@ pub async fn impersonation(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
         )));
     }
     let started = started_urls(rig, mark);
-    if started.iter().any(|u| *u == heavy) {
+    if started.contains(&heavy) {
         return Err(Error::Setup(format!(
             "a forged worker-create started a worker: {started:?}"
         )));
