@@ -608,6 +608,7 @@ impl Connection {
             self.send(ServerMessage::WorkerExited {
                 worker_id,
                 reason: WorkerExitReason::LeaseEnded,
+                cpu_ms: None,
             })
             .await?;
         }
@@ -854,6 +855,7 @@ impl Connection {
                 self.send(ServerMessage::WorkerExited {
                     worker_id,
                     reason: WorkerExitReason::Terminated,
+                    cpu_ms: None,
                 })
                 .await
             }
@@ -940,10 +942,14 @@ impl Connection {
                 })
                 .await
             }
-            WorkerOutput::Ended(reason) => {
+            WorkerOutput::Ended(reason, cpu_ms) => {
                 self.workers.remove(&worker_id);
-                self.send(ServerMessage::WorkerExited { worker_id, reason })
-                    .await
+                self.send(ServerMessage::WorkerExited {
+                    worker_id,
+                    reason,
+                    cpu_ms,
+                })
+                .await
             }
         }
     }

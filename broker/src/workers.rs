@@ -67,7 +67,8 @@ pub(crate) enum WorkerOutput {
         text: String,
     },
     /// The worker ended on its own (closed, a limit, a crash); the process has been reaped.
-    Ended(WorkerExitReason),
+    /// With the CPU time the executor reported, if it could.
+    Ended(WorkerExitReason, Option<u64>),
 }
 
 #[derive(Debug)]
@@ -227,7 +228,9 @@ enum End {
     /// The connection asked for the kill (or went away).
     Requested(WorkerExitReason),
     /// The executor closed its stdout; `reported` is what its `exited` said, if anything.
-    Natural { reported: Option<WorkerExitReason> },
+    Natural {
+        reported: Option<(WorkerExitReason, Option<u64>)>,
+    },
     /// The executor broke the protocol: killed, and reported as a crash.
     Broken,
 }
@@ -250,10 +253,14 @@ async fn supervise(mut s: Supervisor) {
             }
         }
     };
-    let (reason, tell_connection) = match end {
-        End::Requested(reason) => (reason, false),
-        End::Broken => (WorkerExitReason::Crashed, true),
-        End::Natural { reported } => (natural_reason(reported, status.as_ref().ok()), true),
+    let (reason, cpu_ms, tell_connection) = match end {
+        End::Requested(reason) => (reason, None, false),
+        End::Broken => (WorkerExitReason::Crashed, None, true),
+        End::Natural { reported } => (
+            natural_reason(reported.map(|r| r.0), status.as_ref().ok()),
+            reported.and_then(|r| r.1),
+            true,
+        ),
     };
     if let Ok(status) = &status
         && reason == WorkerExitReason::Crashed
@@ -270,7 +277,7 @@ async fn supervise(mut s: Supervisor) {
             .send(WorkerEvent {
                 serial: s.serial,
                 worker_id: s.worker_id,
-                output: WorkerOutput::Ended(reason),
+                output: WorkerOutput::Ended(reason, cpu_ms),
             })
             .await;
     }
@@ -318,8 +325,8 @@ async fn relay(s: &mut Supervisor) -> End {
                     WorkerOutput::Error { message, lineno }
                 }
                 Ok(FromExecutor::Console { level, text }) => WorkerOutput::Console { level, text },
-                Ok(FromExecutor::Exited { reason }) => {
-                    reported = Some(reason);
+                Ok(FromExecutor::Exited { reason, cpu_ms }) => {
+                    reported = Some((reason, cpu_ms));
                     continue;
                 }
                 Ok(FromExecutor::Unknown) => continue,

@@ -84,7 +84,7 @@ async fn echo_round_trip_in_order_with_timers_and_promises() {
     c.send(json!({"type": "worker_terminate", "worker_id": "echo"}))
         .await;
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "echo", "reason": "terminated"})
     );
     broker
@@ -122,7 +122,7 @@ async fn busy_loop_is_stopped_at_its_cpu_budget_and_others_are_served() {
     other.lease(100, MIB, 1000).await;
     let latency = answered.elapsed();
 
-    let exited = c.expect("worker_exited").await;
+    let exited = c.exited().await;
     assert_eq!(
         exited,
         json!({"type": "worker_exited", "worker_id": "spin", "reason": "cpu_limit"})
@@ -151,7 +151,7 @@ async fn a_bomb_that_swallows_its_own_out_of_memory_errors_is_stopped_near_its_b
     )
     .await;
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "stubborn", "reason": "cpu_limit"})
     );
     eprintln!("OOM-swallowing loop stopped after {:?}", began.elapsed());
@@ -170,7 +170,7 @@ async fn memory_bomb_is_stopped_without_harming_the_broker() {
         "const hoard = []; while (true) hoard.push(new Array(1e5).fill(Math.random()));",
     )
     .await;
-    let exited = c.expect("worker_exited").await;
+    let exited = c.exited().await;
     let reason = exited["reason"].as_str().unwrap();
     assert!(reason == "memory_limit" || reason == "crashed", "{exited}");
     assert_eq!(
@@ -227,7 +227,7 @@ async fn lease_end_kills_its_workers() {
         .await;
     for id in ["a", "b"] {
         assert_eq!(
-            c.expect("worker_exited").await,
+            c.exited().await,
             json!({"type": "worker_exited", "worker_id": id, "reason": "lease_ended"})
         );
     }
@@ -258,7 +258,7 @@ async fn lease_end_kills_its_workers() {
         .await;
     assert_eq!(renewed["type"], "lease_renewed", "{renewed}");
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "busy", "reason": "lease_ended"})
     );
     assert_eq!(
@@ -287,7 +287,7 @@ async fn close_duplicates_and_disconnect() {
     c.post("w", json!("last words")).await;
     assert_eq!(c.expect("worker_message").await["data"], "last words");
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "w", "reason": "closed"})
     );
     // The id is free again once the worker is gone.
@@ -323,7 +323,7 @@ async fn executor_failures_are_reported_and_the_broker_keeps_serving() {
     let lease = c.lease(500, 16 * MIB, 30_000).await;
     c.spawn_worker(lease, "x", "").await;
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "x", "reason": "crashed"})
     );
     assert_eq!(c.lease_request(2, 1, 1, 10).await["type"], "lease_granted");

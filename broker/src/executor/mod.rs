@@ -120,6 +120,11 @@ fn process_cpu_time() -> Duration {
     )
 }
 
+/// This process's CPU time so far, in whole milliseconds.
+fn cpu_ms() -> u64 {
+    u64::try_from(process_cpu_time().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Ends the process once it has used its CPU budget plus [`WATCHDOG_GRACE`], however the
 /// engine is stuck: QuickJS checks for interrupts only every few thousand instructions, and a
 /// script that keeps catching its own out-of-memory errors spends seconds in the collector
@@ -132,6 +137,7 @@ fn watchdog(budget: Duration) {
         if process_cpu_time() > limit {
             let (_last_writer, _) = write_frame(&FromExecutor::Exited {
                 reason: WorkerExitReason::CpuLimit,
+                cpu_ms: Some(cpu_ms()),
             });
             // Holding the stdout lock: nothing can follow `exited` on the pipe.
             // SAFETY: _exit ends the process at once; no Rust state is observed afterwards.
@@ -230,12 +236,16 @@ fn run(reader: Pipe, script: &Script, limits: &ExecutorLimits) -> ExitCode {
             note(&e);
             outbox.send(FromExecutor::Exited {
                 reason: WorkerExitReason::Crashed,
+                cpu_ms: Some(cpu_ms()),
             });
             return ExitCode::from(EXIT_SETUP);
         }
     };
     let reason = drive(&mut engine, script, &inbox, &*outbox);
-    outbox.send(FromExecutor::Exited { reason });
+    outbox.send(FromExecutor::Exited {
+        reason,
+        cpu_ms: Some(cpu_ms()),
+    });
     // Leave without tearing the engine down: the process is about to vanish anyway, and a
     // runtime that hit a limit is not worth freeing object by object.
     std::process::exit(0)

@@ -216,6 +216,10 @@ pub enum ServerMessage {
     WorkerExited {
         worker_id: String,
         reason: WorkerExitReason,
+        /// CPU time the worker's executor used, in ms, when the worker ended on its own
+        /// (closed, a limit); absent when the broker stopped it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu_ms: Option<u64>,
     },
     /// A message could not be served; the connection stays open.
     Error {

@@ -262,6 +262,7 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::WorkerExited {
             worker_id: "t12-w0".into(),
             reason: WorkerExitReason::CpuLimit,
+            cpu_ms: Some(512),
         },
         ServerMessage::Error {
             code: ErrorCode::NotFound,
@@ -303,6 +304,7 @@ pub fn from_executor() -> Vec<FromExecutor> {
         },
         FromExecutor::Exited {
             reason: WorkerExitReason::Closed,
+            cpu_ms: Some(3),
         },
         FromExecutor::Unknown,
     ]

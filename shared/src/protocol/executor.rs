@@ -89,6 +89,9 @@ pub enum FromExecutor {
     /// The worker is done; the executor exits after sending this.
     Exited {
         reason: WorkerExitReason,
+        /// CPU time the executor process used, all threads, in ms.
+        #[serde(default)]
+        cpu_ms: Option<u64>,
     },
     #[serde(other)]
     Unknown,
