@@ -122,6 +122,7 @@ pub(crate) async fn serve(
             ws,
             greeted: false,
             structured_clone: false,
+            spare: None,
             workers: HashMap::new(),
             worker_tx,
             next_serial: 1,
@@ -156,6 +157,9 @@ struct Connection {
     greeted: bool,
     /// The client named [`FEATURE_STRUCTURED_CLONE`]: worker data travels in binary frames.
     structured_clone: bool,
+    /// An executor process started ahead of this connection's next worker (killed when the
+    /// connection ends, with everything else).
+    spare: Option<workers::Spare>,
     workers: HashMap<String, WorkerHandle>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     next_serial: u64,
@@ -651,6 +655,8 @@ impl Connection {
 
     /// Whatever is left when the connection ends: release the leases, kill the workers.
     fn release_everything(&mut self, cause: LeaseEndCause) {
+        // Killed on drop.
+        self.spare = None;
         let leases = self.shared.pool().release_all(self.client_id);
         for lease in leases {
             self.kill_lease_workers(lease.lease_id);
@@ -733,8 +739,10 @@ impl Connection {
             name: script.name,
             limits,
         };
+        let spare = self.spare.take();
         let spawned = workers::spawn(
             &self.shared.config.executor,
+            spare,
             spec,
             serial,
             self.worker_tx.clone(),
@@ -750,6 +758,12 @@ impl Connection {
                     "executor spawned"
                 );
                 self.workers.insert(worker_id, handle);
+                // A connection that starts workers is likely to start more: have the next
+                // executor process ready, sandboxed and waiting, off the next spawn's path.
+                match workers::Spare::start(&self.shared.config.executor) {
+                    Ok(spare) => self.spare = Some(spare),
+                    Err(e) => tracing::debug!("no spare executor: {e}"),
+                }
                 Ok(())
             }
             Err(e) => {

@@ -1,7 +1,8 @@
 //! Executor processes, seen from the broker: one child process per remote worker.
 //!
 //! [`spawn`] starts the child (environment cleared, stdin/stdout piped, stderr inherited so
-//! its diagnostics land in the broker's log), queues `start`, and starts two tasks:
+//! its diagnostics land in the broker's log) or takes the connection's [`Spare`], one started
+//! ahead of need, queues `start`, and starts two tasks:
 //!
 //! * the input task writes frames to the child's stdin, in order;
 //! * the supervisor reads frames from its stdout and forwards them, in order, to the owning
@@ -135,31 +136,74 @@ impl WorkerHandle {
     }
 }
 
-/// Starts an executor for `spec`. Its tasks go into `tasks`, so the connection can wait for
-/// every process to be reaped before it finishes.
+/// An executor process started ahead of need: sandboxed and waiting for its `start`, so that
+/// the next worker of the connection that keeps it does not wait for a process to be created
+/// (fork, exec, dynamic linking, a new network namespace). Killed when dropped.
+pub(crate) struct Spare {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Spare {
+    /// Starts an executor process that waits for its `start`.
+    pub(crate) fn start(command: &ExecutorCommand) -> io::Result<Self> {
+        let mut child = Command::new(&command.program)
+            .args(&command.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // A Ctrl-C at the broker's terminal is for the broker, which then ends its workers
+            // in order; it must not reach them first and look like a crash.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(io::Error::other("executor started without pipes"));
+        };
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Whether the process is still there to be given a worker (one that failed to set up
+    /// its sandbox has exited: it is reaped here and replaced).
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Starts an executor for `spec`: in `spare` if it is still alive, else in a new process.
+/// Its tasks go into `tasks`, so the connection can wait for every process to be reaped
+/// before it finishes.
 pub(crate) fn spawn(
     command: &ExecutorCommand,
+    spare: Option<Spare>,
     spec: WorkerSpec,
     serial: u64,
     connection: mpsc::Sender<WorkerEvent>,
     events: Events,
     tasks: &mut JoinSet<()>,
 ) -> io::Result<WorkerHandle> {
-    let mut child = Command::new(&command.program)
-        .args(&command.args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        // A Ctrl-C at the broker's terminal is for the broker, which then ends its workers
-        // in order; it must not reach them first and look like a crash.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().unwrap_or(0);
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(io::Error::other("executor started without pipes"));
+    let process = match spare {
+        Some(mut spare) => {
+            if spare.alive() {
+                spare
+            } else {
+                Spare::start(command)?
+            }
+        }
+        None => Spare::start(command)?,
     };
+    let Spare {
+        child,
+        stdin,
+        stdout,
+    } = process;
+    let pid = child.id().unwrap_or(0);
 
     let (input, input_rx) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));

