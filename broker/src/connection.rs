@@ -758,12 +758,6 @@ impl Connection {
                     "executor spawned"
                 );
                 self.workers.insert(worker_id, handle);
-                // A connection that starts workers is likely to start more: have the next
-                // executor process ready, sandboxed and waiting, off the next spawn's path.
-                match workers::Spare::start(&self.shared.config.executor) {
-                    Ok(spare) => self.spare = Some(spare),
-                    Err(e) => tracing::debug!("no spare executor: {e}"),
-                }
                 Ok(())
             }
             Err(e) => {
@@ -919,6 +913,15 @@ impl Connection {
                 worker_id: worker_id.clone(),
             })
             .await?;
+            // A connection that starts workers is likely to start more: have the next
+            // executor process ready, sandboxed and waiting. Started only now, so that forking
+            // it never delays the start of the worker that is being announced.
+            if self.spare.is_none() {
+                match workers::Spare::start(&self.shared.config.executor) {
+                    Ok(spare) => self.spare = Some(spare),
+                    Err(e) => tracing::debug!("no spare executor: {e}"),
+                }
+            }
         }
         match output {
             WorkerOutput::Started => Ok(()),
