@@ -153,3 +153,21 @@ pub async fn moved_while_working(rig: &mut Rig, tab: &Tab) -> Result<Value, Erro
     }
     Ok(json!([first, second, third]))
 }
+
+/// A remote worker's `console.warn` shows in the page's own console.
+pub async fn console(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
+    let mut console = rig.browser.console(tab).await?;
+    let done = rig.browser.eval(tab, "runConsole()").await?;
+    if done["data"] != "logged" {
+        return Err(Error::Setup(format!("the console worker said {done}")));
+    }
+    let (level, text) = console
+        .wait_for("the remote worker's warning", DEADLINE, |level, text| {
+            text.contains("remote console") && level == "warn"
+        })
+        .await?;
+    if text != "remote console 42 {\"n\":1}" {
+        return Err(Error::Setup(format!("the console showed {level} {text:?}")));
+    }
+    Ok(json!([level, text]))
+}

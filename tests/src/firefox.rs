@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::Error;
-use crate::browser::{BrowserProcess, LaunchOptions, Tab};
+use crate::browser::{BrowserProcess, ConsoleEvents, LaunchOptions, Tab};
 use crate::rpc::RpcClient;
 
 pub struct Firefox {
@@ -152,6 +152,32 @@ impl Firefox {
             v if v["type"] == "string" => v["value"].clone(),
             v if v["type"] == "undefined" || v["type"] == "null" => Value::Null,
             other => other.clone(),
+        })
+    }
+
+    /// Console calls in `tab` from now on, as `(level, text)`.
+    pub async fn console(&self, tab: &Tab) -> Result<ConsoleEvents, Error> {
+        let events = self.rpc.events();
+        self.rpc
+            .call(
+                "session.subscribe",
+                json!({"events": ["log.entryAdded"], "contexts": [tab.id]}),
+                json!({}),
+            )
+            .await?;
+        let context = tab.id.clone();
+        Ok(ConsoleEvents {
+            events,
+            pick: Box::new(move |e: &Value| {
+                let p = &e["params"];
+                if e["method"] != "log.entryAdded" || p["source"]["context"] != context.as_str() {
+                    return None;
+                }
+                Some((
+                    p["level"].as_str().unwrap_or("log").to_string(),
+                    p["text"].as_str().unwrap_or_default().to_string(),
+                ))
+            }),
         })
     }
 

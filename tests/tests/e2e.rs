@@ -64,6 +64,10 @@ async fn remote_workers_as_the_page_sees_them(kind: BrowserKind) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    match conformance::console(&mut rig, &tab).await {
+        Ok(seen) => eprintln!("[{}] console: {seen}", kind.name()),
+        Err(e) => panic!("console: {}", rig.context(e)),
+    }
     match conformance::impersonation(&mut rig, &tab).await {
         Ok(report) => eprintln!("[{}] impersonation: {report}", kind.name()),
         Err(e) => panic!("impersonation: {}", rig.context(e)),

@@ -2,7 +2,8 @@
 //! built extension and a real broker on loopback (the end-to-end harness, `foresight-tests`).
 //!
 //! * round trip: p50 of sequential ping/pong messages through a native Worker and through the
-//!   page's Worker placed on the broker (target: at most +1 ms);
+//!   page's Worker placed on the broker (target: at most +1 ms), and the broker's share of it
+//!   (a websocket client of our own, no browser or extension in the path);
 //! * executor start: `worker_spawn` to `worker_started` at the broker, over its websocket
 //!   (target: 1 ms from a pool of pre-started executors);
 //! * compute: the same workloads (tests/fixtures/conformance/w/bench.js) timed inside a native
@@ -91,6 +92,16 @@ async fn measure(report: &mut Report) -> Result<(), String> {
         "ms",
         "remote - local; target <= 1 ms",
     );
+
+    let mut c = BenchClient::connect(&rig).await?;
+    let broker_rt = c.round_trips(ROUND_TRIPS).await?;
+    report.add(
+        "remote_worker.round_trip_broker",
+        percentile_ms(&broker_rt, 50.0),
+        "ms",
+        "p50, websocket client <-> broker <-> executor echo, binary frames (no browser)",
+    );
+    drop(c);
 
     let (cold, spare) = executor_starts(&rig).await?;
     report.add(
@@ -224,6 +235,40 @@ impl BenchClient {
                 return serde_json::from_str(text.as_str()).map_err(|e| e.to_string());
             }
         }
+    }
+
+    /// `n` sequential round trips (after a warm-up) with an echo worker, in binary frames.
+    async fn round_trips(&mut self, n: usize) -> Result<Vec<Duration>, String> {
+        self.send(json!({"type": "worker_spawn", "lease_id": self.lease_id, "worker_id": "echo", "script_url": "https://bench.test/echo.js", "source": "onmessage = (e) => postMessage(e.data);"}))
+            .await?;
+        self.recv().await?;
+        let payload = foresight_shared::sclone::encode_json(&json!("ping"));
+        let frame = foresight_shared::protocol::broker::encode_worker_frame("echo", &payload);
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n + 20 {
+            let began = Instant::now();
+            self.ws
+                .send(Message::binary(frame.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                    .await
+                    .map_err(|_| "the echo worker did not answer".to_string())?
+                    .ok_or("the broker closed the connection")?
+                    .map_err(|e| e.to_string())?;
+                if matches!(next, Message::Binary(_)) {
+                    break;
+                }
+            }
+            if i >= 20 {
+                times.push(began.elapsed());
+            }
+        }
+        self.send(json!({"type": "worker_terminate", "worker_id": "echo"}))
+            .await?;
+        self.recv().await?;
+        Ok(times)
     }
 
     /// `n` workers, one after the other, `gap` apart; each is terminated once started.
