@@ -117,8 +117,11 @@ impl Browser {
 /// level as the console method's name (`log`, `warn`, ...).
 pub struct ConsoleEvents {
     pub(crate) events: tokio::sync::broadcast::Receiver<Value>,
-    pub(crate) pick: Box<dyn Fn(&Value) -> Option<(String, String)> + Send>,
+    pub(crate) pick: ConsolePick,
 }
+
+/// Turns one automation event into a console call of the watched tab, if it is one.
+pub(crate) type ConsolePick = Box<dyn Fn(&Value) -> Option<(String, String)> + Send>;
 
 impl ConsoleEvents {
     /// Waits for the first console call for which `want` holds.
