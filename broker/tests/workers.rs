@@ -451,3 +451,49 @@ async fn a_connections_next_worker_starts_in_a_spare_executor() {
     drop(c);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executors_run_confined() {
+    let mut broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let lease = c.lease(1000, 32 * MIB, 30_000).await;
+    c.started_worker(lease, "w", "onmessage = (e) => postMessage(e.data)")
+        .await;
+    // A round trip: the worker has run page code, so every layer is in place.
+    c.post("w", json!(1)).await;
+    c.expect("worker_message").await;
+    let pid = match broker
+        .event("WorkerStarted", |e| {
+            matches!(e, BrokerEvent::WorkerStarted { .. })
+        })
+        .await
+    {
+        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        _ => unreachable!(),
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("executor status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+            .unwrap_or("?")
+            .to_string()
+    };
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(
+        field("Seccomp:"),
+        "2",
+        "a seccomp filter is in force: {status}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    assert!(
+        open_files.split_whitespace().nth(3) == Some("0"),
+        "{open_files}"
+    );
+    drop(c);
+    broker.stop().await;
+}

@@ -252,6 +252,10 @@ fn run(
     for n in sandbox::apply_limits(limits) {
         note(&n);
     }
+    // Last, with every thread started: from here on the process reaches nothing outside.
+    if let Err(e) = sandbox::confine() {
+        note(&e);
+    }
     engine.limit(limits);
     let reason = drive(&mut engine, script, &inbox, &**outbox);
     outbox.send(FromExecutor::Exited {
