@@ -117,33 +117,66 @@ pub async fn hostile(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
     Ok(event)
 }
 
-/// A request/response worker is working remotely when the broker goes away: the page still
-/// gets that answer (computed again locally) and later ones, each exactly once.
-pub async fn moved_while_working(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
-    let first = rig.browser.eval(tab, "startSlow()").await?;
+/// A request/response worker is working remotely when the remote side fails (`how`): the
+/// page still gets that answer (computed again locally) and later ones, each exactly once.
+async fn moved(rig: &mut Rig, tab: &Tab, key: &str, how: Failure) -> Result<Value, Error> {
+    let mark = rig.broker.events().len();
+    let first = rig
+        .browser
+        .eval(tab, &format!("startSlow({key:?})"))
+        .await?;
     if first["data"]["remote"] != true {
         return Err(Error::Setup(format!(
             "the slow worker did not start remotely: {first}"
         )));
     }
-    let mark = rig.broker.events().len();
-    rig.browser.eval(tab, "slowRequest(2, 3000)").await?;
-    rig.broker
-        .wait_for(
-            "the remote worker receiving request 2",
-            mark,
-            DEADLINE,
-            |e| {
-                matches!(e, BrokerEvent::WorkerMessageIn { data, .. } if data["id"] == 2)
-                    .then_some(())
-            },
-        )
+    let slow_url = rig.site.url("conformance/w/slow.js");
+    let (_, (worker_id, pid)) = rig
+        .broker
+        .wait_for("the slow worker's executor", mark, DEADLINE, |e| match e {
+            BrokerEvent::WorkerStarted {
+                worker_id,
+                script_url,
+                executor_pid,
+                ..
+            } if *script_url == slow_url => Some((worker_id.clone(), *executor_pid)),
+            _ => None,
+        })
         .await?;
-    rig.broker.stop().await?;
-    let second = rig.browser.eval(tab, "slowAnswer()").await?;
-    rig.browser.eval(tab, "slowRequest(3, 1)").await?;
-    let third = rig.browser.eval(tab, "slowAnswer()").await?;
-    let extra = rig.browser.eval(tab, "window.slow.r.next(400)").await?;
+    rig.browser
+        .eval(tab, &format!("slowRequest({key:?}, 2, 3000)"))
+        .await?;
+    let wid = worker_id.clone();
+    rig.broker
+        .wait_for("the remote worker receiving request 2", mark, DEADLINE, |e| {
+            matches!(e, BrokerEvent::WorkerMessageIn { worker_id, data } if *worker_id == wid && data["id"] == 2)
+                .then_some(())
+        })
+        .await?;
+    match how {
+        Failure::ExecutorKilled => {
+            // SAFETY: kill(2) on the executor this test's broker started; no memory involved.
+            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
+                return Err(Error::Setup(format!("cannot kill executor {pid}")));
+            }
+        }
+        Failure::BrokerStopped => rig.broker.stop().await?,
+    }
+    let second = rig
+        .browser
+        .eval(tab, &format!("slowAnswer({key:?})"))
+        .await?;
+    rig.browser
+        .eval(tab, &format!("slowRequest({key:?}, 3, 1)"))
+        .await?;
+    let third = rig
+        .browser
+        .eval(tab, &format!("slowAnswer({key:?})"))
+        .await?;
+    let extra = rig
+        .browser
+        .eval(tab, &format!("slowAnswer({key:?}, 400)"))
+        .await?;
     let want =
         |id: u64| json!({"type": "message", "data": {"$": "Object", "id": id, "remote": false}});
     if second != want(2) || third != want(3) || extra["type"] != "none" {
@@ -152,6 +185,23 @@ pub async fn moved_while_working(rig: &mut Rig, tab: &Tab) -> Result<Value, Erro
         )));
     }
     Ok(json!([first, second, third]))
+}
+
+/// How the remote side goes away in [`moved`].
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    ExecutorKilled,
+    BrokerStopped,
+}
+
+/// The worker's executor dies mid-request.
+pub async fn moved_after_a_crash(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
+    moved(rig, tab, "crash", Failure::ExecutorKilled).await
+}
+
+/// The broker goes away mid-request (it is stopped for good: run this last).
+pub async fn moved_while_working(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
+    moved(rig, tab, "broker", Failure::BrokerStopped).await
 }
 
 /// A remote worker's `console.warn` shows in the page's own console.

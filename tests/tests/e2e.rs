@@ -76,6 +76,10 @@ async fn remote_workers_as_the_page_sees_them(kind: BrowserKind) {
         Ok(event) => eprintln!("[{}] hostile: {event}", kind.name()),
         Err(e) => panic!("hostile: {}", rig.context(e)),
     }
+    match conformance::moved_after_a_crash(&mut rig, &tab).await {
+        Ok(answers) => eprintln!("[{}] moved after a crash: {answers}", kind.name()),
+        Err(e) => panic!("moved after a crash: {}", rig.context(e)),
+    }
     match conformance::moved_while_working(&mut rig, &tab).await {
         Ok(answers) => eprintln!("[{}] moved: {answers}", kind.name()),
         Err(e) => panic!("moved while working: {}", rig.context(e)),
