@@ -859,11 +859,12 @@ impl Connection {
     async fn on_worker_terminate(&mut self, worker_id: String) -> WsResult<()> {
         match self.workers.remove(&worker_id) {
             Some(worker) => {
+                let cpu_ms = worker.cpu_ms();
                 worker.kill(WorkerExitReason::Terminated);
                 self.send(ServerMessage::WorkerExited {
                     worker_id,
                     reason: WorkerExitReason::Terminated,
-                    cpu_ms: None,
+                    cpu_ms,
                 })
                 .await
             }

@@ -127,6 +127,21 @@ impl WorkerHandle {
         self.input.send(frame).map_err(|_| QueueError::Gone)
     }
 
+    /// CPU time the executor has used so far, in ms, as the kernel counts it (not as the
+    /// executor says): for reporting usage when the broker ends a worker itself.
+    pub(crate) fn cpu_ms(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // After the command name (which may hold spaces): utime and stime are fields 14 and
+        // 15 of the line, the 12th and 13th after the name.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+        Some((utime + stime) * 1000 / ticks)
+    }
+
     /// Kills the executor; `reason` is what the supervisor records once it is reaped.
     pub(crate) fn kill(mut self, reason: WorkerExitReason) {
         if let Some(kill) = self.kill.take() {

@@ -494,6 +494,12 @@ async fn executors_run_confined() {
         open_files.split_whitespace().nth(3) == Some("0"),
         "{open_files}"
     );
+    // A worker the client terminates still has its usage reported, measured by the broker.
+    c.send(json!({"type": "worker_terminate", "worker_id": "w"}))
+        .await;
+    let exited = c.expect("worker_exited").await;
+    assert_eq!(exited["reason"], "terminated", "{exited}");
+    assert!(exited["cpu_ms"].as_u64().is_some(), "{exited}");
     drop(c);
     broker.stop().await;
 }

@@ -96,6 +96,8 @@ export class Orchestrator {
   constructor() {
     this.sessions = new Map(); // tabId -> TabSession
     this.workerOwners = new Map(); // broker worker_id -> TabSession
+    // broker worker_id -> its placement record, until the broker reports what it used
+    this.usage = new Map();
     this.nextWorker = 1;
     this.host = new HostClient();
     this.broker = new BrokerClient({
@@ -269,9 +271,20 @@ export class Orchestrator {
       // The page may have gone, or the lease ended, while the sources were fetched.
       else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
     }
-    session.placements.push({ url, target: decision.target, reason: decision.reason });
+    // The prediction, next to what the broker will report the worker used (popup; the
+    // comparison is what calibration can learn from).
+    const component = analysis?.demand?.components?.find((c) => c.url === url);
+    const record = {
+      url,
+      target: decision.target,
+      reason: decision.reason,
+      predicted_cpu_ms: component ? component.cpu_ms : null,
+      used_cpu_ms: null,
+    };
+    session.placements.push(record);
     if (decision.target === "remote") {
       const workerId = `t${session.tabId}-w${this.nextWorker++}`;
+      this.usage.set(workerId, record);
       session.remoteWorkers.set(workerId, id);
       this.workerOwners.set(workerId, session);
       this.broker.spawnWorker(
@@ -341,6 +354,11 @@ export class Orchestrator {
   }
 
   #fromBroker(message) {
+    if (message.type === "worker_exited") {
+      const record = this.usage.get(message.worker_id);
+      this.usage.delete(message.worker_id);
+      if (record && typeof message.cpu_ms === "number") record.used_cpu_ms = message.cpu_ms;
+    }
     if (message.type === "lease_ended") {
       for (const session of this.sessions.values()) {
         if (session.lease?.lease_id === message.lease_id) {
@@ -397,6 +415,7 @@ export class Orchestrator {
   }
 
   #brokerLost() {
+    this.usage.clear();
     for (const [workerId, session] of this.workerOwners) {
       const id = session.remoteWorkers.get(workerId);
       session.send({ kind: "worker-fallback", id, reason: "the broker connection was lost" });

@@ -216,8 +216,9 @@ pub enum ServerMessage {
     WorkerExited {
         worker_id: String,
         reason: WorkerExitReason,
-        /// CPU time the worker's executor used, in ms, when the worker ended on its own
-        /// (closed, a limit); absent when the broker stopped it.
+        /// CPU time the worker's executor used, in ms, when known: reported by the executor
+        /// when the worker ended on its own (closed, a limit), measured by the broker when
+        /// the client terminated it; absent at a lease's end.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cpu_ms: Option<u64>,
     },
