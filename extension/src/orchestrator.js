@@ -82,6 +82,7 @@ class TabSession {
     this.leaseNote = "";
     this.workerSources = new Map(); // worker script URL -> source
     this.remoteWorkers = new Map(); // broker worker_id -> page worker id
+    this.terminated = new Set(); // page worker ids terminated before their placement
     this.placements = []; // {url, target, reason} per worker the page created
     this.error = "";
     this.ended = false;
@@ -170,6 +171,9 @@ export class Orchestrator {
         if (workerId) {
           this.broker.terminateWorker(workerId);
           this.#forgetWorker(workerId);
+        } else {
+          // Terminated before its placement: it must not be started remotely afterwards.
+          session.terminated.add(message.id);
         }
         break;
       }
@@ -271,6 +275,7 @@ export class Orchestrator {
       // The page may have gone, or the lease ended, while the sources were fetched.
       else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
     }
+    if (session.terminated.delete(id)) decision = { target: "local", reason: "terminated by the page" };
     // The prediction, next to what the broker will report the worker used (popup; the
     // comparison is what calibration can learn from).
     const component = analysis?.demand?.components?.find((c) => c.url === url);

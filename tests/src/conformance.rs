@@ -221,3 +221,17 @@ pub async fn console(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
     }
     Ok(json!([level, text]))
 }
+
+/// A worker the page terminates before it is placed never starts on the broker (by the time
+/// a later worker has answered, its placement has long been decided).
+pub async fn terminated_before_placement(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
+    let mark = rig.broker.events().len();
+    let later = rig.browser.eval(tab, "terminateEarly()").await?;
+    let started = started_urls(rig, mark);
+    if started.iter().any(|u| u.ends_with("?early")) || started.is_empty() {
+        return Err(Error::Setup(format!(
+            "expected only the later worker on the broker, it started {started:?}"
+        )));
+    }
+    Ok(later)
+}

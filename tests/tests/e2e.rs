@@ -64,6 +64,9 @@ async fn remote_workers_as_the_page_sees_them(kind: BrowserKind) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    if let Err(e) = conformance::terminated_before_placement(&mut rig, &tab).await {
+        panic!("terminated before placement: {}", rig.context(e));
+    }
     match conformance::console(&mut rig, &tab).await {
         Ok(seen) => eprintln!("[{}] console: {seen}", kind.name()),
         Err(e) => panic!("console: {}", rig.context(e)),
