@@ -426,12 +426,14 @@ impl Connection {
                 source,
                 imports,
                 name,
+                module,
             } => {
                 let script = Script {
                     script_url,
                     source,
                     imports,
                     name,
+                    module,
                 };
                 self.on_worker_spawn(lease_id, worker_id, script).await?
             }
@@ -737,6 +739,7 @@ impl Connection {
             source: script.source,
             imports: script.imports,
             name: script.name,
+            module: script.module,
             limits,
         };
         let spare = self.spare.take();
@@ -979,6 +982,7 @@ struct Script {
     source: String,
     imports: Vec<ScriptSource>,
     name: String,
+    module: bool,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

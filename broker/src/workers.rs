@@ -50,6 +50,7 @@ pub(crate) struct WorkerSpec {
     pub(crate) source: String,
     pub(crate) imports: Vec<ScriptSource>,
     pub(crate) name: String,
+    pub(crate) module: bool,
     pub(crate) limits: ExecutorLimits,
 }
 
@@ -240,6 +241,7 @@ pub(crate) fn spawn(
             limits: spec.limits,
             imports: spec.imports,
             name: spec.name,
+            module: spec.module,
         })
         .map_err(|e| io::Error::other(format!("cannot queue start: {e:?}")))?;
 

@@ -180,8 +180,8 @@ export class BrokerClient {
     this.#send({ type: "lease_release", lease_id });
   }
 
-  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "") {
-    this.#send({ type: "worker_spawn", lease_id, worker_id, script_url, source, imports, name });
+  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "", module = false) {
+    this.#send({ type: "worker_spawn", lease_id, worker_id, script_url, source, imports, name, module });
   }
 
   /** `postMessage` data for a remote worker: structured-clone bytes as base64. */

@@ -10,7 +10,8 @@
 // connection is lost, the page's stand-in is told `worker-fallback` and moves the worker to a
 // local Worker, replaying the messages it had not answered (content-main.js). Limits the
 // worker hit itself (CPU, memory) are not retried: the page gets a typed error. New workers
-// follow the session's current state: without a lease, they run locally.
+// follow the session's current state: without a lease, they run locally. Module workers go
+// remote like classic ones, with their static module graph fetched up front.
 
 import { BrokerClient } from "./broker-client.js";
 import { estimatePage, fallbackPlan } from "./estimator.js";
@@ -26,8 +27,31 @@ const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
 // source (and in theirs, one level down), fetched up front.
 const MAX_IMPORTS = 32;
 
-/** URLs of the `importScripts("...")` string literals in `source`, resolved against `base`. */
-function importedUrls(source, base) {
+const MAX_MODULES = 64;
+
+/**
+ * URLs a worker's source may load, resolved against `base`: the string literals of its
+ * `importScripts(...)` calls (classic) or its `import`/`export ... from` specifiers and
+ * `import("...")` calls (module; bare specifiers cannot load in a worker either).
+ */
+function importedUrls(source, base, module = false) {
+  if (module) {
+    const urls = [];
+    const specifiers = [
+      ...source.matchAll(/\b(?:import|export)\s[^'"`;]*?\bfrom\s*(["'])([^"']+)\1/g),
+      ...source.matchAll(/\bimport\s*(["'])([^"']+)\1/g),
+      ...source.matchAll(/\bimport\s*\(\s*(["'])([^"']+)\1\s*\)/g),
+    ];
+    for (const m of specifiers) {
+      if (!/^(\/|\.\/|\.\.\/|[a-z][a-z0-9+.-]*:)/i.test(m[2])) continue;
+      try {
+        urls.push(new URL(m[2], base).href);
+      } catch {
+        // Not a URL: the import fails in the worker, as it would locally.
+      }
+    }
+    return urls;
+  }
   const urls = [];
   for (const call of source.matchAll(/importScripts\s*\(([^)]*)\)/g)) {
     for (const lit of call[1].matchAll(/(["'`])((?:\\.|(?!\1)[^\\])*)\1/g)) {
@@ -270,7 +294,7 @@ export class Orchestrator {
     let decision = this.#decide(session, analysis, url, options);
     let script = null;
     if (decision.target === "remote") {
-      script = await this.#workerScript(session, url, source);
+      script = await this.#workerScript(session, url, source, options?.type === "module");
       if (script.error) decision = { target: "local", reason: script.error };
       // The page may have gone, or the lease ended, while the sources were fetched.
       else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
@@ -299,20 +323,24 @@ export class Orchestrator {
         script.source,
         script.imports,
         options?.name ?? "",
+        options?.type === "module",
       );
     }
     session.send({ kind: "worker-placement", id, target: decision.target, reason: decision.reason });
   }
 
   /** The worker's source and the scripts its importScripts may load, or `{error}`. */
-  async #workerScript(session, url, pageSource) {
+  async #workerScript(session, url, pageSource, module) {
     let source = pageSource ?? session.workerSources.get(url) ?? null;
     if (source == null && /^https?:/.test(url)) source = (await fetchText(url)).text ?? null;
     if (source == null) return { error: "the worker's source could not be read" };
     const imports = [];
     const seen = new Set();
-    let pending = importedUrls(source, url).map((u) => [u, 0]);
-    while (pending.length > 0 && imports.length < MAX_IMPORTS) {
+    // Classic: importScripts literals, one level down. Module: the whole static graph.
+    const maxDepth = module ? 8 : 1;
+    const maxCount = module ? MAX_MODULES : MAX_IMPORTS;
+    let pending = importedUrls(source, url, module).map((u) => [u, 0]);
+    while (pending.length > 0 && imports.length < maxCount) {
       const [importUrl, depth] = pending.shift();
       if (seen.has(importUrl) || !/^https?:/.test(importUrl)) continue;
       seen.add(importUrl);
@@ -321,7 +349,9 @@ export class Orchestrator {
       // for it in the worker, as it would locally.
       if (fetched.text == null) continue;
       imports.push({ url: importUrl, source: fetched.text });
-      if (depth < 1) pending = pending.concat(importedUrls(fetched.text, importUrl).map((u) => [u, depth + 1]));
+      if (depth < maxDepth) {
+        pending = pending.concat(importedUrls(fetched.text, importUrl, module).map((u) => [u, depth + 1]));
+      }
     }
     return { source, imports };
   }
@@ -330,7 +360,6 @@ export class Orchestrator {
     const local = (reason) => ({ target: "local", reason });
     if (session.ended) return local("the page is gone");
     if (!analysis) return local("no plan in time");
-    if (options?.type === "module") return local("module workers run locally in this version");
     const placements = analysis.plan.placements;
     const placement = placements.find((p) => p.url === url);
     if (placement && placement.target !== "remote") return local(placement.reason);

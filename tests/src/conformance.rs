@@ -59,18 +59,11 @@ pub async fn program(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Erro
             "program {name}: the page observed different results\n  native Worker: {native}\n  page's Worker: {page}"
         )));
     }
-    // The page's run must really have been remote (module workers excepted, by design).
+    // The page's run must really have been remote.
     let started = started_urls(rig, mark);
-    let remote = !started.is_empty();
-    let expect_remote = name != "module";
-    if remote != expect_remote {
+    if started.is_empty() {
         return Err(Error::Setup(format!(
-            "program {name}: expected it {}, the broker started {started:?}",
-            if expect_remote {
-                "on the broker"
-            } else {
-                "local"
-            }
+            "program {name}: expected it on the broker, which started nothing"
         )));
     }
     Ok(page)

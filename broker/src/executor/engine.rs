@@ -19,6 +19,8 @@ pub struct Script {
     pub imports: Vec<ScriptSource>,
     /// `self.name`.
     pub name: String,
+    /// An ES module worker (`importScripts` is not available; `import` is, from `imports`).
+    pub module: bool,
 }
 
 /// What the event loop does after a task.

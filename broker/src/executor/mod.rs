@@ -201,6 +201,7 @@ fn read_start() -> Result<Option<Start>, u8> {
             limits,
             imports,
             name,
+            module,
         }) => Ok(Some((
             reader,
             Script {
@@ -208,6 +209,7 @@ fn read_start() -> Result<Option<Start>, u8> {
                 source,
                 imports,
                 name,
+                module,
             },
             limits,
         ))),

@@ -280,7 +280,18 @@
     return scheme + authority + joined + rest;
   }
 
+  let moduleWorker = false;
+
+  // A module worker's evaluation: an error anywhere in its graph or top level is the
+  // worker's error event, as a browser reports a module worker that fails to load or run.
+  function watchModule(promise) {
+    promise.then(undefined, report);
+  }
+
   g.importScripts = function importScripts() {
+    if (moduleWorker) {
+      throw new TypeError("Failed to execute 'importScripts' on 'WorkerGlobalScope': Module scripts don't support importScripts().");
+    }
     // Every URL is resolved and checked before any script runs, as in a browser.
     const scripts = [];
     for (let i = 0; i < arguments.length; i++) {
@@ -456,6 +467,7 @@
     location.hash = parts[7] || '';
     location.origin = parts[2] ? parts[1] + '//' + parts[2] : 'null';
     g.name = host.name();
+    moduleWorker = host.isModule();
     g.isSecureContext = location.protocol === 'https:';
     g.origin = location.origin;
     timeOrigin = Date.now();
@@ -473,6 +485,108 @@
       return Math.floor(host.now() * 10) / 10;
     },
   };
+
+  // --- URL and URLSearchParams (the common, read-mostly part of the URL standard) ----------
+
+  const URL_PARTS = /^([a-zA-Z][a-zA-Z0-9+.-]*:)(?:\/\/(?:[^@/?#]*@)?(([^/?#:]*)(?::(\d*))?))?([^?#]*)(\?[^#]*)?(#.*)?$/;
+
+  class URLSearchParams {
+    constructor(init) {
+      this._list = [];
+      if (init == null) return;
+      if (typeof init === 'object') {
+        const pairs = typeof init[Symbol.iterator] === 'function' ? ArrayFrom(init) : Object.entries(init);
+        for (const [k, v] of pairs) this._list.push([StringCtor(k), StringCtor(v)]);
+        return;
+      }
+      let text = StringCtor(init);
+      if (text.startsWith('?')) text = text.slice(1);
+      for (const part of text.split('&')) {
+        if (!part) continue;
+        const eq = part.indexOf('=');
+        const decode = (t) => decodeURIComponent(t.replace(/\+/g, ' '));
+        this._list.push(eq < 0 ? [decode(part), ''] : [decode(part.slice(0, eq)), decode(part.slice(eq + 1))]);
+      }
+    }
+    append(k, v) {
+      this._list.push([StringCtor(k), StringCtor(v)]);
+    }
+    delete(k) {
+      this._list = this._list.filter((p) => p[0] !== StringCtor(k));
+    }
+    get(k) {
+      const p = this._list.find((e) => e[0] === StringCtor(k));
+      return p ? p[1] : null;
+    }
+    getAll(k) {
+      return this._list.filter((e) => e[0] === StringCtor(k)).map((e) => e[1]);
+    }
+    has(k) {
+      return this._list.some((e) => e[0] === StringCtor(k));
+    }
+    set(k, v) {
+      const i = this._list.findIndex((e) => e[0] === StringCtor(k));
+      this.delete(k);
+      this._list.splice(i < 0 ? this._list.length : i, 0, [StringCtor(k), StringCtor(v)]);
+    }
+    forEach(fn, thisArg) {
+      for (const [k, v] of this._list) fn.call(thisArg, v, k, this);
+    }
+    entries() {
+      return this._list.map((p) => [p[0], p[1]])[Symbol.iterator]();
+    }
+    keys() {
+      return this._list.map((p) => p[0])[Symbol.iterator]();
+    }
+    values() {
+      return this._list.map((p) => p[1])[Symbol.iterator]();
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    toString() {
+      const enc = (t) => encodeURIComponent(t).replace(/%20/g, '+');
+      return this._list.map(([k, v]) => enc(k) + '=' + enc(v)).join('&');
+    }
+  }
+  g.URLSearchParams = URLSearchParams;
+
+  class URL {
+    constructor(url, base) {
+      let href = StringCtor(url).trim();
+      if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(href)) {
+        if (base === undefined) throw new TypeError("Failed to construct 'URL': Invalid URL");
+        href = resolveUrl(href, StringCtor(base instanceof URL ? base.href : base));
+      }
+      const m = URL_PARTS.exec(href);
+      if (!m) throw new TypeError("Failed to construct 'URL': Invalid URL");
+      const special = /^(https?|wss?|ftp|file):$/i.test(m[1]);
+      this.protocol = m[1].toLowerCase();
+      this.hostname = (m[3] || '').toLowerCase();
+      const defaultPort = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443' }[this.protocol];
+      this.port = m[4] && m[4] !== defaultPort ? m[4] : '';
+      this.host = this.hostname + (this.port ? ':' + this.port : '');
+      this.pathname = m[5] || (special ? '/' : '');
+      this.search = m[6] && m[6] !== '?' ? m[6] : '';
+      this.hash = m[7] && m[7] !== '#' ? m[7] : '';
+      this.username = '';
+      this.password = '';
+      this.searchParams = new URLSearchParams(this.search);
+    }
+    get origin() {
+      return this.host && /^(https?|wss?|ftp):$/.test(this.protocol) ? this.protocol + '//' + this.host : 'null';
+    }
+    get href() {
+      return this.protocol + (this.host || this.protocol === 'file:' ? '//' : '') + this.host + this.pathname + this.search + this.hash;
+    }
+    toString() {
+      return this.href;
+    }
+    toJSON() {
+      return this.href;
+    }
+  }
+  g.URL = URL;
 
   // --- DOMException, TextEncoder/TextDecoder, base64, crypto -----------------------------
 
@@ -610,6 +724,7 @@
 
   return {
     configure: configure,
+    watchModule: watchModule,
     dispatchMessage: dispatchMessage,
     nextTimer: nextTimer,
     dueTimers: dueTimers,

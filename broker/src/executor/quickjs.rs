@@ -33,7 +33,12 @@ use foresight_shared::limits::WORKER_MAX_MESSAGE;
 use foresight_shared::protocol::broker::WorkerExitReason;
 use foresight_shared::protocol::executor::{ConsoleLevel, ExecutorLimits, FromExecutor};
 use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Runtime, TypedArray, Value};
+use rquickjs::loader::{ImportAttributes, Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::{
+    Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime, TypedArray,
+    Value,
+};
 
 use super::engine::{Engine, Outbox, Script, Step};
 
@@ -93,6 +98,9 @@ struct State {
     cpu_exceeded: Cell<bool>,
     out_of_memory: Cell<bool>,
     closed: Cell<bool>,
+    /// A module worker's top level is being evaluated: a rejection now is reported as the
+    /// worker's error event, not as an unhandled rejection.
+    evaluating_module: Cell<bool>,
 }
 
 impl State {
@@ -190,13 +198,16 @@ impl QuickJs {
             cpu_exceeded: Cell::new(false),
             out_of_memory: Cell::new(false),
             closed: Cell::new(false),
+            evaluating_module: Cell::new(false),
         });
+        // Module workers import only what the client supplied: no files, no network.
+        runtime.set_loader(UrlResolver, SuppliedModules(state.clone()));
         let handler_state = state.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || handler_state.should_interrupt())));
         let tracker_state = state.clone();
         runtime.set_host_promise_rejection_tracker(Some(Box::new(
             move |_ctx, _promise, reason, is_handled| {
-                if !is_handled {
+                if !is_handled && !tracker_state.evaluating_module.get() {
                     // Browsers log these in the worker's console; they are not error events.
                     tracker_state.outbox.send(FromExecutor::Console {
                         level: ConsoleLevel::Error,
@@ -342,8 +353,25 @@ impl Engine for QuickJs {
         let source = script.source.as_str();
         // QuickJS wants a C string; a NUL in a URL is no URL anyway.
         let filename = script.url.replace('\0', "%00");
+        let module = script.module;
         self.with_internals(
             |ctx, internals| {
+                if module {
+                    // Errors in the module graph or its top level settle this promise; the
+                    // prelude reports them as the worker's error event.
+                    state.evaluating_module.set(true);
+                    let evaluated = declare_module(ctx, &filename, source)
+                        .and_then(Module::eval)
+                        .map(|(_, promise)| promise);
+                    state.evaluating_module.set(false);
+                    let result = evaluated.and_then(|promise: Promise| {
+                        internals
+                            .get::<_, Function>("watchModule")
+                            .and_then(|watch| watch.call::<_, ()>((promise,)))
+                    });
+                    absorb(&state, ctx, Some(internals), result);
+                    return;
+                }
                 let mut options = EvalOptions::default();
                 // A classic worker script: sloppy mode, global scope.
                 options.strict = false;
@@ -509,6 +537,12 @@ fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Obje
 
     let s = state.clone();
     host.set(
+        "isModule",
+        Function::new(ctx.clone(), move || s.script.borrow().module)?,
+    )?;
+
+    let s = state.clone();
+    host.set(
         "name",
         Function::new(ctx.clone(), move || s.script.borrow().name.clone())?,
     )?;
@@ -583,6 +617,137 @@ fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Obje
     )?;
 
     Ok(host)
+}
+
+/// Resolves module specifiers as URLs against the importing module's URL.
+struct UrlResolver;
+
+impl Resolver for UrlResolver {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        resolve_url(base, name).ok_or_else(|| {
+            rquickjs::Error::new_resolving_message(
+                base,
+                name,
+                "a module specifier must be a URL or start with /, ./ or ../",
+            )
+        })
+    }
+}
+
+/// Serves the modules the client supplied with the spawn, and nothing else.
+struct SuppliedModules(Rc<State>);
+
+impl Loader for SuppliedModules {
+    fn load<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, Declared>> {
+        let source = self
+            .0
+            .script
+            .borrow()
+            .imports
+            .iter()
+            .find(|i| i.url == name)
+            .map(|i| i.source.clone());
+        match source {
+            Some(source) => declare_module(ctx, name, source),
+            None => Err(rquickjs::Error::new_loading_message(
+                name,
+                "failed to fetch the module: it was not supplied with the worker",
+            )),
+        }
+    }
+}
+
+/// Declares a module with its `import.meta.url`, which QuickJS leaves to the embedder.
+fn declare_module<'js>(
+    ctx: &Ctx<'js>,
+    url: &str,
+    source: impl Into<Vec<u8>>,
+) -> rquickjs::Result<Module<'js, Declared>> {
+    let module = Module::declare(ctx.clone(), url, source)?;
+    module.meta()?.set("url", url)?;
+    Ok(module)
+}
+
+/// `reference` resolved against `base` as the URL parser does for the forms module
+/// specifiers take (absolute URLs, `/`, `./`, `../`); `None` for a bare specifier.
+fn resolve_url(base: &str, reference: &str) -> Option<String> {
+    let has_scheme = |s: &str| {
+        s.split_once(':').is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        })
+    };
+    if has_scheme(reference) {
+        return Some(reference.to_string());
+    }
+    if !(reference.starts_with('/') || reference.starts_with("./") || reference.starts_with("../"))
+    {
+        return None;
+    }
+    let (scheme, rest) = base.split_once(':')?;
+    if let Some(host_relative) = reference.strip_prefix("//") {
+        return Some(format!("{scheme}://{host_relative}"));
+    }
+    let (authority, path) = match rest.strip_prefix("//") {
+        Some(after) => match after.find('/') {
+            Some(i) => (format!("//{}", &after[..i]), &after[i..]),
+            None => (format!("//{after}"), "/"),
+        },
+        None => (String::new(), rest),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let (ref_path, suffix) = match reference.find(['?', '#']) {
+        Some(i) => (&reference[..i], &reference[i..]),
+        None => (reference, ""),
+    };
+    let joined = if ref_path.starts_with('/') {
+        ref_path.to_string()
+    } else {
+        format!(
+            "{}{ref_path}",
+            &path[..path.rfind('/').map_or(0, |i| i + 1)]
+        )
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = joined.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i == segments.len() - 1;
+        match *seg {
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if last {
+                    out.push("");
+                }
+            }
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    let mut path = out.join("/");
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    Some(format!("{scheme}:{authority}{path}{suffix}"))
 }
 
 /// Fills `buf` from the kernel's CSPRNG.
@@ -1275,5 +1440,143 @@ mod tests {
                 json!("TypeError"),
             ]
         );
+    }
+
+    fn module(url: &str, source: &str, imports: &[(&str, &str)]) -> Script {
+        Script {
+            url: url.into(),
+            source: source.into(),
+            imports: imports
+                .iter()
+                .map(|(u, s)| ScriptSource {
+                    url: (*u).into(),
+                    source: (*s).into(),
+                })
+                .collect(),
+            name: String::new(),
+            module: true,
+        }
+    }
+
+    #[test]
+    fn module_workers_import_only_what_was_supplied() {
+        let (mut e, out) = roomy();
+        let s = module(
+            "https://example.test/app/w.mjs",
+            r#"
+            import { square } from './lib/math.mjs';
+            import def from '/root.mjs';
+            let importScriptsError = '';
+            try { importScripts('x.js'); } catch (err) { importScriptsError = err.name; }
+            self.onmessage = (e) => postMessage([square(e.data), def, importScriptsError, import.meta.url]);
+            "#,
+            &[
+                (
+                    "https://example.test/app/lib/math.mjs",
+                    "export const square = (x) => x * x;",
+                ),
+                ("https://example.test/root.mjs", "export default 'root';"),
+            ],
+        );
+        assert_eq!(e.start(&s), Step::Continue);
+        assert_eq!(e.deliver(&enc(json!(7))), Step::Continue);
+        assert_eq!(
+            out.messages(),
+            vec![json!([
+                49,
+                "root",
+                "TypeError",
+                "https://example.test/app/w.mjs"
+            ])]
+        );
+
+        // A module nobody supplied: the worker's error event, not an unhandled rejection.
+        let (mut e, out) = roomy();
+        let s = module(
+            "https://example.test/w.mjs",
+            "import { x } from 'https://evil.test/x.mjs'; postMessage(x);",
+            &[],
+        );
+        assert_eq!(e.start(&s), Step::Continue);
+        let got = out.take();
+        assert!(
+            matches!(&got[..], [Rec::Control(FromExecutor::Error { message, .. })] if message.contains("evil.test")),
+            "{got:?}"
+        );
+
+        // A throwing top level, after an await: an error event too.
+        let (mut e, out) = roomy();
+        let s = module(
+            "https://example.test/w.mjs",
+            "await null; throw new RangeError('late');",
+            &[],
+        );
+        assert_eq!(e.start(&s), Step::Continue);
+        let got = out.take();
+        assert!(
+            matches!(&got[..], [Rec::Control(FromExecutor::Error { message, .. })] if message == "Uncaught RangeError: late"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn url_and_search_params_cover_the_common_cases() {
+        let (mut e, out) = roomy();
+        let src = r#"
+            const u = new URL('../b/c.js?x=1&y=two+words#h', 'https://Example.test:443/a/w.js');
+            const p = new URLSearchParams({ a: '1', b: 'x y' });
+            p.append('a', '2');
+            postMessage([u.href, u.origin, u.pathname, u.searchParams.get('y'), u.hash,
+                         p.toString(), p.getAll('a'), String(new URL('http://h:8080/')),
+                         new URL(location.href).pathname]);
+            try { new URL('relative'); } catch (err) { postMessage(err.name); }
+        "#;
+        assert_eq!(
+            e.start(&script("https://example.test/app/w.js", src)),
+            Step::Continue
+        );
+        assert_eq!(
+            out.messages(),
+            vec![
+                json!([
+                    "https://example.test/b/c.js?x=1&y=two+words#h",
+                    "https://example.test",
+                    "/b/c.js",
+                    "two words",
+                    "#h",
+                    "a=1&b=x+y&a=2",
+                    ["1", "2"],
+                    "http://h:8080/",
+                    "/app/w.js"
+                ]),
+                json!("TypeError"),
+            ]
+        );
+    }
+
+    #[test]
+    fn module_specifiers_resolve_as_urls() {
+        let base = "https://example.test/app/w.mjs?x=1";
+        assert_eq!(
+            resolve_url(base, "./a.mjs").as_deref(),
+            Some("https://example.test/app/a.mjs")
+        );
+        assert_eq!(
+            resolve_url(base, "../b.mjs").as_deref(),
+            Some("https://example.test/b.mjs")
+        );
+        assert_eq!(
+            resolve_url(base, "/c.mjs?v=2").as_deref(),
+            Some("https://example.test/c.mjs?v=2")
+        );
+        assert_eq!(
+            resolve_url(base, "../../../d.mjs").as_deref(),
+            Some("https://example.test/d.mjs")
+        );
+        assert_eq!(
+            resolve_url(base, "https://cdn.test/e.mjs").as_deref(),
+            Some("https://cdn.test/e.mjs")
+        );
+        assert_eq!(resolve_url(base, "lodash"), None);
     }
 }

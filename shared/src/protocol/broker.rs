@@ -82,6 +82,10 @@ pub enum ClientMessage {
         /// The `name` option of `new Worker(url, {name})`, the worker's `self.name`.
         #[serde(default)]
         name: String,
+        /// A module worker (`{type: "module"}`): `source` is an ES module, and `imports`
+        /// holds the modules it imports, by absolute URL.
+        #[serde(default)]
+        module: bool,
     },
     /// `worker.postMessage(data)` from the page, for clients without
     /// [`FEATURE_STRUCTURED_CLONE`] (the others send a binary frame).

@@ -189,6 +189,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
                 .into(),
             imports: vec![script_source()],
             name: "doubler".into(),
+            module: false,
         },
         ClientMessage::WorkerMessage {
             worker_id: "t12-w0".into(),
@@ -285,6 +286,7 @@ pub fn to_executor() -> Vec<ToExecutor> {
             },
             imports: vec![script_source()],
             name: "doubler".into(),
+            module: false,
         },
         ToExecutor::Terminate,
         ToExecutor::Unknown,

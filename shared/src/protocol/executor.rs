@@ -50,6 +50,9 @@ pub enum ToExecutor {
         /// `self.name`.
         #[serde(default)]
         name: String,
+        /// Run `source` as an ES module (imports served from `imports`).
+        #[serde(default)]
+        module: bool,
     },
     /// Stop at once.
     Terminate,
