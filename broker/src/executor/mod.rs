@@ -18,6 +18,7 @@
 //!    closes, hits a limit or is told to stop; `exited` says why, and the process exits.
 
 pub mod engine;
+mod modules;
 pub mod quickjs;
 pub mod sandbox;
 
