@@ -25,6 +25,7 @@ const SUITES: &[(&str, Suite)] = &[
     ("planner", suites::planner::run),
     ("sampler", suites::sampler::run),
     ("broker", suites::broker::run),
+    ("remote_worker", suites::remote_worker::run),
 ];
 
 fn main() -> ExitCode {

@@ -67,12 +67,14 @@ pub enum BrokerEvent {
         script_url: String,
         executor_pid: u32,
     },
-    /// Page -> worker.
+    /// Page -> worker. `data` is the message as `JSON.stringify` would render it (or a
+    /// description of why it has none): the broker relays the structured-clone bytes
+    /// themselves and only renders them for whoever listens to events.
     WorkerMessageIn {
         worker_id: String,
         data: serde_json::Value,
     },
-    /// Worker -> page.
+    /// Worker -> page, rendered the same way.
     WorkerMessageOut {
         worker_id: String,
         data: serde_json::Value,

@@ -1,7 +1,8 @@
 //! Executor processes, seen from the broker: one child process per remote worker.
 //!
 //! [`spawn`] starts the child (environment cleared, stdin/stdout piped, stderr inherited so
-//! its diagnostics land in the broker's log), queues `start`, and starts two tasks:
+//! its diagnostics land in the broker's log) or takes the connection's [`Spare`], one started
+//! ahead of need, queues `start`, and starts two tasks:
 //!
 //! * the input task writes frames to the child's stdin, in order;
 //! * the supervisor reads frames from its stdout and forwards them, in order, to the owning
@@ -20,11 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use foresight_shared::framing::{FrameDecoder, FrameError, encode_message};
+use foresight_shared::framing::{FrameDecoder, FrameError, encode_frame, encode_message};
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
-use foresight_shared::protocol::broker::{LeaseId, WorkerExitReason};
+use foresight_shared::protocol::broker::{LeaseId, ScriptSource, WorkerExitReason};
 use foresight_shared::protocol::executor::{
-    ConsoleLevel, ExecutorLimits, FromExecutor, ToExecutor,
+    ConsoleLevel, DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -47,6 +48,9 @@ pub(crate) struct WorkerSpec {
     pub(crate) lease_id: LeaseId,
     pub(crate) script_url: String,
     pub(crate) source: String,
+    pub(crate) imports: Vec<ScriptSource>,
+    pub(crate) name: String,
+    pub(crate) module: bool,
     pub(crate) limits: ExecutorLimits,
 }
 
@@ -54,7 +58,8 @@ pub(crate) struct WorkerSpec {
 #[derive(Debug)]
 pub(crate) enum WorkerOutput {
     Started,
-    Message(serde_json::Value),
+    /// `postMessage` from the worker: structured-clone bytes, relayed as they came.
+    Message(Vec<u8>),
     Error {
         message: String,
         lineno: Option<u32>,
@@ -64,7 +69,8 @@ pub(crate) enum WorkerOutput {
         text: String,
     },
     /// The worker ended on its own (closed, a limit, a crash); the process has been reaped.
-    Ended(WorkerExitReason),
+    /// With the CPU time the executor reported, if it could.
+    Ended(WorkerExitReason, Option<u64>),
 }
 
 #[derive(Debug)]
@@ -100,15 +106,41 @@ pub(crate) struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Queues a message for the executor, in order, without waiting.
+    /// Queues a control message for the executor, in order, without waiting.
     pub(crate) fn send(&self, message: &ToExecutor) -> Result<(), QueueError> {
         let frame = encode_message(message, EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
+        self.queue(frame)
+    }
+
+    /// Queues `postMessage` data (structured-clone bytes) for the worker, in order.
+    pub(crate) fn post(&self, data: &[u8]) -> Result<(), QueueError> {
+        let frame =
+            encode_frame(&data_frame(data), EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
+        self.queue(frame)
+    }
+
+    fn queue(&self, frame: Vec<u8>) -> Result<(), QueueError> {
         let pending = self.pending.load(Ordering::Acquire);
         if pending.saturating_add(frame.len()) > INPUT_QUEUE_BYTES {
             return Err(QueueError::Full { pending });
         }
         self.pending.fetch_add(frame.len(), Ordering::AcqRel);
         self.input.send(frame).map_err(|_| QueueError::Gone)
+    }
+
+    /// CPU time the executor has used so far, in ms, as the kernel counts it (not as the
+    /// executor says): for reporting usage when the broker ends a worker itself.
+    pub(crate) fn cpu_ms(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // After the command name (which may hold spaces): utime and stime are fields 14 and
+        // 15 of the line, the 12th and 13th after the name.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+        Some((utime + stime) * 1000 / ticks)
     }
 
     /// Kills the executor; `reason` is what the supervisor records once it is reaped.
@@ -120,31 +152,74 @@ impl WorkerHandle {
     }
 }
 
-/// Starts an executor for `spec`. Its tasks go into `tasks`, so the connection can wait for
-/// every process to be reaped before it finishes.
+/// An executor process started ahead of need: sandboxed and waiting for its `start`, so that
+/// the next worker of the connection that keeps it does not wait for a process to be created
+/// (fork, exec, dynamic linking, a new network namespace). Killed when dropped.
+pub(crate) struct Spare {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Spare {
+    /// Starts an executor process that waits for its `start`.
+    pub(crate) fn start(command: &ExecutorCommand) -> io::Result<Self> {
+        let mut child = Command::new(&command.program)
+            .args(&command.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // A Ctrl-C at the broker's terminal is for the broker, which then ends its workers
+            // in order; it must not reach them first and look like a crash.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(io::Error::other("executor started without pipes"));
+        };
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Whether the process is still there to be given a worker (one that failed to set up
+    /// its sandbox has exited: it is reaped here and replaced).
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Starts an executor for `spec`: in `spare` if it is still alive, else in a new process.
+/// Its tasks go into `tasks`, so the connection can wait for every process to be reaped
+/// before it finishes.
 pub(crate) fn spawn(
     command: &ExecutorCommand,
+    spare: Option<Spare>,
     spec: WorkerSpec,
     serial: u64,
     connection: mpsc::Sender<WorkerEvent>,
     events: Events,
     tasks: &mut JoinSet<()>,
 ) -> io::Result<WorkerHandle> {
-    let mut child = Command::new(&command.program)
-        .args(&command.args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        // A Ctrl-C at the broker's terminal is for the broker, which then ends its workers
-        // in order; it must not reach them first and look like a crash.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().unwrap_or(0);
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(io::Error::other("executor started without pipes"));
+    let process = match spare {
+        Some(mut spare) => {
+            if spare.alive() {
+                spare
+            } else {
+                Spare::start(command)?
+            }
+        }
+        None => Spare::start(command)?,
     };
+    let Spare {
+        child,
+        stdin,
+        stdout,
+    } = process;
+    let pid = child.id().unwrap_or(0);
 
     let (input, input_rx) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));
@@ -164,6 +239,9 @@ pub(crate) fn spawn(
             script_url: spec.script_url,
             source: spec.source,
             limits: spec.limits,
+            imports: spec.imports,
+            name: spec.name,
+            module: spec.module,
         })
         .map_err(|e| io::Error::other(format!("cannot queue start: {e:?}")))?;
 
@@ -211,7 +289,9 @@ enum End {
     /// The connection asked for the kill (or went away).
     Requested(WorkerExitReason),
     /// The executor closed its stdout; `reported` is what its `exited` said, if anything.
-    Natural { reported: Option<WorkerExitReason> },
+    Natural {
+        reported: Option<(WorkerExitReason, Option<u64>)>,
+    },
     /// The executor broke the protocol: killed, and reported as a crash.
     Broken,
 }
@@ -234,10 +314,14 @@ async fn supervise(mut s: Supervisor) {
             }
         }
     };
-    let (reason, tell_connection) = match end {
-        End::Requested(reason) => (reason, false),
-        End::Broken => (WorkerExitReason::Crashed, true),
-        End::Natural { reported } => (natural_reason(reported, status.as_ref().ok()), true),
+    let (reason, cpu_ms, tell_connection) = match end {
+        End::Requested(reason) => (reason, None, false),
+        End::Broken => (WorkerExitReason::Crashed, None, true),
+        End::Natural { reported } => (
+            natural_reason(reported.map(|r| r.0), status.as_ref().ok()),
+            reported.and_then(|r| r.1),
+            true,
+        ),
     };
     if let Ok(status) = &status
         && reason == WorkerExitReason::Crashed
@@ -254,7 +338,7 @@ async fn supervise(mut s: Supervisor) {
             .send(WorkerEvent {
                 serial: s.serial,
                 worker_id: s.worker_id,
-                output: WorkerOutput::Ended(reason),
+                output: WorkerOutput::Ended(reason, cpu_ms),
             })
             .await;
     }
@@ -278,9 +362,17 @@ async fn relay(s: &mut Supervisor) -> End {
         };
         decoder.push(&buf[..n]);
         while let Some(frame) = decoder.next_frame() {
-            let message = match frame
-                .and_then(|f| serde_json::from_slice::<FromExecutor>(&f).map_err(Into::into))
-            {
+            let message = match frame {
+                Ok(mut f) if f.first() == Some(&DATA_FRAME) => {
+                    f.remove(0);
+                    Ok(Err(f))
+                }
+                Ok(f) => serde_json::from_slice::<FromExecutor>(&f)
+                    .map(Ok)
+                    .map_err(FrameError::from),
+                Err(e) => Err(e),
+            };
+            let message = match message {
                 Ok(message) => message,
                 Err(e) => {
                     tracing::warn!(worker_id = %s.worker_id, "executor broke the protocol: {e}");
@@ -288,15 +380,17 @@ async fn relay(s: &mut Supervisor) -> End {
                 }
             };
             let output = match message {
-                FromExecutor::Started => WorkerOutput::Started,
-                FromExecutor::Message { data } => WorkerOutput::Message(data),
-                FromExecutor::Error { message, lineno } => WorkerOutput::Error { message, lineno },
-                FromExecutor::Console { level, text } => WorkerOutput::Console { level, text },
-                FromExecutor::Exited { reason } => {
-                    reported = Some(reason);
+                Err(data) => WorkerOutput::Message(data),
+                Ok(FromExecutor::Started) => WorkerOutput::Started,
+                Ok(FromExecutor::Error { message, lineno }) => {
+                    WorkerOutput::Error { message, lineno }
+                }
+                Ok(FromExecutor::Console { level, text }) => WorkerOutput::Console { level, text },
+                Ok(FromExecutor::Exited { reason, cpu_ms }) => {
+                    reported = Some((reason, cpu_ms));
                     continue;
                 }
-                FromExecutor::Unknown => continue,
+                Ok(FromExecutor::Unknown) => continue,
             };
             let event = WorkerEvent {
                 serial: s.serial,

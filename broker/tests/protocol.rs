@@ -195,12 +195,21 @@ async fn bad_input_gets_typed_errors_and_the_connection_keeps_serving() {
     let unknown = c.expect("error").await;
     assert_eq!(unknown["code"], "unsupported", "{unknown}");
 
-    c.ws.send_binary_for_test().await;
-    assert_eq!(c.expect("error").await["code"], "unsupported");
+    c.ws.send_binary_for_test(vec![1u8, 2, 3]).await;
+    assert_eq!(c.expect("error").await["code"], "bad_state");
 
     // Still serving: hello works now.
     assert_eq!(c.hello().await["type"], "hello");
     assert_eq!(c.hello().await["code"], "bad_state");
+    // Binary frames that are not worker messages it can read: typed errors, still serving.
+    for frame in [vec![7u8, 0, 0], vec![1u8, 9, 0, b'w'], vec![]] {
+        c.ws.send_binary_for_test(frame).await;
+        let error = c.expect("error").await;
+        assert_eq!(error["code"], "invalid_message", "{error}");
+    }
+    c.ws.send_binary_for_test(vec![1u8, 4, 0, b'n', b'o', b'p', b'e', 1, 1])
+        .await;
+    assert_eq!(c.expect("error").await["code"], "not_found");
     let unknown_worker = c
         .request(json!({"type": "worker_message", "worker_id": "nope", "data": 1}))
         .await;
@@ -214,15 +223,15 @@ async fn bad_input_gets_typed_errors_and_the_connection_keeps_serving() {
 }
 
 trait SendBinary {
-    async fn send_binary_for_test(&mut self);
+    async fn send_binary_for_test(&mut self, frame: Vec<u8>);
 }
 
 impl SendBinary
     for tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
 {
-    async fn send_binary_for_test(&mut self) {
+    async fn send_binary_for_test(&mut self, frame: Vec<u8>) {
         use futures_util::SinkExt;
-        self.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+        self.send(Message::binary(frame)).await.unwrap();
     }
 }
 

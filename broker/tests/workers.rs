@@ -84,7 +84,7 @@ async fn echo_round_trip_in_order_with_timers_and_promises() {
     c.send(json!({"type": "worker_terminate", "worker_id": "echo"}))
         .await;
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "echo", "reason": "terminated"})
     );
     broker
@@ -122,7 +122,7 @@ async fn busy_loop_is_stopped_at_its_cpu_budget_and_others_are_served() {
     other.lease(100, MIB, 1000).await;
     let latency = answered.elapsed();
 
-    let exited = c.expect("worker_exited").await;
+    let exited = c.exited().await;
     assert_eq!(
         exited,
         json!({"type": "worker_exited", "worker_id": "spin", "reason": "cpu_limit"})
@@ -151,7 +151,7 @@ async fn a_bomb_that_swallows_its_own_out_of_memory_errors_is_stopped_near_its_b
     )
     .await;
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "stubborn", "reason": "cpu_limit"})
     );
     eprintln!("OOM-swallowing loop stopped after {:?}", began.elapsed());
@@ -170,7 +170,7 @@ async fn memory_bomb_is_stopped_without_harming_the_broker() {
         "const hoard = []; while (true) hoard.push(new Array(1e5).fill(Math.random()));",
     )
     .await;
-    let exited = c.expect("worker_exited").await;
+    let exited = c.exited().await;
     let reason = exited["reason"].as_str().unwrap();
     assert!(reason == "memory_limit" || reason == "crashed", "{exited}");
     assert_eq!(
@@ -227,7 +227,7 @@ async fn lease_end_kills_its_workers() {
         .await;
     for id in ["a", "b"] {
         assert_eq!(
-            c.expect("worker_exited").await,
+            c.exited().await,
             json!({"type": "worker_exited", "worker_id": id, "reason": "lease_ended"})
         );
     }
@@ -258,7 +258,7 @@ async fn lease_end_kills_its_workers() {
         .await;
     assert_eq!(renewed["type"], "lease_renewed", "{renewed}");
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "busy", "reason": "lease_ended"})
     );
     assert_eq!(
@@ -287,7 +287,7 @@ async fn close_duplicates_and_disconnect() {
     c.post("w", json!("last words")).await;
     assert_eq!(c.expect("worker_message").await["data"], "last words");
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "w", "reason": "closed"})
     );
     // The id is free again once the worker is gone.
@@ -324,7 +324,7 @@ async fn executor_failures_are_reported_and_the_broker_keeps_serving() {
     let lease = c.lease(500, 16 * MIB, 30_000).await;
     c.spawn_worker(lease, "x", "").await;
     assert_eq!(
-        c.expect("worker_exited").await,
+        c.exited().await,
         json!({"type": "worker_exited", "worker_id": "x", "reason": "crashed"})
     );
     assert_eq!(c.lease_request(2, 1, 1, 10).await["type"], "lease_granted");
@@ -371,6 +371,137 @@ async fn executor_startup_time() {
         times.push(began.elapsed());
     }
     eprintln!("spawn -> started -> first echo: {times:?}");
+    drop(c);
+    broker.stop().await;
+}
+
+/// The processes whose parent is this test process (the in-process broker's executors).
+fn child_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces; the parent pid is the second field after it.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_next_worker_starts_in_a_spare_executor() {
+    let mut broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let lease = c.lease(1000, 32 * MIB, 30_000).await;
+    c.started_worker(lease, "first", "onmessage = (e) => postMessage(e.data)")
+        .await;
+    // The spare is started right after the first spawn; wait until it exists.
+    let deadline = Instant::now() + DEADLINE;
+    let first_pid = match broker
+        .event(
+            "WorkerStarted first",
+            |e| matches!(e, BrokerEvent::WorkerStarted { worker_id, .. } if worker_id == "first"),
+        )
+        .await
+    {
+        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        _ => unreachable!(),
+    };
+    let waiting = loop {
+        let others: Vec<u32> = child_pids()
+            .into_iter()
+            .filter(|p| *p != first_pid)
+            .collect();
+        if !others.is_empty() {
+            break others;
+        }
+        assert!(Instant::now() < deadline, "no spare executor appeared");
+        tokio::task::yield_now().await;
+    };
+    c.started_worker(lease, "second", "onmessage = (e) => postMessage(e.data)")
+        .await;
+    let second_pid = match broker
+        .event(
+            "WorkerStarted second",
+            |e| matches!(e, BrokerEvent::WorkerStarted { worker_id, .. } if worker_id == "second"),
+        )
+        .await
+    {
+        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        _ => unreachable!(),
+    };
+    assert!(
+        waiting.contains(&second_pid),
+        "worker 2 ran in {second_pid}, not in a process started before it ({waiting:?})"
+    );
+    c.post("second", json!("hi")).await;
+    assert_eq!(c.expect("worker_message").await["data"], "hi");
+    drop(c);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executors_run_confined() {
+    let mut broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let lease = c.lease(1000, 32 * MIB, 30_000).await;
+    c.started_worker(lease, "w", "onmessage = (e) => postMessage(e.data)")
+        .await;
+    // A round trip: the worker has run page code, so every layer is in place.
+    c.post("w", json!(1)).await;
+    c.expect("worker_message").await;
+    let pid = match broker
+        .event("WorkerStarted", |e| {
+            matches!(e, BrokerEvent::WorkerStarted { .. })
+        })
+        .await
+    {
+        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        _ => unreachable!(),
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("executor status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+            .unwrap_or("?")
+            .to_string()
+    };
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(
+        field("Seccomp:"),
+        "2",
+        "a seccomp filter is in force: {status}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    assert!(
+        open_files.split_whitespace().nth(3) == Some("0"),
+        "{open_files}"
+    );
+    // A worker the client terminates still has its usage reported, measured by the broker.
+    c.send(json!({"type": "worker_terminate", "worker_id": "w"}))
+        .await;
+    let exited = c.expect("worker_exited").await;
+    assert_eq!(exited["reason"], "terminated", "{exited}");
+    assert!(exited["cpu_ms"].as_u64().is_some(), "{exited}");
     drop(c);
     broker.stop().await;
 }

@@ -8,6 +8,9 @@
 // arrives after we gave up is released at once, so no lease leaks. `lease_revoking` (the
 // broker takes a lease back after a notice period) marks the lease so no new work goes to
 // it; the `lease_ended` that follows reaches the orchestrator like any other end.
+// Control messages are JSON in text frames. Worker messages are structured-clone bytes in
+// binary frames (feature "structured_clone_v1", named in both hellos); they reach and leave
+// this file as base64 text, the form the page's content scripts hand them over in.
 
 import { api, browserName } from "./platform.js";
 import { PROTOCOL_VERSION } from "./host-client.js";
@@ -18,6 +21,51 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const LEASE_MAX_WAIT_MS = 5_000;
 // Our deadline for the final answer after `lease_queued`, beyond the broker's own.
 const QUEUED_ANSWER_SLACK_MS = 2_000;
+
+export const FEATURE_STRUCTURED_CLONE = "structured_clone_v1";
+const BINARY_WORKER_MESSAGE = 0x01;
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+function base64ToBytes(text) {
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+function bytesToBase64(bytes) {
+  if (bytes.toBase64) return bytes.toBase64();
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** A binary worker-message frame: kind, u16 LE id length, UTF-8 id, payload. */
+function workerFrame(workerId, payload) {
+  const id = utf8.encode(workerId);
+  const frame = new Uint8Array(3 + id.length + payload.length);
+  frame[0] = BINARY_WORKER_MESSAGE;
+  frame[1] = id.length & 0xff;
+  frame[2] = id.length >> 8;
+  frame.set(id, 3);
+  frame.set(payload, 3 + id.length);
+  return frame;
+}
+
+function parseWorkerFrame(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length < 3 || bytes[0] !== BINARY_WORKER_MESSAGE) return null;
+  const len = bytes[1] | (bytes[2] << 8);
+  if (bytes.length < 3 + len) return null;
+  return {
+    worker_id: utf8Decoder.decode(bytes.subarray(3, 3 + len)),
+    payload: bytes.subarray(3 + len),
+  };
+}
 
 export class BrokerClient {
   /**
@@ -36,6 +84,7 @@ export class BrokerClient {
     this.revoking = new Map(); // lease_id -> ends_at_ms
     this.nextId = 1;
     this.status = { state: "unknown", url: "", detail: "" };
+    this.structuredClone = false;
   }
 
   /** Opens (or reuses) the connection and resolves with the broker's terms. */
@@ -53,6 +102,7 @@ export class BrokerClient {
         return;
       }
       this.socket = socket;
+      socket.binaryType = "arraybuffer";
       const started = performance.now();
       const timer = setTimeout(() => {
         socket.close();
@@ -64,9 +114,21 @@ export class BrokerClient {
           protocol_version: PROTOCOL_VERSION,
           client: `foresight-extension/${api.runtime.getManifest().version} ${browserName}`,
           token: token || null,
+          features: [FEATURE_STRUCTURED_CLONE],
         });
       };
       socket.onmessage = (event) => {
+        if (typeof event.data !== "string") {
+          const frame = parseWorkerFrame(event.data);
+          if (frame) {
+            this.hooks.onWorker?.({
+              type: "worker_message",
+              worker_id: frame.worker_id,
+              data: bytesToBase64(frame.payload),
+            });
+          }
+          return;
+        }
         let message;
         try {
           message = JSON.parse(event.data);
@@ -80,6 +142,8 @@ export class BrokerClient {
             rtt_ms: performance.now() - started,
             capacity: message.capacity,
           };
+          // A broker without it would turn worker data into JSON: place workers locally.
+          this.structuredClone = (message.features ?? []).includes(FEATURE_STRUCTURED_CLONE);
           this.#setStatus("connected", message.broker ?? "");
           resolve(terms);
         } else if (message.type === "error" && message.code === "version_mismatch") {
@@ -135,12 +199,16 @@ export class BrokerClient {
     this.#send({ type: "lease_release", lease_id });
   }
 
-  spawnWorker(lease_id, worker_id, script_url, source) {
-    this.#send({ type: "worker_spawn", lease_id, worker_id, script_url, source });
+  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "", module = false, epoch = null) {
+    // The epoch fences the spawn: the broker refuses it if the lease has moved on since.
+    this.#send({ type: "worker_spawn", lease_id, worker_id, script_url, source, imports, name, module, epoch });
   }
 
-  postToWorker(worker_id, data) {
-    this.#send({ type: "worker_message", worker_id, data });
+  /** `postMessage` data for a remote worker: structured-clone bytes as base64. */
+  postToWorker(worker_id, data64) {
+    if (this.socket?.readyState === WebSocket.OPEN) {
+      this.socket.send(workerFrame(worker_id, base64ToBytes(data64)));
+    }
   }
 
   terminateWorker(worker_id) {

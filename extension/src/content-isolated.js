@@ -1,17 +1,34 @@
 // Isolated-world content script, injected at document_start before content-main.js.
 //
 // 1. Receives the private MessagePort that content-main.js (MAIN world) hands over, and relays
-//    worker traffic between it and the background. The handover is a window message the
-//    listener below consumes before any page script can see it: both content scripts run
-//    before the page's first script, this listener is registered first, and it stops the
-//    event's propagation.
+//    worker traffic between it and the background.
 // 2. Captures the page's sources (scripts, inline handlers, stylesheets) and activity once the
 //    document is parsed, and sends them to the background for estimation.
 //
+// How the page <-> extension channel is authenticated: by possession of that port, which no
+// page script can obtain or imitate.
+// - The handover happens before any page script exists: both content scripts run at
+//   document_start, before the parser creates the first <script>, and neither sets up when it
+//   finds the document past "loading" (Firefox injects content scripts into tabs already open
+//   when the extension is installed: page code has run there and could have pre-registered a
+//   listener that steals the port, or posted a port of its own first).
+// - This script's listener is on window in the capture phase, registered before any page
+//   listener could be; it accepts exactly one handover (from this very window, carrying a
+//   port), stops its propagation so no page listener sees it, and then removes itself: a
+//   second "channel" message (an impersonation attempt) reaches nobody.
+// - Over the port, only the three page -> extension messages pass, each checked field by field
+//   (types, sizes); the background also ties every message to the tab its port belongs to.
+//   The page can thus do exactly what it could do by calling `new Worker()` — no more.
+// - MAIN -> isolated messages are read from this world's view of the event, so a page that
+//   patches prototypes in its own world cannot alter them here.
 // A classic script (content scripts cannot be modules), so it is self-contained.
 (() => {
   const api = globalThis.browser ?? globalThis.chrome;
-  const PAGE_TO_EXTENSION = new Set(["worker-create", "worker-post", "worker-terminate"]);
+  const MAX_URL = 8 * 1024;
+  const MAX_NAME = 1024;
+  // 8 MiB of structured-clone bytes is this much base64.
+  const MAX_DATA = Math.ceil((8 * 1024 * 1024) / 3) * 4;
+  const MAX_SOURCE = 8 * 1024 * 1024;
   let pagePort = null;
   let extPort = null;
   let interactions = 0;
@@ -27,22 +44,53 @@
     return extPort;
   }
 
-  window.addEventListener(
-    "message",
-    function handover(event) {
-      if (event.source !== window || event.data?.foresight !== "channel" || !event.ports?.[0]) {
-        return;
+  const isId = (v) => Number.isSafeInteger(v) && v > 0;
+  const isText = (v, max) => typeof v === "string" && v.length <= max;
+
+  // A message from the page, re-built from checked fields only, or null.
+  function checked(m) {
+    if (typeof m !== "object" || m === null || !isId(m.id)) return null;
+    switch (m.kind) {
+      case "worker-create": {
+        const o = m.options;
+        if (!isText(m.url, MAX_URL) || typeof o !== "object" || o === null) return null;
+        if ((o.type !== "classic" && o.type !== "module") || !isText(o.name, MAX_NAME)) return null;
+        if (m.source !== null && !isText(m.source, MAX_SOURCE)) return null;
+        return {
+          kind: m.kind,
+          id: m.id,
+          url: m.url,
+          options: { type: o.type, name: o.name },
+          source: m.source,
+        };
       }
-      event.stopImmediatePropagation();
-      window.removeEventListener("message", handover, true);
-      pagePort = event.ports[0];
-      pagePort.onmessage = (e) => {
-        // Only the three worker messages pass; anything else from the page is dropped.
-        if (PAGE_TO_EXTENSION.has(e.data?.kind)) extension().postMessage(e.data);
-      };
-    },
-    true,
-  );
+      case "worker-post":
+        return isText(m.data, MAX_DATA) ? { kind: m.kind, id: m.id, data: m.data } : null;
+      case "worker-terminate":
+        return { kind: m.kind, id: m.id, reason: isText(m.reason, MAX_URL) ? m.reason : "" };
+      default:
+        return null;
+    }
+  }
+
+  if (document.readyState === "loading") {
+    window.addEventListener(
+      "message",
+      function handover(event) {
+        if (event.source !== window || event.data?.foresight !== "channel" || !event.ports?.[0]) {
+          return;
+        }
+        event.stopImmediatePropagation();
+        window.removeEventListener("message", handover, true);
+        pagePort = event.ports[0];
+        pagePort.onmessage = (e) => {
+          const message = checked(e.data);
+          if (message) extension().postMessage(message);
+        };
+      },
+      true,
+    );
+  }
 
   for (const type of ["click", "keydown", "pointerdown"]) {
     window.addEventListener(type, () => interactions++, { capture: true, passive: true });

@@ -5,6 +5,13 @@
 //
 // A tab's session lives exactly as long as its content script's port: the port closes when
 // the tab closes or navigates, and that is when the lease is released.
+//
+// Monitor and adjust: when a remote worker's lease ends, its executor crashes or the broker
+// connection is lost, the page's stand-in is told `worker-fallback` and moves the worker to a
+// local Worker, replaying the messages it had not answered (content-main.js). Limits the
+// worker hit itself (CPU, memory) are not retried: the page gets a typed error. New workers
+// follow the session's current state: without a lease, they run locally. Module workers go
+// remote like classic ones, with their static module graph fetched up front.
 
 import { BrokerClient } from "./broker-client.js";
 import { estimatePage, fallbackPlan } from "./estimator.js";
@@ -18,6 +25,47 @@ import { chooseTabsToDiscard } from "./tab-discard.js";
 const PLACEMENT_DEADLINE_MS = 8_000;
 const FETCH_TIMEOUT_MS = 5_000;
 const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
+// importScripts the orchestrator supplies with a remote worker: string literals found in its
+// source (and in theirs, one level down), fetched up front.
+const MAX_IMPORTS = 32;
+
+const MAX_MODULES = 64;
+
+/**
+ * URLs a worker's source may load, resolved against `base`: the string literals of its
+ * `importScripts(...)` calls (classic) or its `import`/`export ... from` specifiers and
+ * `import("...")` calls (module; bare specifiers cannot load in a worker either).
+ */
+function importedUrls(source, base, module = false) {
+  if (module) {
+    const urls = [];
+    const specifiers = [
+      ...source.matchAll(/\b(?:import|export)\s[^'"`;]*?\bfrom\s*(["'])([^"']+)\1/g),
+      ...source.matchAll(/\bimport\s*(["'])([^"']+)\1/g),
+      ...source.matchAll(/\bimport\s*\(\s*(["'])([^"']+)\1\s*\)/g),
+    ];
+    for (const m of specifiers) {
+      if (!/^(\/|\.\/|\.\.\/|[a-z][a-z0-9+.-]*:)/i.test(m[2])) continue;
+      try {
+        urls.push(new URL(m[2], base).href);
+      } catch {
+        // Not a URL: the import fails in the worker, as it would locally.
+      }
+    }
+    return urls;
+  }
+  const urls = [];
+  for (const call of source.matchAll(/importScripts\s*\(([^)]*)\)/g)) {
+    for (const lit of call[1].matchAll(/(["'`])((?:\\.|(?!\1)[^\\])*)\1/g)) {
+      try {
+        urls.push(new URL(lit[2], base).href);
+      } catch {
+        // Not a URL: importScripts will throw in the worker, as it would locally.
+      }
+    }
+  }
+  return urls;
+}
 
 async function fetchText(url) {
   const controller = new AbortController();
@@ -34,6 +82,13 @@ async function fetchText(url) {
     clearTimeout(timer);
   }
 }
+
+// What the page's error says about a remote worker that hit a limit of its own.
+const EXIT_DETAILS = {
+  cpu_limit: "the worker used up its CPU-time budget",
+  memory_limit: "the worker used up its memory budget",
+  closed: "",
+};
 
 function deferred() {
   let resolve;
@@ -53,6 +108,7 @@ class TabSession {
     this.leaseNote = "";
     this.workerSources = new Map(); // worker script URL -> source
     this.remoteWorkers = new Map(); // broker worker_id -> page worker id
+    this.terminated = new Set(); // page worker ids terminated before their placement
     this.placements = []; // {url, target, reason} per worker the page created
     this.error = "";
     this.ended = false;
@@ -70,6 +126,8 @@ export class Orchestrator {
   constructor() {
     this.sessions = new Map(); // tabId -> TabSession
     this.workerOwners = new Map(); // broker worker_id -> TabSession
+    // broker worker_id -> its placement record, until the broker reports what it used
+    this.usage = new Map();
     this.nextWorker = 1;
     this.host = new HostClient();
     this.broker = new BrokerClient({
@@ -145,6 +203,9 @@ export class Orchestrator {
         if (workerId) {
           this.broker.terminateWorker(workerId);
           this.#forgetWorker(workerId);
+        } else {
+          // Terminated before its placement: it must not be started remotely afterwards.
+          session.terminated.add(message.id);
         }
         break;
       }
@@ -271,18 +332,73 @@ export class Orchestrator {
     );
   }
 
-  async #placeWorker(session, { id, url, options }) {
+  async #placeWorker(session, { id, url, options, source }) {
     const deadline = new Promise((resolve) => setTimeout(() => resolve(null), PLACEMENT_DEADLINE_MS));
     const analysis = await Promise.race([session.analysis.promise, deadline]);
-    const decision = this.#decide(session, analysis, url, options);
-    session.placements.push({ url, target: decision.target, reason: decision.reason });
+    let decision = this.#decide(session, analysis, url, options);
+    let script = null;
+    if (decision.target === "remote") {
+      script = await this.#workerScript(session, url, source, options?.type === "module");
+      if (script.error) decision = { target: "local", reason: script.error };
+      // The page may have gone, or the lease ended, while the sources were fetched.
+      else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
+    }
+    if (session.terminated.delete(id)) decision = { target: "local", reason: "terminated by the page" };
+    // The prediction, next to what the broker will report the worker used (popup; the
+    // comparison is what calibration can learn from).
+    const component = analysis?.demand?.components?.find((c) => c.url === url);
+    const record = {
+      url,
+      target: decision.target,
+      reason: decision.reason,
+      predicted_cpu_ms: component ? component.cpu_ms : null,
+      used_cpu_ms: null,
+    };
+    session.placements.push(record);
     if (decision.target === "remote") {
       const workerId = `t${session.tabId}-w${this.nextWorker++}`;
+      this.usage.set(workerId, record);
       session.remoteWorkers.set(workerId, id);
       this.workerOwners.set(workerId, session);
-      this.broker.spawnWorker(session.lease.lease_id, workerId, url, session.workerSources.get(url));
+      this.broker.spawnWorker(
+        session.lease.lease_id,
+        workerId,
+        url,
+        script.source,
+        script.imports,
+        options?.name ?? "",
+        options?.type === "module",
+        session.lease.epoch,
+      );
     }
     session.send({ kind: "worker-placement", id, target: decision.target, reason: decision.reason });
+  }
+
+  /** The worker's source and the scripts its importScripts may load, or `{error}`. */
+  async #workerScript(session, url, pageSource, module) {
+    let source = pageSource ?? session.workerSources.get(url) ?? null;
+    if (source == null && /^https?:/.test(url)) source = (await fetchText(url)).text ?? null;
+    if (source == null) return { error: "the worker's source could not be read" };
+    const imports = [];
+    const seen = new Set();
+    // Classic: importScripts literals, one level down. Module: the whole static graph.
+    const maxDepth = module ? 8 : 1;
+    const maxCount = module ? MAX_MODULES : MAX_IMPORTS;
+    let pending = importedUrls(source, url, module).map((u) => [u, 0]);
+    while (pending.length > 0 && imports.length < maxCount) {
+      const [importUrl, depth] = pending.shift();
+      if (seen.has(importUrl) || !/^https?:/.test(importUrl)) continue;
+      seen.add(importUrl);
+      const fetched = await fetchText(importUrl);
+      // A script that cannot be fetched is left out: importScripts throws a NetworkError
+      // for it in the worker, as it would locally.
+      if (fetched.text == null) continue;
+      imports.push({ url: importUrl, source: fetched.text });
+      if (depth < maxDepth) {
+        pending = pending.concat(importedUrls(fetched.text, importUrl, module).map((u) => [u, depth + 1]));
+      }
+    }
+    return { source, imports };
   }
 
   #decide(session, analysis, url, options) {
@@ -290,15 +406,19 @@ export class Orchestrator {
     if (session.ended) return local("the page is gone");
     if (!analysis) return local(session.phase === "Foresight is off on this site" ? session.phase : "no plan in time");
     if (!offloadAllowedFor(session.settings, session.url)) return local("offloading is not allowed for this site");
-    if (options?.type === "module") return local("module workers run locally in this version");
-    const placement = analysis.plan.placements.find((p) => p.url === url);
-    if (!placement) return local("the plan has no placement for this worker");
-    if (placement.target !== "remote") return local(placement.reason);
+    const placements = analysis.plan.placements;
+    const placement = placements.find((p) => p.url === url);
+    if (placement && placement.target !== "remote") return local(placement.reason);
+    // A worker the estimator could not see (blob:, data:, a computed URL) follows the page:
+    // remote when the plan offloads the page's other workers and leased for them.
+    if (!placement && !placements.some((p) => p.target === "remote")) {
+      return local("the plan offloads none of this page's workers");
+    }
     if (!session.lease) return local(session.leaseNote || "no lease");
     if (this.broker.isRevoking(session.lease.lease_id)) return local("the broker is taking the lease back");
-    if (!session.workerSources.has(url)) return local("the worker's source could not be fetched");
     if (this.broker.status.state !== "connected") return local("the broker connection is gone");
-    return { target: "remote", reason: placement.reason };
+    if (!this.broker.structuredClone) return local("the broker does not speak structured_clone_v1");
+    return { target: "remote", reason: placement?.reason ?? "follows the page's offloaded workers" };
   }
 
   #brokerWorkerId(session, pageId) {
@@ -315,6 +435,11 @@ export class Orchestrator {
   }
 
   #fromBroker(message) {
+    if (message.type === "worker_exited") {
+      const record = this.usage.get(message.worker_id);
+      this.usage.delete(message.worker_id);
+      if (record && typeof message.cpu_ms === "number") record.used_cpu_ms = message.cpu_ms;
+    }
     if (message.type === "lease_ended") {
       for (const session of this.sessions.values()) {
         if (session.lease?.lease_id === message.lease_id) {
@@ -338,11 +463,30 @@ export class Orchestrator {
           message: message.message,
           filename: message.filename ?? "",
           lineno: message.lineno ?? 0,
+          colno: 0,
         });
         break;
+      case "worker_console":
+        session.send({ kind: "worker-console", id, level: message.level, text: message.text });
+        break;
       case "worker_exited":
-        if (message.reason !== "closed" && message.reason !== "terminated") {
-          session.send({ kind: "worker-error", id, message: `remote worker stopped: ${message.reason}` });
+        switch (message.reason) {
+          case "terminated":
+            break;
+          case "lease_ended":
+          case "crashed":
+          case "unknown":
+            // Not the worker's doing: it moves to the page, replaying what it had not answered.
+            session.send({ kind: "worker-fallback", id, reason: `remote worker ${message.reason}` });
+            break;
+          default:
+            session.send({
+              kind: "worker-exited",
+              id,
+              reason: message.reason,
+              detail: EXIT_DETAILS[message.reason] ?? "",
+            });
+            break;
         }
         this.#forgetWorker(message.worker_id);
         break;
@@ -352,9 +496,10 @@ export class Orchestrator {
   }
 
   #brokerLost() {
+    this.usage.clear();
     for (const [workerId, session] of this.workerOwners) {
       const id = session.remoteWorkers.get(workerId);
-      session.send({ kind: "worker-error", id, message: "the broker connection was lost" });
+      session.send({ kind: "worker-fallback", id, reason: "the broker connection was lost" });
     }
     this.workerOwners.clear();
     for (const session of this.sessions.values()) {

@@ -10,6 +10,8 @@
 //! * [`planner`] — the pure Predictive Execution Planner: demand + contention + policy -> plan.
 //!   It runs in the native host and, compiled to wasm, in the extension when no host is present.
 //! * [`ids`] — the names by which browsers know the extension and its native host.
+//! * [`sclone`] — the binary structured-clone format worker messages travel in: a checking
+//!   decoder and a JSON bridge (the JavaScript codec does the real encoding).
 //!
 //! The crate does no I/O beyond the `std::io` traits the codec is generic over, and builds for
 //! both native targets and `wasm32-unknown-unknown`.
@@ -19,3 +21,4 @@ pub mod ids;
 pub mod limits;
 pub mod planner;
 pub mod protocol;
+pub mod sclone;

@@ -218,6 +218,14 @@ impl Browser {
         Ok(())
     }
 
+    /// Starts watching `tab`'s console: what the page's scripts log from now on.
+    pub async fn console(&self, tab: &Tab) -> Result<ConsoleEvents, Error> {
+        match self {
+            Browser::Chromium(b) => b.console(tab).await,
+            Browser::Firefox(b) => b.console(tab).await,
+        }
+    }
+
     pub async fn close(&self, tab: &Tab) -> Result<(), Error> {
         match self {
             Browser::Chromium(b) => b.close(tab).await,
@@ -231,6 +239,45 @@ impl Browser {
             Browser::Chromium(b) => b.process.log_path(),
             Browser::Firefox(b) => b.process.log_path(),
         }
+    }
+}
+
+/// A tab's console calls, as the automation protocol reports them: `(level, text)` with the
+/// level as the console method's name (`log`, `warn`, ...).
+pub struct ConsoleEvents {
+    pub(crate) events: tokio::sync::broadcast::Receiver<Value>,
+    pub(crate) pick: ConsolePick,
+}
+
+/// Turns one automation event into a console call of the watched tab, if it is one.
+pub(crate) type ConsolePick = Box<dyn Fn(&Value) -> Option<(String, String)> + Send>;
+
+impl ConsoleEvents {
+    /// Waits for the first console call for which `want` holds.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        want: impl Fn(&str, &str) -> bool,
+    ) -> Result<(String, String), Error> {
+        let search = async {
+            loop {
+                match self.events.recv().await {
+                    Ok(e) => {
+                        if let Some((level, text)) = (self.pick)(&e)
+                            && want(&level, &text)
+                        {
+                            return Ok((level, text));
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return Err(Error::Browser("browser connection closed".into())),
+                }
+            }
+        };
+        tokio::time::timeout(deadline, search)
+            .await
+            .map_err(|_| Error::Timeout(format!("the page's console never showed {what}")))?
     }
 }
 

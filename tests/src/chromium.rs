@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::Error;
-use crate::browser::{BrowserProcess, LaunchOptions, Tab};
+use crate::browser::{BrowserProcess, ConsoleEvents, LaunchOptions, Tab};
 use crate::rpc::RpcClient;
 
 pub struct Chromium {
@@ -188,6 +188,47 @@ impl Chromium {
             )
             .await?;
         str_field(&shot, "data")
+    }
+
+    /// Console calls in `tab` from now on, as `(level, text)`.
+    pub async fn console(&self, tab: &Tab) -> Result<ConsoleEvents, Error> {
+        let events = self.rpc.events();
+        self.rpc
+            .call(
+                "Runtime.enable",
+                json!({}),
+                json!({"sessionId": tab.session}),
+            )
+            .await?;
+        let session = tab.session.clone();
+        Ok(ConsoleEvents {
+            events,
+            pick: Box::new(move |e: &Value| {
+                if e["method"] != "Runtime.consoleAPICalled"
+                    || e["sessionId"].as_str() != session.as_deref()
+                {
+                    return None;
+                }
+                let level = match e["params"]["type"].as_str() {
+                    Some("warning") => "warn",
+                    Some(other) => other,
+                    None => "log",
+                };
+                let text = e["params"]["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        a["value"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| a["value"].to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some((level.to_string(), text))
+            }),
+        })
     }
 
     pub async fn close(&self, tab: &Tab) -> Result<(), Error> {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::Error;
-use crate::browser::{BrowserProcess, LaunchOptions, Tab};
+use crate::browser::{BrowserProcess, ConsoleEvents, LaunchOptions, Tab};
 use crate::rpc::RpcClient;
 
 /// The fixed moz-extension:// host of the extension in test profiles, so its pages have a
@@ -201,6 +201,32 @@ impl Firefox {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| Error::Browser(format!("screenshot without data: {shot}")))
+    }
+
+    /// Console calls in `tab` from now on, as `(level, text)`.
+    pub async fn console(&self, tab: &Tab) -> Result<ConsoleEvents, Error> {
+        let events = self.rpc.events();
+        self.rpc
+            .call(
+                "session.subscribe",
+                json!({"events": ["log.entryAdded"], "contexts": [tab.id]}),
+                json!({}),
+            )
+            .await?;
+        let context = tab.id.clone();
+        Ok(ConsoleEvents {
+            events,
+            pick: Box::new(move |e: &Value| {
+                let p = &e["params"];
+                if e["method"] != "log.entryAdded" || p["source"]["context"] != context.as_str() {
+                    return None;
+                }
+                Some((
+                    p["level"].as_str().unwrap_or("log").to_string(),
+                    p["text"].as_str().unwrap_or_default().to_string(),
+                ))
+            }),
+        })
     }
 
     pub async fn close(&self, tab: &Tab) -> Result<(), Error> {

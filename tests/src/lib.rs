@@ -6,6 +6,8 @@
 //!   audit log; [`broker`] runs the real broker on an ephemeral loopback port and exposes its
 //!   events as broker-side evidence; [`http`] serves the fixture pages on loopback.
 //! * [`artifacts`] finds what `cargo xtask dist` and `cargo build` produced.
+//! * [`conformance`] runs worker programs locally and remotely in a real page and compares
+//!   what the page saw; it also plays a hostile page and a hostile worker.
 //!
 //! The end-to-end tests (`tests/e2e.rs`) and the demo (`foresight-demo`) are both built on it.
 
@@ -13,6 +15,7 @@ pub mod artifacts;
 pub mod broker;
 pub mod browser;
 pub mod chromium;
+pub mod conformance;
 pub mod firefox;
 pub mod host;
 pub mod http;

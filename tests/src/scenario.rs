@@ -47,9 +47,12 @@ pub struct Rig {
 }
 
 /// How a rig is set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RigOptions {
     pub headless: bool,
+    /// Artifacts found elsewhere (the benchmarks use release builds); `None` locates the
+    /// usual ones.
+    pub artifacts: Option<Artifacts>,
     /// Whether the native host names the rig's broker to the extension (through
     /// `FORESIGHT_BROKER_URL`). Without it the extension uses its settings or the default.
     pub announce_broker: bool,
@@ -59,6 +62,7 @@ impl Default for RigOptions {
     fn default() -> Self {
         Self {
             headless: true,
+            artifacts: None,
             announce_broker: true,
         }
     }
@@ -78,7 +82,10 @@ impl Rig {
 
     pub async fn start_with(kind: BrowserKind, options: RigOptions) -> Result<Self, Error> {
         let headless = options.headless;
-        let artifacts = Artifacts::locate()?;
+        let artifacts = match options.artifacts {
+            Some(artifacts) => artifacts,
+            None => Artifacts::locate()?,
+        };
         let dir = tempfile::Builder::new()
             .prefix(&format!("foresight-{}-", kind.name()))
             .tempdir()?;

@@ -3,6 +3,7 @@
 //! on an ephemeral loopback port. See `foresight_tests::scenario` for what each step checks.
 
 use foresight_tests::browser::BrowserKind;
+use foresight_tests::conformance;
 use foresight_tests::scenario::{self, Rig};
 
 async fn whole_data_flow(kind: BrowserKind) {
@@ -34,4 +35,66 @@ async fn chromium_runs_the_whole_data_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_runs_the_whole_data_flow() {
     whole_data_flow(BrowserKind::Firefox).await;
+}
+
+/// Remote workers from a page's point of view: conformance (the same programs locally and
+/// remotely, identical observations), an impersonating page, a hostile worker, and a worker
+/// moved to the page when the broker goes away mid-request.
+async fn remote_workers_as_the_page_sees_them(kind: BrowserKind) {
+    let mut rig = match Rig::start(kind, true).await {
+        Ok(rig) => rig,
+        Err(e) => panic!("{} could not be set up: {e}", kind.name()),
+    };
+    let tab = match conformance::open(&mut rig).await {
+        Ok(tab) => tab,
+        Err(e) => panic!("conformance page: {}", rig.context(e)),
+    };
+    let names = rig
+        .browser
+        .eval(&tab, "window.programNames")
+        .await
+        .expect("program names");
+    let names: Vec<String> = serde_json::from_value(names).expect("a list of names");
+    assert!(names.len() >= 14, "{names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        match conformance::program(&mut rig, &tab, name).await {
+            Ok(seen) => eprintln!("[{}] conformance {name}: {seen}", kind.name()),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    if let Err(e) = conformance::terminated_before_placement(&mut rig, &tab).await {
+        panic!("terminated before placement: {}", rig.context(e));
+    }
+    match conformance::console(&mut rig, &tab).await {
+        Ok(seen) => eprintln!("[{}] console: {seen}", kind.name()),
+        Err(e) => panic!("console: {}", rig.context(e)),
+    }
+    match conformance::impersonation(&mut rig, &tab).await {
+        Ok(report) => eprintln!("[{}] impersonation: {report}", kind.name()),
+        Err(e) => panic!("impersonation: {}", rig.context(e)),
+    }
+    match conformance::hostile(&mut rig, &tab).await {
+        Ok(event) => eprintln!("[{}] hostile: {event}", kind.name()),
+        Err(e) => panic!("hostile: {}", rig.context(e)),
+    }
+    match conformance::moved_after_a_crash(&mut rig, &tab).await {
+        Ok(answers) => eprintln!("[{}] moved after a crash: {answers}", kind.name()),
+        Err(e) => panic!("moved after a crash: {}", rig.context(e)),
+    }
+    match conformance::moved_while_working(&mut rig, &tab).await {
+        Ok(answers) => eprintln!("[{}] moved: {answers}", kind.name()),
+        Err(e) => panic!("moved while working: {}", rig.context(e)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_remote_workers_as_the_page_sees_them() {
+    remote_workers_as_the_page_sees_them(BrowserKind::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_remote_workers_as_the_page_sees_them() {
+    remote_workers_as_the_page_sees_them(BrowserKind::Firefox).await;
 }

@@ -19,8 +19,8 @@ async fn rig(kind: BrowserKind, announce_broker: bool) -> Rig {
     match Rig::start_with(
         kind,
         RigOptions {
-            headless: true,
             announce_broker,
+            ..RigOptions::default()
         },
     )
     .await

@@ -101,8 +101,25 @@ fn test(args: &[String]) -> Result<()> {
 
 /// Runs the benchmarks in a release build; suite names select a subset.
 fn bench(args: &[String]) -> Result<()> {
-    util::step("running the benchmarks (release build)");
     let mut cmd = util::cargo_command(&["run", "--release", "-p", "foresight-bench", "--"]);
+    // The remote_worker suite drives a real browser with the packaged extension, a release
+    // broker (whose executor speed it measures) and the native host.
+    if args.is_empty() || args.iter().any(|a| a == "remote_worker") {
+        let browsers = util::Browsers::find()?;
+        let dist = dist::dist()?;
+        util::step("building the native host and the broker (release)");
+        cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "foresight-host",
+            "-p",
+            "foresight-broker",
+            "--bins",
+        ])?;
+        util::test_env(&mut cmd, &dist, &browsers);
+    }
+    util::step("running the benchmarks (release build)");
     cmd.args(args);
     util::run(cmd)
 }

@@ -3,4 +3,5 @@
 pub mod broker;
 pub mod framing;
 pub mod planner;
+pub mod remote_worker;
 pub mod sampler;

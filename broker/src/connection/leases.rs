@@ -176,6 +176,7 @@ impl Connection {
             self.send(ServerMessage::WorkerExited {
                 worker_id,
                 reason: WorkerExitReason::LeaseEnded,
+                cpu_ms: None,
             })
             .await?;
         }
@@ -210,6 +211,8 @@ impl Connection {
 
     /// Whatever is left when the connection ends: release the leases, kill the workers.
     pub(super) fn release_everything(&mut self) {
+        // The spare executor is killed on drop.
+        self.spare = None;
         self.shared.disconnect(self.client_id);
         for (_, worker) in self.workers.drain() {
             worker.kill(WorkerExitReason::LeaseEnded);

@@ -1,11 +1,17 @@
 //! One client: the protocol state machine of channel 2 (`docs/PROTOCOL.md`).
 //!
 //! A connection is one task. It waits on four things at once: the client's next frame, the
-//! output of its workers, its outbox of lease notices, and the server's shutdown. It never
-//! gives up on a client over a bad message: invalid JSON, an invalid or unknown message, a
-//! message before `hello` or a binary frame each get a typed `error` and the connection keeps
-//! serving. Only a protocol version mismatch and an over-long message (which the websocket
-//! layer cannot skip) close it.
+//! output of its workers, its outbox of lease notices, and the server's shutdown. It answers
+//! every request in order, and it never gives up on a client over a bad message: invalid
+//! JSON, an invalid or unknown message, a message before `hello` or a binary frame it cannot
+//! read each get a typed `error` and the connection keeps serving.
+//!
+//! Worker messages are relayed as bytes: a binary frame from the client becomes a data frame
+//! on the executor's pipe and back, without decoding the structured-clone payload (the
+//! executor decodes it inside the sandbox). Only a client that did not name
+//! `structured_clone_v1` in its `hello` gets its worker data converted, from and to JSON
+//! (`foresight_shared::sclone`). Only a protocol version mismatch and an over-long message
+//! (which the websocket layer cannot skip) close it.
 //!
 //! Lease state lives in the shared engine ([`crate::scheduler`]), which other clients'
 //! requests and the timer change too (a queued grant, a preemption, an expiry). What other
@@ -30,9 +36,13 @@ use std::time::Duration;
 use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
 
 use crate::admission::{self, RateLimiter};
-use foresight_shared::protocol::broker::{ClientMessage, LeaseId, ServerMessage, WorkerExitReason};
-use foresight_shared::protocol::executor::{ExecutorLimits, ToExecutor};
+use foresight_shared::protocol::broker::{
+    ClientMessage, FEATURE_STRUCTURED_CLONE, LeaseId, ScriptSource, ServerMessage,
+    WorkerExitReason, decode_worker_frame, encode_worker_frame,
+};
+use foresight_shared::protocol::executor::ExecutorLimits;
 use foresight_shared::protocol::{ErrorCode, PROTOCOL_VERSION};
+use foresight_shared::sclone;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -144,6 +154,8 @@ pub(crate) async fn serve(
             client_id,
             ws,
             greeted: false,
+            structured_clone: false,
+            spare: None,
             workers: HashMap::new(),
             worker_tx,
             next_serial: 1,
@@ -189,6 +201,11 @@ struct Connection {
     client_id: u64,
     ws: WebSocketStream<Io>,
     greeted: bool,
+    /// The client named [`FEATURE_STRUCTURED_CLONE`]: worker data travels in binary frames.
+    structured_clone: bool,
+    /// An executor process started ahead of this connection's next worker (killed when the
+    /// connection ends, with everything else).
+    spare: Option<workers::Spare>,
     workers: HashMap<String, WorkerHandle>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     next_serial: u64,
@@ -312,6 +329,39 @@ impl Connection {
         .await
     }
 
+    /// `postMessage` data from a worker: a binary frame for a structured-clone client, the
+    /// `JSON.stringify` rendering for the others (or an error saying why there is none).
+    async fn send_worker_data(&mut self, worker_id: String, data: &[u8]) -> WsResult<()> {
+        if self.structured_clone {
+            let frame = encode_worker_frame(&worker_id, data);
+            return match tokio::time::timeout(SEND_TIMEOUT, self.ws.send(Message::binary(frame)))
+                .await
+            {
+                Ok(sent) => sent,
+                Err(_) => Err(tungstenite::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                ))),
+            };
+        }
+        let rendered = sclone::decode(data)
+            .map_err(|e| e.to_string())
+            .and_then(|v| v.to_json().map_err(|e| e.to_string()));
+        match rendered {
+            Ok(data) => {
+                self.send(ServerMessage::WorkerMessage { worker_id, data })
+                    .await
+            }
+            Err(e) => {
+                let message = format!(
+                    "a message from worker {worker_id:?} was dropped: {e}; name \
+                     {FEATURE_STRUCTURED_CLONE:?} in hello to receive it"
+                );
+                self.send_error(ErrorCode::Unsupported, message, None).await
+            }
+        }
+    }
+
     async fn close(&mut self, code: CloseCode, reason: &'static str) -> WsResult<()> {
         self.ws
             .close(Some(CloseFrame {
@@ -329,30 +379,16 @@ impl Connection {
     async fn on_frame(&mut self, message: Message) -> WsResult<Flow> {
         match message {
             Message::Text(text) => {
-                if let Some(rate) = self.rate.as_mut()
-                    && !rate.admit(std::time::Instant::now())
-                {
-                    self.shared
-                        .counters
-                        .refused_messages
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.send_error(
-                        ErrorCode::LimitExceeded,
-                        "too many messages per second on this connection; message not served",
-                        None,
-                    )
-                    .await?;
+                if !self.admit_message().await? {
                     return Ok(Flow::Continue);
                 }
                 self.on_text(text.as_str()).await
             }
-            Message::Binary(_) => {
-                self.send_error(
-                    ErrorCode::Unsupported,
-                    "binary frames are not part of the protocol; send JSON in text frames",
-                    None,
-                )
-                .await?;
+            Message::Binary(bytes) => {
+                if !self.admit_message().await? {
+                    return Ok(Flow::Continue);
+                }
+                self.on_binary(&bytes).await?;
                 Ok(Flow::Continue)
             }
             // Keepalive: a websocket ping renews every lease of the connection for its own
@@ -390,7 +426,11 @@ impl Connection {
                     protocol_version,
                     client,
                     token,
-                } => self.on_hello(protocol_version, client, token).await,
+                    features,
+                } => {
+                    self.on_hello(protocol_version, client, token, &features)
+                        .await
+                }
                 _ => {
                     self.send_error(
                         ErrorCode::BadState,
@@ -437,12 +477,25 @@ impl Connection {
                 script_url,
                 source,
                 epoch,
+                imports,
+                name,
+                module,
             } => {
-                self.on_worker_spawn(lease_id, worker_id, script_url, source, epoch)
+                let script = Script {
+                    script_url,
+                    source,
+                    imports,
+                    name,
+                    module,
+                };
+                self.on_worker_spawn(lease_id, worker_id, script, epoch)
                     .await?
             }
             ClientMessage::WorkerMessage { worker_id, data } => {
-                self.on_worker_message(worker_id, data, text.len()).await?
+                // A JSON client's data becomes what JSON.parse would give, in the format the
+                // executor reads.
+                let bytes = sclone::encode_json(&data);
+                self.on_worker_data(&worker_id, &bytes).await?
             }
             ClientMessage::WorkerTerminate { worker_id } => {
                 self.on_worker_terminate(worker_id).await?
@@ -450,6 +503,27 @@ impl Connection {
             ClientMessage::Unknown => {}
         }
         Ok(Flow::Continue)
+    }
+
+    /// The per-connection message rate limit: `false`, after telling the client, when this
+    /// message must not be served.
+    async fn admit_message(&mut self) -> WsResult<bool> {
+        if let Some(rate) = self.rate.as_mut()
+            && !rate.admit(std::time::Instant::now())
+        {
+            self.shared
+                .counters
+                .refused_messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.send_error(
+                ErrorCode::LimitExceeded,
+                "too many messages per second on this connection; message not served",
+                None,
+            )
+            .await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Says what is wrong with a message that did not parse as a known one.
@@ -495,6 +569,7 @@ impl Connection {
         protocol_version: u32,
         client: String,
         token: Option<String>,
+        features: &[String],
     ) -> WsResult<Flow> {
         if protocol_version != PROTOCOL_VERSION {
             self.send_error(
@@ -547,6 +622,7 @@ impl Connection {
             );
         }
         self.greeted = true;
+        self.structured_clone = features.iter().any(|f| f == FEATURE_STRUCTURED_CLONE);
         self.shared.events.emit(BrokerEvent::ClientHello {
             client_id: self.client_id,
             client,
@@ -557,6 +633,7 @@ impl Connection {
             protocol_version: PROTOCOL_VERSION,
             broker: BROKER_NAME.to_string(),
             capacity,
+            features: vec![FEATURE_STRUCTURED_CLONE.to_string()],
         })
         .await?;
         Ok(Flow::Continue)
@@ -568,8 +645,7 @@ impl Connection {
         &mut self,
         lease_id: LeaseId,
         worker_id: String,
-        script_url: String,
-        source: String,
+        script: Script,
         epoch: Option<u64>,
     ) -> WsResult<()> {
         let client = self.client_id;
@@ -648,12 +724,17 @@ impl Connection {
         let spec = WorkerSpec {
             worker_id: worker_id.clone(),
             lease_id,
-            script_url,
-            source,
+            script_url: script.script_url,
+            source: script.source,
+            imports: script.imports,
+            name: script.name,
+            module: script.module,
             limits,
         };
+        let spare = self.spare.take();
         let spawned = workers::spawn(
             &self.shared.config.executor,
+            spare,
             spec,
             serial,
             self.worker_tx.clone(),
@@ -686,43 +767,59 @@ impl Connection {
         }
     }
 
-    async fn on_worker_message(
-        &mut self,
-        worker_id: String,
-        data: serde_json::Value,
-        text_len: usize,
-    ) -> WsResult<()> {
-        if !self.workers.contains_key(&worker_id) {
-            return self.worker_not_found(&worker_id).await;
+    /// A binary frame: a worker message in structured-clone bytes.
+    async fn on_binary(&mut self, frame: &[u8]) -> WsResult<()> {
+        if !self.greeted {
+            return self
+                .send_error(ErrorCode::BadState, "the first message must be hello", None)
+                .await;
         }
-        // The whole message bounds its data; measure only when that bound is not enough.
-        if text_len > WORKER_MAX_MESSAGE {
-            let len = serde_json::to_string(&data).map_or(usize::MAX, |s| s.len());
-            if len > WORKER_MAX_MESSAGE {
-                return self
-                    .send_error(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "worker message of {len} bytes exceeds the {WORKER_MAX_MESSAGE}-byte \
-                             limit; not delivered"
-                        ),
-                        None,
-                    )
-                    .await;
+        match decode_worker_frame(frame) {
+            Ok((worker_id, payload)) => {
+                let worker_id = worker_id.to_string();
+                self.on_worker_data(&worker_id, payload).await
+            }
+            Err(e) => {
+                self.send_error(
+                    ErrorCode::InvalidMessage,
+                    format!("unreadable binary frame: {e}"),
+                    None,
+                )
+                .await
             }
         }
-        let wanted = self.shared.events.wanted();
-        let copy = wanted.then(|| data.clone());
-        let queued = match self.workers.get(&worker_id) {
-            Some(worker) => worker.send(&ToExecutor::Message { data }),
+    }
+
+    /// `postMessage` from the page to a worker, as structured-clone bytes: relayed to its
+    /// executor undecoded (the executor decodes it, inside the sandbox).
+    async fn on_worker_data(&mut self, worker_id: &str, data: &[u8]) -> WsResult<()> {
+        if !self.workers.contains_key(worker_id) {
+            return self.worker_not_found(worker_id).await;
+        }
+        if data.len() > WORKER_MAX_MESSAGE {
+            return self
+                .send_error(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "worker message of {} bytes exceeds the {WORKER_MAX_MESSAGE}-byte \
+                         limit; not delivered",
+                        data.len()
+                    ),
+                    None,
+                )
+                .await;
+        }
+        let queued = match self.workers.get(worker_id) {
+            Some(worker) => worker.post(data),
             None => Err(QueueError::Gone),
         };
         match queued {
             Ok(()) => {
-                if let Some(data) = copy {
-                    self.shared
-                        .events
-                        .emit(BrokerEvent::WorkerMessageIn { worker_id, data });
+                if self.shared.events.wanted() {
+                    self.shared.events.emit(BrokerEvent::WorkerMessageIn {
+                        worker_id: worker_id.to_string(),
+                        data: sclone::describe(data),
+                    });
                 }
                 Ok(())
             }
@@ -753,10 +850,12 @@ impl Connection {
     async fn on_worker_terminate(&mut self, worker_id: String) -> WsResult<()> {
         match self.workers.remove(&worker_id) {
             Some(worker) => {
+                let cpu_ms = worker.cpu_ms();
                 worker.kill(WorkerExitReason::Terminated);
                 self.send(ServerMessage::WorkerExited {
                     worker_id,
                     reason: WorkerExitReason::Terminated,
+                    cpu_ms,
                 })
                 .await
             }
@@ -806,6 +905,15 @@ impl Connection {
                 worker_id: worker_id.clone(),
             })
             .await?;
+            // A connection that starts workers is likely to start more: have the next
+            // executor process ready, sandboxed and waiting. Started only now, so that forking
+            // it never delays the start of the worker that is being announced.
+            if self.spare.is_none() {
+                match workers::Spare::start(&self.shared.config.executor) {
+                    Ok(spare) => self.spare = Some(spare),
+                    Err(e) => tracing::debug!("no spare executor: {e}"),
+                }
+            }
         }
         match output {
             WorkerOutput::Started => Ok(()),
@@ -813,11 +921,10 @@ impl Connection {
                 if self.shared.events.wanted() {
                     self.shared.events.emit(BrokerEvent::WorkerMessageOut {
                         worker_id: worker_id.clone(),
-                        data: data.clone(),
+                        data: sclone::describe(&data),
                     });
                 }
-                self.send(ServerMessage::WorkerMessage { worker_id, data })
-                    .await
+                self.send_worker_data(worker_id, &data).await
             }
             WorkerOutput::Error { message, lineno } => {
                 let filename = self.workers.get(&worker_id).map(|w| w.script_url.clone());
@@ -830,21 +937,38 @@ impl Connection {
                 .await
             }
             WorkerOutput::Console { level, text } => {
-                // The protocol has no console message for the page: the broker's log keeps it.
-                tracing::info!(
+                tracing::debug!(
                     target: "foresight_broker::worker_console",
                     client_id = self.client_id,
                     worker_id,
                     ?level,
                     "{text}"
                 );
-                Ok(())
+                self.send(ServerMessage::WorkerConsole {
+                    worker_id,
+                    level,
+                    text,
+                })
+                .await
             }
-            WorkerOutput::Ended(reason) => {
+            WorkerOutput::Ended(reason, cpu_ms) => {
                 self.workers.remove(&worker_id);
-                self.send(ServerMessage::WorkerExited { worker_id, reason })
-                    .await
+                self.send(ServerMessage::WorkerExited {
+                    worker_id,
+                    reason,
+                    cpu_ms,
+                })
+                .await
             }
         }
     }
+}
+
+/// A worker script as the client sent it.
+struct Script {
+    script_url: String,
+    source: String,
+    imports: Vec<ScriptSource>,
+    name: String,
+    module: bool,
 }

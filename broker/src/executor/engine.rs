@@ -8,8 +8,20 @@
 
 use std::time::Instant;
 
-use foresight_shared::protocol::broker::WorkerExitReason;
+use foresight_shared::protocol::broker::{ScriptSource, WorkerExitReason};
 use foresight_shared::protocol::executor::FromExecutor;
+
+/// The worker to run: its script and what its `importScripts` may load.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    pub url: String,
+    pub source: String,
+    pub imports: Vec<ScriptSource>,
+    /// `self.name`.
+    pub name: String,
+    /// An ES module worker (`importScripts` is not available; `import` is, from `imports`).
+    pub module: bool,
+}
 
 /// What the event loop does after a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +35,8 @@ pub enum Step {
 /// Where an engine's output goes: the executor's stdout in production, a vector in tests.
 pub trait Outbox {
     fn send(&self, message: FromExecutor);
+    /// `postMessage` from the worker, as structured-clone bytes.
+    fn post(&self, data: Vec<u8>);
 }
 
 /// One worker script in one engine instance. Every method runs a task to completion,
@@ -30,10 +44,11 @@ pub trait Outbox {
 pub trait Engine {
     /// Runs the script's top level. An exception there is reported and the worker stays
     /// alive, as in a browser.
-    fn start(&mut self, script_url: &str, source: &str) -> Step;
+    fn start(&mut self, script: &Script) -> Step;
 
-    /// Delivers `postMessage(data)` from the page as a `message` event.
-    fn deliver(&mut self, data: &serde_json::Value) -> Step;
+    /// Delivers `postMessage(data)` from the page (structured-clone bytes) as a `message`
+    /// event, or `messageerror` when they do not decode.
+    fn deliver(&mut self, data: &[u8]) -> Step;
 
     /// When the earliest pending timer is due, if any.
     fn next_timer(&mut self) -> Option<Instant>;

@@ -6,8 +6,10 @@
 //! from our stdout (`foresight_shared::framing`); stderr is for diagnostics only. The life of
 //! an executor:
 //!
-//! 1. [`sandbox::harden_early`] while single-threaded;
-//! 2. read `start`, then apply the process limits ([`sandbox::apply_limits`]);
+//! 1. [`sandbox::harden_early`] while single-threaded, then the engine and the worker's world
+//!    (codec, prelude) are prepared, so that a spare executor waits for its worker ready;
+//! 2. read `start`, then apply the process limits ([`sandbox::apply_limits`]) and the
+//!    engine's;
 //! 3. a thread reads the rest of stdin into a channel, so the main thread can wait on input
 //!    *or* the next timer, and so a closed stdin stops even a script stuck in a loop; a
 //!    watchdog thread ends the process if the CPU budget is overrun by more than a grace
@@ -16,6 +18,7 @@
 //!    closes, hits a limit or is told to stop; `exited` says why, and the process exits.
 
 pub mod engine;
+mod modules;
 pub mod quickjs;
 pub mod sandbox;
 
@@ -27,12 +30,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use foresight_shared::framing::{FrameError, FrameReader, encode_message};
+use foresight_shared::framing::{FrameError, FrameReader, encode_frame, encode_message};
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
 use foresight_shared::protocol::broker::WorkerExitReason;
-use foresight_shared::protocol::executor::{FromExecutor, ToExecutor};
+use foresight_shared::protocol::executor::{
+    DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
+};
 
-use engine::{Engine, Outbox, Step};
+use engine::{Engine, Outbox, Script, Step};
+
+/// What the input thread hands the event loop.
+#[derive(Debug)]
+pub enum Input {
+    /// `postMessage` from the page: structured-clone bytes.
+    Data(Vec<u8>),
+    Control(ToExecutor),
+}
 
 /// Exit status when the broker broke the protocol (no `start` first).
 const EXIT_PROTOCOL: u8 = 2;
@@ -57,8 +70,12 @@ fn note(text: &str) {
 /// Writes one frame to stdout under the stdout lock, so frames from different threads never
 /// interleave. Returns the lock, for a caller that must be the last to write.
 fn write_frame(message: &FromExecutor) -> (io::StdoutLock<'static>, io::Result<()>) {
+    write_encoded(encode_message(message, EXECUTOR_MAX_FRAME))
+}
+
+fn write_encoded(frame: Result<Vec<u8>, FrameError>) -> (io::StdoutLock<'static>, io::Result<()>) {
     let mut out = io::stdout().lock();
-    let written = match encode_message(message, EXECUTOR_MAX_FRAME) {
+    let written = match frame {
         Ok(frame) => out.write_all(&frame).and_then(|()| out.flush()),
         Err(e) => {
             // Payloads are bounded below the frame limit; this is a bug, not input.
@@ -81,6 +98,13 @@ impl Outbox for PipeOutbox {
             self.stop.store(true, Ordering::SeqCst);
         }
     }
+
+    fn post(&self, data: Vec<u8>) {
+        let frame = encode_frame(&data_frame(&data), EXECUTOR_MAX_FRAME);
+        if write_encoded(frame).1.is_err() {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// This process's CPU time so far (all threads).
@@ -99,6 +123,11 @@ fn process_cpu_time() -> Duration {
     )
 }
 
+/// This process's CPU time so far, in whole milliseconds.
+fn cpu_ms() -> u64 {
+    u64::try_from(process_cpu_time().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Ends the process once it has used its CPU budget plus [`WATCHDOG_GRACE`], however the
 /// engine is stuck: QuickJS checks for interrupts only every few thousand instructions, and a
 /// script that keeps catching its own out-of-memory errors spends seconds in the collector
@@ -111,6 +140,7 @@ fn watchdog(budget: Duration) {
         if process_cpu_time() > limit {
             let (_last_writer, _) = write_frame(&FromExecutor::Exited {
                 reason: WorkerExitReason::CpuLimit,
+                cpu_ms: Some(cpu_ms()),
             });
             // Holding the stdout lock: nothing can follow `exited` on the pipe.
             // SAFETY: _exit ends the process at once; no Rust state is observed afterwards.
@@ -121,32 +151,40 @@ fn watchdog(budget: Duration) {
 
 /// Entry point of `foresight-broker executor`.
 pub fn main() -> ExitCode {
-    match harden_and_read_start() {
-        Ok(Some((reader, script_url, source, limits))) => {
-            run(reader, &script_url, &source, &limits)
+    match sandbox::harden_early() {
+        Ok(notes) => notes.iter().for_each(|n| note(n)),
+        Err(e) => {
+            note(&format!("refusing to run page code: {e}"));
+            return ExitCode::from(EXIT_SETUP);
         }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let outbox = Rc::new(PipeOutbox { stop: stop.clone() });
+    // The engine and the worker's world are made before `start` arrives: a spare executor
+    // waits with them ready, and a worker's start costs only its own script.
+    let engine = quickjs::QuickJs::prepare(outbox.clone(), stop.clone());
+    match read_start() {
+        Ok(Some((reader, script, limits))) => match engine {
+            Ok(engine) => run(reader, engine, &outbox, stop, &script, &limits),
+            Err(e) => {
+                note(&e);
+                outbox.send(FromExecutor::Exited {
+                    reason: WorkerExitReason::Crashed,
+                    cpu_ms: Some(cpu_ms()),
+                });
+                ExitCode::from(EXIT_SETUP)
+            }
+        },
         Ok(None) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
 }
 
-type Input = FrameReader<Stdin>;
+type Pipe = FrameReader<Stdin>;
 
-type Start = (
-    Input,
-    String,
-    String,
-    foresight_shared::protocol::executor::ExecutorLimits,
-);
+type Start = (Pipe, Script, ExecutorLimits);
 
-fn harden_and_read_start() -> Result<Option<Start>, u8> {
-    match sandbox::harden_early() {
-        Ok(notes) => notes.iter().for_each(|n| note(n)),
-        Err(e) => {
-            note(&format!("refusing to run page code: {e}"));
-            return Err(EXIT_SETUP);
-        }
-    }
+fn read_start() -> Result<Option<Start>, u8> {
     let mut reader = FrameReader::new(io::stdin(), EXECUTOR_MAX_FRAME);
     let frame = match reader.read_frame() {
         Ok(Some(frame)) => frame,
@@ -162,7 +200,20 @@ fn harden_and_read_start() -> Result<Option<Start>, u8> {
             script_url,
             source,
             limits,
-        }) => Ok(Some((reader, script_url, source, limits))),
+            imports,
+            name,
+            module,
+        }) => Ok(Some((
+            reader,
+            Script {
+                url: script_url,
+                source,
+                imports,
+                name,
+                module,
+            },
+            limits,
+        ))),
         Ok(other) => {
             note(&format!("expected start, got {other:?}"));
             Err(EXIT_PROTOCOL)
@@ -175,12 +226,13 @@ fn harden_and_read_start() -> Result<Option<Start>, u8> {
 }
 
 fn run(
-    reader: Input,
-    script_url: &str,
-    source: &str,
-    limits: &foresight_shared::protocol::executor::ExecutorLimits,
+    reader: Pipe,
+    mut engine: quickjs::QuickJs,
+    outbox: &Rc<PipeOutbox>,
+    stop: Arc<AtomicBool>,
+    script: &Script,
+    limits: &ExecutorLimits,
 ) -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
     let (tx, inbox) = mpsc::channel();
     let input_stop = stop.clone();
     let spawned = std::thread::Builder::new()
@@ -203,19 +255,16 @@ fn run(
     for n in sandbox::apply_limits(limits) {
         note(&n);
     }
-    let outbox = Rc::new(PipeOutbox { stop: stop.clone() });
-    let mut engine = match quickjs::QuickJs::new(limits, outbox.clone(), stop) {
-        Ok(engine) => engine,
-        Err(e) => {
-            note(&e);
-            outbox.send(FromExecutor::Exited {
-                reason: WorkerExitReason::Crashed,
-            });
-            return ExitCode::from(EXIT_SETUP);
-        }
-    };
-    let reason = drive(&mut engine, script_url, source, &inbox, &*outbox);
-    outbox.send(FromExecutor::Exited { reason });
+    // Last, with every thread started: from here on the process reaches nothing outside.
+    if let Err(e) = sandbox::confine() {
+        note(&e);
+    }
+    engine.limit(limits);
+    let reason = drive(&mut engine, script, &inbox, &**outbox);
+    outbox.send(FromExecutor::Exited {
+        reason,
+        cpu_ms: Some(cpu_ms()),
+    });
     // Leave without tearing the engine down: the process is about to vanish anyway, and a
     // runtime that hit a limit is not worth freeing object by object.
     std::process::exit(0)
@@ -223,13 +272,19 @@ fn run(
 
 /// Reads frames from the broker until stdin closes. A closed stdin or `terminate` raises
 /// `stop`, which interrupts whatever script is running.
-fn read_input(mut reader: Input, tx: mpsc::Sender<ToExecutor>, stop: Arc<AtomicBool>) {
+fn read_input(mut reader: Pipe, tx: mpsc::Sender<Input>, stop: Arc<AtomicBool>) {
     loop {
         match reader.read_frame() {
+            Ok(Some(mut frame)) if frame.first() == Some(&DATA_FRAME) => {
+                frame.remove(0);
+                if tx.send(Input::Data(frame)).is_err() {
+                    return;
+                }
+            }
             Ok(Some(frame)) => match serde_json::from_slice::<ToExecutor>(&frame) {
                 Ok(ToExecutor::Terminate) => break,
                 Ok(message) => {
-                    if tx.send(message).is_err() {
+                    if tx.send(Input::Control(message)).is_err() {
                         return;
                     }
                 }
@@ -252,12 +307,11 @@ fn read_input(mut reader: Input, tx: mpsc::Sender<ToExecutor>, stop: Arc<AtomicB
 /// task at a time, until the worker must end. Returns why it ended.
 pub fn drive<E: Engine>(
     engine: &mut E,
-    script_url: &str,
-    source: &str,
-    inbox: &Receiver<ToExecutor>,
+    script: &Script,
+    inbox: &Receiver<Input>,
     outbox: &dyn Outbox,
 ) -> WorkerExitReason {
-    let mut step = engine.start(script_url, source);
+    let mut step = engine.start(script);
     if matches!(step, Step::Continue | Step::Exit(WorkerExitReason::Closed)) {
         outbox.send(FromExecutor::Started);
     }
@@ -270,15 +324,17 @@ pub fn drive<E: Engine>(
             None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         step = match received {
-            Ok(ToExecutor::Message { data }) => engine.deliver(&data),
-            Ok(ToExecutor::Terminate) | Err(RecvTimeoutError::Disconnected) => {
+            Ok(Input::Data(data)) => engine.deliver(&data),
+            Ok(Input::Control(ToExecutor::Terminate)) | Err(RecvTimeoutError::Disconnected) => {
                 Step::Exit(WorkerExitReason::Terminated)
             }
-            Ok(ToExecutor::Start { .. }) => {
+            Ok(Input::Control(ToExecutor::Start { .. })) => {
                 note("ignoring a second start message");
                 Step::Continue
             }
-            Ok(ToExecutor::Unknown) | Err(RecvTimeoutError::Timeout) => Step::Continue,
+            Ok(Input::Control(ToExecutor::Unknown)) | Err(RecvTimeoutError::Timeout) => {
+                Step::Continue
+            }
         };
         if step == Step::Continue {
             step = engine.run_timers(Instant::now());
@@ -294,17 +350,35 @@ mod tests {
 
     use super::*;
 
+    use foresight_shared::sclone;
+
     #[derive(Default)]
-    struct Recorder(RefCell<Vec<FromExecutor>>);
+    struct Recorder(RefCell<Vec<Result<FromExecutor, serde_json::Value>>>);
 
     impl Outbox for Recorder {
         fn send(&self, message: FromExecutor) {
-            self.0.borrow_mut().push(message);
+            self.0.borrow_mut().push(Ok(message));
+        }
+        fn post(&self, data: Vec<u8>) {
+            let value = sclone::decode(&data).unwrap().to_json().unwrap();
+            self.0.borrow_mut().push(Err(value));
         }
     }
 
-    fn limits() -> foresight_shared::protocol::executor::ExecutorLimits {
-        foresight_shared::protocol::executor::ExecutorLimits {
+    fn script(source: &str) -> Script {
+        Script {
+            url: "w.js".into(),
+            source: source.into(),
+            ..Script::default()
+        }
+    }
+
+    fn message(v: serde_json::Value) -> Input {
+        Input::Data(sclone::encode_json(&v))
+    }
+
+    fn limits() -> ExecutorLimits {
+        ExecutorLimits {
             cpu_ms: 10_000,
             memory_bytes: 32 * 1024 * 1024,
             stack_bytes: 1024 * 1024,
@@ -318,9 +392,9 @@ mod tests {
         let mut engine = quickjs::QuickJs::new(&limits(), recorder.clone(), stop).unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..3 {
-            tx.send(ToExecutor::Message { data: json!(i) }).unwrap();
+            tx.send(message(json!(i))).unwrap();
         }
-        tx.send(ToExecutor::Message { data: json!("bye") }).unwrap();
+        tx.send(message(json!("bye"))).unwrap();
         let src = r#"
             let seen = [];
             onmessage = e => {
@@ -328,16 +402,11 @@ mod tests {
                 else seen.push(e.data);
             };
         "#;
-        let reason = drive(&mut engine, "w.js", src, &rx, &*recorder);
+        let reason = drive(&mut engine, &script(src), &rx, &*recorder);
         assert_eq!(reason, WorkerExitReason::Closed);
         assert_eq!(
             recorder.0.borrow().as_slice(),
-            [
-                FromExecutor::Started,
-                FromExecutor::Message {
-                    data: json!([0, 1, 2])
-                }
-            ]
+            [Ok(FromExecutor::Started), Err(json!([0, 1, 2]))]
         );
     }
 
@@ -346,12 +415,11 @@ mod tests {
         let recorder = Rc::new(Recorder::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut engine = quickjs::QuickJs::new(&limits(), recorder.clone(), stop).unwrap();
-        let (tx, rx) = mpsc::channel::<ToExecutor>();
+        let (tx, rx) = mpsc::channel::<Input>();
         drop(tx);
         let reason = drive(
             &mut engine,
-            "w.js",
-            "onmessage = () => {};",
+            &script("onmessage = () => {};"),
             &rx,
             &*recorder,
         );

@@ -16,7 +16,12 @@
 //! wall-clock kill at lease end cover that.
 //!
 //! Only the host functions defined in `install_host` exist: no filesystem, network, module
-//! loader or `std`/`os` modules are compiled in or exposed.
+//! loader or `std`/`os` modules are compiled in or exposed. `importScripts` evaluates only
+//! sources the client supplied with the spawn (`Script::imports`).
+//!
+//! Message data is structured-clone bytes both ways: `clone-codec.js`, the same file the
+//! extension uses in the page, encodes and decodes them inside the worker's own heap, so a
+//! large message is bounded by the worker's memory limit, not the executor's.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -28,11 +33,21 @@ use foresight_shared::limits::WORKER_MAX_MESSAGE;
 use foresight_shared::protocol::broker::WorkerExitReason;
 use foresight_shared::protocol::executor::{ConsoleLevel, ExecutorLimits, FromExecutor};
 use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{
+    Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime, TypedArray,
+    Value,
+};
 
-use super::engine::{Engine, Outbox, Step};
+use super::engine::{Engine, Outbox, Script, Step};
+use super::modules::{SuppliedModules, UrlResolver, declare_module};
 
 const PRELUDE: &str = include_str!("prelude.js");
+
+/// The structured-clone codec, shared with the extension's MAIN-world script.
+const CODEC: &str = include_str!("../../../extension/src/clone-codec.js");
+
+/// Most bytes `crypto.getRandomValues` fills in one call (the Web Crypto quota).
+const MAX_RANDOM_BYTES: usize = 65_536;
 
 /// The smallest heap a worker is given, whatever its lease says: QuickJS's own context and
 /// the prelude need about this much, and 0 would mean "unlimited" to QuickJS.
@@ -68,24 +83,28 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// State shared by the engine, its host functions and its interrupt handler.
-struct State {
+pub(crate) struct State {
     outbox: Rc<dyn Outbox>,
-    /// Origin of `host.now()`, the clock timers run on.
-    epoch: Instant,
-    script_url: RefCell<String>,
-    heap_limit: u64,
-    cpu_start: Duration,
-    cpu_budget: Duration,
+    /// Origin of `host.now()`, the clock timers run on: when the limits were applied, which
+    /// is when the worker starts.
+    epoch: Cell<Instant>,
+    pub(crate) script: RefCell<Script>,
+    heap_limit: Cell<u64>,
+    cpu_start: Cell<Duration>,
+    cpu_budget: Cell<Duration>,
     /// Set by the input thread when the broker closes our stdin or says `terminate`.
     stop: Arc<AtomicBool>,
     cpu_exceeded: Cell<bool>,
     out_of_memory: Cell<bool>,
     closed: Cell<bool>,
+    /// A module worker's top level is being evaluated: a rejection now is reported as the
+    /// worker's error event, not as an unhandled rejection.
+    evaluating_module: Cell<bool>,
 }
 
 impl State {
     fn cpu_spent(&self) -> bool {
-        thread_cpu_time().saturating_sub(self.cpu_start) > self.cpu_budget
+        thread_cpu_time().saturating_sub(self.cpu_start.get()) > self.cpu_budget.get()
     }
 
     /// The interrupt handler's question: must the running script stop now?
@@ -114,7 +133,7 @@ impl State {
     }
 
     fn now_ms(&self) -> f64 {
-        self.epoch.elapsed().as_secs_f64() * 1000.0
+        self.epoch.get().elapsed().as_secs_f64() * 1000.0
     }
 
     fn send_error(&self, message: String, lineno: Option<u32>) {
@@ -154,30 +173,40 @@ impl QuickJs {
         outbox: Rc<dyn Outbox>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, String> {
-        let heap_limit = limits.memory_bytes.max(MIN_HEAP_BYTES);
+        let engine = Self::prepare(outbox, stop)?;
+        engine.limit(limits);
+        Ok(engine)
+    }
+
+    /// A runtime with the worker's world installed (codec and prelude, our own code) but no
+    /// script and no limits yet: what a spare executor does while it waits for its `start`,
+    /// so that starting a worker costs only its own script. [`QuickJs::limit`] must follow
+    /// before any page code runs.
+    pub fn prepare(outbox: Rc<dyn Outbox>, stop: Arc<AtomicBool>) -> Result<Self, String> {
         let runtime = Runtime::new().map_err(|e| format!("cannot create a runtime: {e}"))?;
-        runtime.set_memory_limit(usize::try_from(heap_limit).unwrap_or(usize::MAX));
-        runtime.set_max_stack_size(usize::try_from(limits.stack_bytes).unwrap_or(usize::MAX));
         let context =
             Context::full(&runtime).map_err(|e| format!("cannot create a context: {e}"))?;
         let state = Rc::new(State {
             outbox,
-            epoch: Instant::now(),
-            script_url: RefCell::new(String::new()),
-            heap_limit,
-            cpu_start: thread_cpu_time(),
-            cpu_budget: Duration::from_millis(limits.cpu_ms),
+            epoch: Cell::new(Instant::now()),
+            script: RefCell::new(Script::default()),
+            heap_limit: Cell::new(u64::MAX),
+            cpu_start: Cell::new(thread_cpu_time()),
+            cpu_budget: Cell::new(Duration::MAX),
             stop,
             cpu_exceeded: Cell::new(false),
             out_of_memory: Cell::new(false),
             closed: Cell::new(false),
+            evaluating_module: Cell::new(false),
         });
+        // Module workers import only what the client supplied: no files, no network.
+        runtime.set_loader(UrlResolver, SuppliedModules(state.clone()));
         let handler_state = state.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || handler_state.should_interrupt())));
         let tracker_state = state.clone();
         runtime.set_host_promise_rejection_tracker(Some(Box::new(
             move |_ctx, _promise, reason, is_handled| {
-                if !is_handled {
+                if !is_handled && !tracker_state.evaluating_module.get() {
                     // Browsers log these in the worker's console; they are not error events.
                     tracker_state.outbox.send(FromExecutor::Console {
                         level: ConsoleLevel::Error,
@@ -186,12 +215,31 @@ impl QuickJs {
                 }
             },
         )));
-        Ok(Self {
+        let mut engine = Self {
             internals: None,
             context,
             runtime,
             state,
-        })
+        };
+        engine
+            .install()
+            .map_err(|reason| format!("cannot install the worker's world: {reason:?}"))?;
+        Ok(engine)
+    }
+
+    /// Applies the lease's limits; the CPU budget and the worker's clock start now.
+    pub fn limit(&self, limits: &ExecutorLimits) {
+        let heap_limit = limits.memory_bytes.max(MIN_HEAP_BYTES);
+        self.runtime
+            .set_memory_limit(usize::try_from(heap_limit).unwrap_or(usize::MAX));
+        self.runtime
+            .set_max_stack_size(usize::try_from(limits.stack_bytes).unwrap_or(usize::MAX));
+        self.state.heap_limit.set(heap_limit);
+        self.state
+            .cpu_budget
+            .set(Duration::from_millis(limits.cpu_ms));
+        self.state.cpu_start.set(thread_cpu_time());
+        self.state.epoch.set(Instant::now());
     }
 
     /// Runs `f` with the context and the prelude's entry points.
@@ -264,9 +312,15 @@ impl QuickJs {
         let installed = self.context.with(|ctx| {
             let result = install_host(&state, &ctx).and_then(|host| {
                 let mut options = EvalOptions::default();
+                options.filename = Some("foresight:clone-codec.js".to_string());
+                ctx.eval_with_options::<(), _>(CODEC, options)?;
+                let globals = ctx.globals();
+                let make_codec: Function = globals.get("__foresightCloneCodec")?;
+                globals.remove("__foresightCloneCodec")?;
+                let mut options = EvalOptions::default();
                 options.filename = Some("foresight:prelude.js".to_string());
                 let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
-                let internals: Object = prelude.call((host,))?;
+                let internals: Object = prelude.call((host, make_codec))?;
                 Ok(Persistent::save(&ctx, internals))
             });
             match result {
@@ -288,16 +342,35 @@ impl QuickJs {
 }
 
 impl Engine for QuickJs {
-    fn start(&mut self, script_url: &str, source: &str) -> Step {
-        *self.state.script_url.borrow_mut() = script_url.to_string();
-        if let Err(reason) = self.install() {
+    fn start(&mut self, script: &Script) -> Step {
+        *self.state.script.borrow_mut() = script.clone();
+        self.call_internal("configure", ());
+        if let Some(reason) = self.state.fatal() {
             return Step::Exit(reason);
         }
         let state = self.state.clone();
+        let source = script.source.as_str();
         // QuickJS wants a C string; a NUL in a URL is no URL anyway.
-        let filename = script_url.replace('\0', "%00");
+        let filename = script.url.replace('\0', "%00");
+        let module = script.module;
         self.with_internals(
             |ctx, internals| {
+                if module {
+                    // Errors in the module graph or its top level settle this promise; the
+                    // prelude reports them as the worker's error event.
+                    state.evaluating_module.set(true);
+                    let evaluated = declare_module(ctx, &filename, source)
+                        .and_then(Module::eval)
+                        .map(|(_, promise)| promise);
+                    state.evaluating_module.set(false);
+                    let result = evaluated.and_then(|promise: Promise| {
+                        internals
+                            .get::<_, Function>("watchModule")
+                            .and_then(|watch| watch.call::<_, ()>((promise,)))
+                    });
+                    absorb(&state, ctx, Some(internals), result);
+                    return;
+                }
                 let mut options = EvalOptions::default();
                 // A classic worker script: sloppy mode, global scope.
                 options.strict = false;
@@ -310,10 +383,21 @@ impl Engine for QuickJs {
         self.settle()
     }
 
-    fn deliver(&mut self, data: &serde_json::Value) -> Step {
-        // JSON text crosses into the engine and JSON.parse builds the value there, so the
-        // data is allocated on (and limited by) the worker's own heap.
-        self.call_internal("dispatchMessage", (data.to_string(),));
+    fn deliver(&mut self, data: &[u8]) -> Step {
+        // The bytes are copied into the worker's heap and decoded there by the codec, so the
+        // value is allocated on (and limited by) the worker's own heap.
+        let state = self.state.clone();
+        self.with_internals(
+            |ctx, internals| {
+                let result = TypedArray::<u8>::new_copy(ctx.clone(), data).and_then(|bytes| {
+                    internals
+                        .get::<_, Function>("dispatchMessage")
+                        .and_then(|f| f.call::<_, ()>((bytes,)))
+                });
+                absorb(&state, ctx, Some(internals), result);
+            },
+            (),
+        );
         self.settle()
     }
 
@@ -339,12 +423,12 @@ impl Engine for QuickJs {
             return None;
         }
         let wait = Duration::from_secs_f64((due_ms / 1000.0).min(MAX_TIMER_WAIT.as_secs_f64()));
-        Some(self.state.epoch + wait)
+        Some(self.state.epoch.get() + wait)
     }
 
     fn run_timers(&mut self, now: Instant) -> Step {
         let now_ms = now
-            .saturating_duration_since(self.state.epoch)
+            .saturating_duration_since(self.state.epoch.get())
             .as_secs_f64()
             * 1000.0;
         let state = self.state.clone();
@@ -381,28 +465,99 @@ fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set(
         "post",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| {
-            if json.len() > WORKER_MAX_MESSAGE {
-                return Err(Exception::throw_range(
-                    &ctx,
-                    &format!(
-                        "postMessage: the message is {} bytes of JSON, over the {} byte limit",
-                        json.len(),
-                        WORKER_MAX_MESSAGE
-                    ),
-                ));
-            }
-            match serde_json::from_str(&json) {
-                Ok(data) => {
-                    s.outbox.send(FromExecutor::Message { data });
-                    Ok(())
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>| {
+                // SAFETY: the slice is copied out at once, before any JavaScript runs.
+                let data = unsafe { bytes.as_bytes() }.map(<[u8]>::to_vec);
+                let Some(data) = data else {
+                    return Err(Exception::throw_type(&ctx, "postMessage: detached buffer"));
+                };
+                if data.len() > WORKER_MAX_MESSAGE {
+                    return Err(Exception::throw_range(
+                        &ctx,
+                        &format!(
+                            "postMessage: the message is {} bytes, over the {WORKER_MAX_MESSAGE} byte limit",
+                            data.len()
+                        ),
+                    ));
                 }
-                Err(e) => Err(Exception::throw_type(
-                    &ctx,
-                    &format!("postMessage: the message cannot be sent as JSON: {e}"),
-                )),
-            }
+                s.outbox.post(data);
+                Ok(())
+            },
+        )?,
+    )?;
+    host.set("maxMessageBytes", WORKER_MAX_MESSAGE as f64)?;
+
+    host.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: String| {
+            TypedArray::<u8>::new(ctx, text.into_bytes())
         })?,
+    )?;
+
+    host.set(
+        "utf8Decode",
+        Function::new(
+            ctx.clone(),
+            move |bytes: TypedArray<'js, u8>, fatal: rquickjs::function::Opt<bool>| {
+                // SAFETY: the slice is read at once, before any JavaScript runs.
+                let data = unsafe { bytes.as_bytes() }.unwrap_or(&[]);
+                if fatal.0.unwrap_or(false) {
+                    std::str::from_utf8(data).ok().map(str::to_owned)
+                } else {
+                    Some(String::from_utf8_lossy(data).into_owned())
+                }
+            },
+        )?,
+    )?;
+
+    host.set(
+        "random",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, n: usize| {
+            let mut buf = vec![0u8; n.min(MAX_RANDOM_BYTES)];
+            fill_random(&mut buf);
+            TypedArray::<u8>::new(ctx, buf)
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "imports",
+        Function::new(ctx.clone(), move || {
+            s.script
+                .borrow()
+                .imports
+                .iter()
+                .map(|i| vec![i.url.clone(), i.source.clone()])
+                .collect::<Vec<_>>()
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "isModule",
+        Function::new(ctx.clone(), move || s.script.borrow().module)?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "name",
+        Function::new(ctx.clone(), move || s.script.borrow().name.clone())?,
+    )?;
+
+    host.set(
+        "evalScript",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, source: String, url: String| -> rquickjs::Result<()> {
+                let mut options = EvalOptions::default();
+                options.strict = false;
+                options.filename = Some(url.replace('\0', "%00"));
+                // An exception stays pending and reaches importScripts' caller.
+                ctx.eval_with_options::<(), _>(source, options)
+            },
+        )?,
     )?;
 
     let s = state.clone();
@@ -457,10 +612,29 @@ fn install_host<'js>(state: &Rc<State>, ctx: &Ctx<'js>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set(
         "scriptUrl",
-        Function::new(ctx.clone(), move || s.script_url.borrow().clone())?,
+        Function::new(ctx.clone(), move || s.script.borrow().url.clone())?,
     )?;
 
     Ok(host)
+}
+
+/// Fills `buf` from the kernel's CSPRNG.
+fn fill_random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: writes at most rest.len() bytes into memory we own.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n <= 0 {
+            // Never seen on Linux >= 3.17; fall back to something not constant.
+            let seed = thread_cpu_time().subsec_nanos();
+            for (i, b) in rest.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2_654_435_761).wrapping_add(i as u32) >> 13) as u8;
+            }
+            return;
+        }
+        filled += n as usize;
+    }
 }
 
 /// Whether an exception means the heap is exhausted.
@@ -471,7 +645,7 @@ fn is_out_of_memory(state: &State, e: &Value<'_>) -> bool {
         return message == "out of memory";
     }
     if e.is_null() {
-        let limit = i64::try_from(state.heap_limit).unwrap_or(i64::MAX);
+        let limit = i64::try_from(state.heap_limit.get()).unwrap_or(i64::MAX);
         return heap_in_use(e.ctx()).saturating_mul(100)
             >= limit.saturating_mul(TIGHT_HEAP_PERCENT);
     }
@@ -580,310 +754,4 @@ fn describe(value: &Value<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[derive(Default)]
-    struct Recorder(RefCell<Vec<FromExecutor>>);
-
-    impl Outbox for Recorder {
-        fn send(&self, message: FromExecutor) {
-            self.0.borrow_mut().push(message);
-        }
-    }
-
-    impl Recorder {
-        fn take(&self) -> Vec<FromExecutor> {
-            std::mem::take(&mut *self.0.borrow_mut())
-        }
-        fn messages(&self) -> Vec<serde_json::Value> {
-            self.take()
-                .into_iter()
-                .filter_map(|m| match m {
-                    FromExecutor::Message { data } => Some(data),
-                    _ => None,
-                })
-                .collect()
-        }
-    }
-
-    fn engine(cpu_ms: u64, memory_bytes: u64) -> (QuickJs, Rc<Recorder>) {
-        let recorder = Rc::new(Recorder::default());
-        let limits = ExecutorLimits {
-            cpu_ms,
-            memory_bytes,
-            stack_bytes: 1024 * 1024,
-        };
-        let engine = QuickJs::new(&limits, recorder.clone(), Arc::new(AtomicBool::new(false)))
-            .expect("engine");
-        (engine, recorder)
-    }
-
-    fn roomy() -> (QuickJs, Rc<Recorder>) {
-        engine(10_000, 64 * 1024 * 1024)
-    }
-
-    /// Runs the timers until none is left (tests only: timers here are all short).
-    fn run_all_timers(e: &mut QuickJs) -> Step {
-        while let Some(due) = e.next_timer() {
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            let step = e.run_timers(Instant::now());
-            if step != Step::Continue {
-                return step;
-            }
-        }
-        Step::Continue
-    }
-
-    #[test]
-    fn echo_in_order() {
-        let (mut e, out) = roomy();
-        assert_eq!(
-            e.start("w.js", "onmessage = e => postMessage(e.data * 2);"),
-            Step::Continue
-        );
-        for i in 0..5 {
-            assert_eq!(e.deliver(&json!(i)), Step::Continue);
-        }
-        assert_eq!(
-            out.messages(),
-            vec![json!(0), json!(2), json!(4), json!(6), json!(8)]
-        );
-    }
-
-    #[test]
-    fn listeners_events_and_self() {
-        let (mut e, out) = roomy();
-        let src = r#"
-            function onmessage(e) { postMessage(['decl', e.type, e.data]); }
-            self.addEventListener('message', function (e) { postMessage(['l1', e.data.x]); });
-            const l2 = e => postMessage('l2');
-            addEventListener('message', l2);
-            removeEventListener('message', l2);
-            postMessage(typeof self === 'object' && self === globalThis);
-        "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        assert_eq!(e.deliver(&json!({"x": 1})), Step::Continue);
-        assert_eq!(
-            out.messages(),
-            vec![
-                json!(true),
-                json!(["decl", "message", {"x": 1}]),
-                json!(["l1", 1])
-            ]
-        );
-    }
-
-    #[test]
-    fn timers_promises_and_microtasks_run_in_order() {
-        let (mut e, out) = roomy();
-        let src = r#"
-            const log = [];
-            setTimeout(() => { log.push('t20'); postMessage(log); }, 20);
-            setTimeout((a, b) => log.push('t0:' + a + b), 0, 'x', 'y');
-            const cancelled = setTimeout(() => log.push('never'), 5);
-            clearTimeout(cancelled);
-            let n = 0;
-            const iv = setInterval(() => { log.push('iv' + n); if (++n === 3) clearInterval(iv); }, 1);
-            Promise.resolve().then(() => log.push('promise'));
-            queueMicrotask(() => log.push('micro'));
-            (async () => { await null; log.push('async'); })();
-            log.push('top');
-        "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        assert_eq!(run_all_timers(&mut e), Step::Continue);
-        let messages = out.messages();
-        assert_eq!(messages.len(), 1, "{messages:?}");
-        let log: Vec<String> = serde_json::from_value(messages[0].clone()).unwrap();
-        assert_eq!(&log[..4], ["top", "promise", "micro", "async"]);
-        assert!(log.contains(&"t0:xy".to_string()));
-        assert_eq!(
-            log.iter().filter(|s| s.starts_with("iv")).count(),
-            3,
-            "{log:?}"
-        );
-        assert_eq!(log.last().map(String::as_str), Some("t20"));
-        assert!(!log.contains(&"never".to_string()));
-    }
-
-    #[test]
-    fn uncaught_errors_are_reported_and_the_worker_lives_on() {
-        let (mut e, out) = roomy();
-        let src = "onmessage = e => { if (e.data === 'boom') throw new TypeError('bad ' + e.data); postMessage('ok'); };\nnull.x;";
-        assert_eq!(e.start("https://x/w.js", src), Step::Continue);
-        let first = out.take();
-        assert!(
-            matches!(&first[..], [FromExecutor::Error { message, lineno: Some(2) }]
-                if message.contains("TypeError")),
-            "{first:?}"
-        );
-        assert_eq!(e.deliver(&json!("boom")), Step::Continue);
-        assert_eq!(e.deliver(&json!("fine")), Step::Continue);
-        let rest = out.take();
-        assert!(
-            matches!(&rest[..], [
-                FromExecutor::Error { message, lineno: Some(1) },
-                FromExecutor::Message { data },
-            ] if message == "Uncaught TypeError: bad boom" && data == "ok"),
-            "{rest:?}"
-        );
-    }
-
-    #[test]
-    fn the_worker_can_handle_its_own_errors() {
-        let (mut e, out) = roomy();
-        let src = r#"
-            onerror = (msg) => { postMessage('onerror: ' + msg); return true; };
-            setTimeout(() => { throw new Error('late'); }, 0);
-        "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        assert_eq!(run_all_timers(&mut e), Step::Continue);
-        assert_eq!(
-            out.take(),
-            vec![FromExecutor::Message {
-                data: json!("onerror: Uncaught Error: late")
-            }]
-        );
-    }
-
-    #[test]
-    fn console_and_close() {
-        let (mut e, out) = roomy();
-        let src = "console.log('a', 1, {b: 2}); console.warn(new Error('w').message); close(); postMessage('after close, same task');";
-        assert_eq!(e.start("w.js", src), Step::Exit(WorkerExitReason::Closed));
-        assert_eq!(
-            out.take(),
-            vec![
-                FromExecutor::Console {
-                    level: ConsoleLevel::Log,
-                    text: "a 1 {\"b\":2}".into()
-                },
-                FromExecutor::Console {
-                    level: ConsoleLevel::Warn,
-                    text: "w".into()
-                },
-                FromExecutor::Message {
-                    data: json!("after close, same task")
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn no_host_capabilities_leak_into_the_script() {
-        let (mut e, out) = roomy();
-        let src = r#"
-            postMessage([typeof host, typeof internals, typeof require, typeof std, typeof os,
-                         typeof fetch, typeof XMLHttpRequest, typeof WebSocket]);
-            try { importScripts('x.js'); } catch (e) { postMessage(e.message); }
-        "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        let messages = out.messages();
-        assert_eq!(messages[0], json!(vec!["undefined"; 8]));
-        assert!(messages[1].as_str().unwrap().contains("not available"));
-    }
-
-    #[test]
-    fn unserializable_messages_throw_in_the_worker() {
-        let (mut e, out) = roomy();
-        let src = r#"
-            const a = {}; a.self = a;
-            try { postMessage(a); } catch (e) { postMessage('cyclic: ' + e.name); }
-            postMessage(undefined);
-        "#;
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        assert_eq!(
-            out.messages(),
-            vec![json!("cyclic: TypeError"), serde_json::Value::Null]
-        );
-    }
-
-    #[test]
-    fn busy_loop_hits_the_cpu_limit() {
-        let (mut e, _out) = engine(100, 64 * 1024 * 1024);
-        assert_eq!(
-            e.start("w.js", "while (true) { try { for(;;){} } catch (e) {} }"),
-            Step::Exit(WorkerExitReason::CpuLimit)
-        );
-    }
-
-    #[test]
-    fn busy_callback_hits_the_cpu_limit() {
-        let (mut e, _out) = engine(100, 64 * 1024 * 1024);
-        assert_eq!(
-            e.start("w.js", "onmessage = () => { for(;;){} };"),
-            Step::Continue
-        );
-        assert_eq!(e.deliver(&json!(1)), Step::Exit(WorkerExitReason::CpuLimit));
-    }
-
-    #[test]
-    fn memory_bomb_hits_the_memory_limit() {
-        let (mut e, _out) = engine(10_000, 8 * 1024 * 1024);
-        let step = e.start(
-            "w.js",
-            "const a = []; while (true) a.push(new Array(100000).fill(1.5));",
-        );
-        assert_eq!(step, Step::Exit(WorkerExitReason::MemoryLimit));
-    }
-
-    #[test]
-    fn memory_bomb_in_a_callback_hits_the_memory_limit() {
-        let (mut e, out) = engine(10_000, 8 * 1024 * 1024);
-        // The array is local: it is freed as the error unwinds, so the report path has memory
-        // again and must still recognise the error for what it was.
-        let src =
-            "onmessage = () => { const a = []; while (true) a.push(new Array(1e5).fill(0.5)); };";
-        assert_eq!(e.start("w.js", src), Step::Continue);
-        let step = e.deliver(&json!(null));
-        assert_eq!(
-            step,
-            Step::Exit(WorkerExitReason::MemoryLimit),
-            "{:?}",
-            out.take()
-        );
-    }
-
-    #[test]
-    fn deep_recursion_is_an_ordinary_error() {
-        let (mut e, out) = roomy();
-        assert_eq!(
-            e.start("w.js", "function f() { return f() + 1; } f();"),
-            Step::Continue
-        );
-        let errors = out.take();
-        assert!(
-            matches!(&errors[..], [FromExecutor::Error { message, .. }] if message.contains("RangeError")),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn stop_flag_interrupts_a_running_script() {
-        let (mut e, _out) = engine(60_000, 64 * 1024 * 1024);
-        e.state.stop.store(true, Ordering::SeqCst);
-        assert_eq!(
-            e.start("w.js", "for(;;){}"),
-            Step::Exit(WorkerExitReason::Terminated)
-        );
-    }
-
-    #[test]
-    fn unhandled_rejections_go_to_the_console() {
-        let (mut e, out) = roomy();
-        assert_eq!(
-            e.start("w.js", "Promise.reject(new Error('nope'));"),
-            Step::Continue
-        );
-        let got = out.take();
-        assert!(
-            matches!(&got[..], [FromExecutor::Console { level: ConsoleLevel::Error, text }]
-                if text.contains("Uncaught (in promise) Error: nope")),
-            "{got:?}"
-        );
-    }
-}
+mod tests;

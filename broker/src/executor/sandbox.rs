@@ -13,8 +13,16 @@
 //!    (budget plus [`CPU_GRACE_SECS`]; SIGXCPU at the soft limit, SIGKILL one second later),
 //!    and no core dumps, file writes, new file descriptors or new processes.
 //!
-//! Not enforced here: a seccomp syscall filter, a separate user id, a mount namespace or
-//! chroot. An attacker who escapes QuickJS runs with the broker's user and filesystem view.
+//! 3. [`confine`], once the worker's threads exist and just before page code runs: a seccomp
+//!    filter for every thread of the process that refuses (EPERM) whatever reaches beyond
+//!    the process: sockets, opening or changing files by path, stat-ing paths, running
+//!    programs, new processes or threads, signals to other processes, ptrace, namespaces,
+//!    mounts, kernel modules, BPF, ioctls (an inherited terminal cannot be fed keystrokes)
+//!    and changing rlimits. What the worker needs (memory, its pipes, clocks, futexes,
+//!    getrandom, exiting) stays allowed. Another architecture's system calls kill the process.
+//!
+//! Not enforced here: a separate user id, a mount namespace or chroot, Landlock. An attacker
+//! who escapes QuickJS runs with the broker's user, but can open nothing and reach no one.
 
 use foresight_shared::protocol::executor::ExecutorLimits;
 
@@ -120,4 +128,307 @@ pub fn apply_limits(limits: &ExecutorLimits) -> Vec<String> {
 #[cfg(not(target_os = "linux"))]
 pub fn apply_limits(_limits: &ExecutorLimits) -> Vec<String> {
     Vec::new()
+}
+
+/// The system calls [`confine`] refuses, for this architecture.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn denied_syscalls() -> Vec<libc::c_long> {
+    use libc::*;
+    let mut denied = vec![
+        // network
+        SYS_socket,
+        SYS_socketpair,
+        SYS_connect,
+        SYS_bind,
+        SYS_listen,
+        SYS_accept,
+        SYS_accept4,
+        // files by path
+        SYS_openat,
+        SYS_openat2,
+        SYS_unlinkat,
+        SYS_renameat,
+        SYS_renameat2,
+        SYS_mkdirat,
+        SYS_symlinkat,
+        SYS_linkat,
+        SYS_fchmodat,
+        SYS_fchownat,
+        SYS_truncate,
+        SYS_mknodat,
+        SYS_utimensat,
+        SYS_statx,
+        SYS_newfstatat,
+        SYS_faccessat,
+        SYS_faccessat2,
+        SYS_readlinkat,
+        SYS_chdir,
+        SYS_fchdir,
+        SYS_chroot,
+        SYS_pivot_root,
+        SYS_mount,
+        SYS_umount2,
+        SYS_name_to_handle_at,
+        SYS_open_by_handle_at,
+        SYS_memfd_create,
+        // programs, processes, other processes
+        SYS_execve,
+        SYS_execveat,
+        SYS_clone,
+        SYS_clone3,
+        SYS_ptrace,
+        SYS_process_vm_readv,
+        SYS_process_vm_writev,
+        SYS_kill,
+        SYS_tkill,
+        SYS_pidfd_open,
+        SYS_pidfd_send_signal,
+        SYS_pidfd_getfd,
+        SYS_unshare,
+        SYS_setns,
+        // the kernel itself
+        SYS_init_module,
+        SYS_finit_module,
+        SYS_delete_module,
+        SYS_kexec_load,
+        SYS_bpf,
+        SYS_perf_event_open,
+        SYS_userfaultfd,
+        SYS_keyctl,
+        SYS_add_key,
+        SYS_request_key,
+        SYS_ioctl,
+        SYS_prlimit64,
+        SYS_setrlimit,
+        SYS_io_uring_setup,
+        SYS_fanotify_init,
+        SYS_inotify_init1,
+        SYS_quotactl,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    denied.extend([
+        SYS_open,
+        SYS_creat,
+        SYS_unlink,
+        SYS_rename,
+        SYS_mkdir,
+        SYS_rmdir,
+        SYS_symlink,
+        SYS_link,
+        SYS_chmod,
+        SYS_chown,
+        SYS_lchown,
+        SYS_mknod,
+        SYS_utime,
+        SYS_utimes,
+        SYS_stat,
+        SYS_lstat,
+        SYS_access,
+        SYS_readlink,
+        SYS_fork,
+        SYS_vfork,
+        SYS_inotify_init,
+    ]);
+    denied
+}
+
+/// Step 3: the seccomp filter described above, for all threads (`SECCOMP_FILTER_FLAG_TSYNC`).
+/// Needs `PR_SET_NO_NEW_PRIVS`, which [`harden_early`] set.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub fn confine() -> Result<(), String> {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let program = seccomp_program(pid as u32);
+    install_filter(&program)
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub fn confine() -> Result<(), String> {
+    Err("no seccomp filter for this platform".into())
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn seccomp_program(pid: u32) -> Vec<libc::sock_filter> {
+    use libc::{
+        BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, EPERM,
+        SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, sock_filter,
+    };
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xC000_00B7;
+    // struct seccomp_data: nr at 0, arch at 4, args[0] (low half, little-endian) at 16.
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    const ARG0: u32 = 16;
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let deny = SECCOMP_RET_ERRNO | (EPERM as u32);
+    let mut p = vec![
+        stmt(BPF_LD | BPF_W | BPF_ABS, ARCH),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        stmt(BPF_LD | BPF_W | BPF_ABS, NR),
+    ];
+    // x32 system calls (nr | 0x40000000) are another ABI on x86_64: none for us.
+    #[cfg(target_arch = "x86_64")]
+    p.extend([
+        jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 0, 1),
+        stmt(BPF_RET | BPF_K, deny),
+    ]);
+    for nr in denied_syscalls() {
+        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));
+        p.push(stmt(BPF_RET | BPF_K, deny));
+    }
+    // tgkill only to this process (abort() signals its own thread this way).
+    p.extend([
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_tgkill as u32, 0, 3),
+        stmt(BPF_LD | BPF_W | BPF_ABS, ARG0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, pid, 1, 0),
+        stmt(BPF_RET | BPF_K, deny),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    ]);
+    p
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn install_filter(program: &[libc::sock_filter]) -> Result<(), String> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| "seccomp program too long".to_string())?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "seccomp filter not installed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod tests {
+    use super::*;
+
+    /// In a forked child (the filter must not land on the test runner): the filter refuses
+    /// sockets, files by path, programs and signals to others, and allows pipes and memory.
+    #[test]
+    fn the_filter_refuses_the_outside_and_allows_the_worker() {
+        // Built before fork: the child only makes raw system calls (no allocation).
+        let mut program = seccomp_program(0);
+        let pid_slot = program.len() - 3;
+        let path = c"/etc/hostname";
+        let mut fds = [0; 2];
+        // SAFETY: plain system calls; the child touches only memory prepared before fork and
+        // ends with _exit.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let child = libc::fork();
+            assert!(child >= 0, "fork failed");
+            if child == 0 {
+                // Our own pid in the tgkill rule.
+                let own = libc::getpid() as u32;
+                program[pid_slot].k = own;
+                let code = (|| {
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                        return 10;
+                    }
+                    let prog = libc::sock_fprog {
+                        len: program.len() as u16,
+                        filter: program.as_ptr().cast_mut(),
+                    };
+                    if libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0,
+                        &prog as *const libc::sock_fprog,
+                    ) != 0
+                    {
+                        return 11;
+                    }
+                    let denied =
+                        |rc: libc::c_long| rc == -1 && *libc::__errno_location() == libc::EPERM;
+                    if !denied(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as libc::c_long) {
+                        return 20;
+                    }
+                    if !denied(libc::open(path.as_ptr(), libc::O_RDONLY) as libc::c_long) {
+                        return 21;
+                    }
+                    if !denied(libc::kill(1, 0) as libc::c_long) {
+                        return 22;
+                    }
+                    if !denied(libc::unlink(path.as_ptr()) as libc::c_long) {
+                        return 23;
+                    }
+                    if !denied(libc::syscall(libc::SYS_tgkill, 1, 1, 0)) {
+                        return 24;
+                    }
+                    // What a worker needs still works.
+                    if libc::write(fds[1], b"ok".as_ptr().cast(), 2) != 2 {
+                        return 30;
+                    }
+                    if libc::syscall(libc::SYS_tgkill, own, own, 0) != 0 {
+                        return 31;
+                    }
+                    let mut r = [0u8; 8];
+                    if libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) != 8 {
+                        return 32;
+                    }
+                    0
+                })();
+                libc::_exit(code);
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(child, &mut status, 0), child);
+            assert!(libc::WIFEXITED(status), "child died: {status:#x}");
+            assert_eq!(
+                libc::WEXITSTATUS(status),
+                0,
+                "probe failed at step {}",
+                libc::WEXITSTATUS(status)
+            );
+            let mut buf = [0u8; 2];
+            assert_eq!(libc::read(fds[0], buf.as_mut_ptr().cast(), 2), 2);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
 }

@@ -180,6 +180,16 @@ impl Client {
         }
     }
 
+    /// The next `worker_exited`, with the CPU time it reports (natural ends only) taken out,
+    /// so it can be compared whole; the CPU time must be plausible when present.
+    pub async fn exited(&mut self) -> Value {
+        let mut m = self.expect("worker_exited").await;
+        if let Some(cpu) = m.as_object_mut().and_then(|o| o.remove("cpu_ms")) {
+            assert!(cpu.as_u64().is_some(), "cpu_ms {cpu}");
+        }
+        m
+    }
+
     /// The next message, which must be of type `ty`.
     pub async fn expect(&mut self, ty: &str) -> Value {
         let message = self.recv().await;

@@ -6,11 +6,32 @@
 //!
 //! Requests carry a client-chosen `request_id` echoed in the answer. Workers carry a
 //! client-chosen `worker_id`, unique within the connection.
+//!
+//! Worker messages (`postMessage` data) travel in websocket *binary* frames
+//! ([`encode_worker_frame`]) as structured-clone bytes ([`crate::sclone`]) once both sides have
+//! named [`FEATURE_STRUCTURED_CLONE`] in their `hello`; a client that did not still gets
+//! protocol version 1's JSON `worker_message`.
 
 use serde::{Deserialize, Serialize};
 
 use super::ErrorCode;
+use super::executor::ConsoleLevel;
 use super::plan::ResourceAmounts;
+
+/// Feature named in `hello` by a client that sends and wants worker data as structured-clone
+/// bytes in binary frames, and by a broker that speaks them.
+pub const FEATURE_STRUCTURED_CLONE: &str = "structured_clone_v1";
+
+/// First byte of a binary frame that carries one worker message, either way.
+pub const BINARY_WORKER_MESSAGE: u8 = 0x01;
+
+/// A script the worker may load with `importScripts`, supplied with the spawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptSource {
+    /// Absolute URL, as `importScripts` resolves it against the worker's URL.
+    pub url: String,
+    pub source: String,
+}
 
 /// Identifies a lease; assigned by the broker, unique for the broker's lifetime.
 pub type LeaseId = u64;
@@ -25,6 +46,9 @@ pub enum ClientMessage {
         /// Access token, for brokers that require one.
         #[serde(default)]
         token: Option<String>,
+        /// Optional features the client speaks, e.g. [`FEATURE_STRUCTURED_CLONE`].
+        #[serde(default)]
+        features: Vec<String>,
     },
     LeaseRequest {
         request_id: u64,
@@ -67,8 +91,19 @@ pub enum ClientMessage {
         /// stale view of its lease.
         #[serde(default)]
         epoch: Option<u64>,
+        /// The scripts `importScripts` may load; any other URL fails with a NetworkError.
+        #[serde(default)]
+        imports: Vec<ScriptSource>,
+        /// The `name` option of `new Worker(url, {name})`, the worker's `self.name`.
+        #[serde(default)]
+        name: String,
+        /// A module worker (`{type: "module"}`): `source` is an ES module, and `imports`
+        /// holds the modules it imports, by absolute URL.
+        #[serde(default)]
+        module: bool,
     },
-    /// `worker.postMessage(data)` from the page.
+    /// `worker.postMessage(data)` from the page, for clients without
+    /// [`FEATURE_STRUCTURED_CLONE`] (the others send a binary frame).
     WorkerMessage {
         worker_id: String,
         data: serde_json::Value,
@@ -166,6 +201,9 @@ pub enum ServerMessage {
         broker: String,
         /// The pool's total capacity.
         capacity: ResourceAmounts,
+        /// Optional features the broker speaks; the client may use those it named too.
+        #[serde(default)]
+        features: Vec<String>,
     },
     LeaseGranted {
         request_id: u64,
@@ -211,10 +249,17 @@ pub enum ServerMessage {
     WorkerStarted {
         worker_id: String,
     },
-    /// `postMessage(data)` from the remote worker.
+    /// `postMessage(data)` from the remote worker, rendered as `JSON.stringify` would, for a
+    /// client without [`FEATURE_STRUCTURED_CLONE`] (the others get a binary frame).
     WorkerMessage {
         worker_id: String,
         data: serde_json::Value,
+    },
+    /// The worker called `console.*`: the page shows it in its own console.
+    WorkerConsole {
+        worker_id: String,
+        level: ConsoleLevel,
+        text: String,
     },
     /// An uncaught exception in the worker (the worker keeps running, as in a browser).
     WorkerError {
@@ -228,6 +273,11 @@ pub enum ServerMessage {
     WorkerExited {
         worker_id: String,
         reason: WorkerExitReason,
+        /// CPU time the worker's executor used, in ms, when known: reported by the executor
+        /// when the worker ended on its own (closed, a limit), measured by the broker when
+        /// the client terminated it; absent at a lease's end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu_ms: Option<u64>,
     },
     /// A message could not be served; the connection stays open.
     Error {
@@ -238,4 +288,48 @@ pub enum ServerMessage {
     },
     #[serde(other)]
     Unknown,
+}
+
+/// A binary frame that is not a worker message this side can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryFrameError {
+    #[error("empty binary frame")]
+    Empty,
+    #[error("unknown binary frame kind {0:#04x}")]
+    UnknownKind(u8),
+    #[error("binary frame truncated in its header")]
+    Truncated,
+    #[error("the worker id in a binary frame is not UTF-8")]
+    WorkerId,
+}
+
+/// A binary worker-message frame: [`BINARY_WORKER_MESSAGE`], the worker id's length as a
+/// little-endian `u16`, the worker id in UTF-8, then the structured-clone bytes.
+pub fn encode_worker_frame(worker_id: &str, payload: &[u8]) -> Vec<u8> {
+    let id = worker_id.as_bytes();
+    let id = &id[..id.len().min(usize::from(u16::MAX))];
+    let mut frame = Vec::with_capacity(3 + id.len() + payload.len());
+    frame.push(BINARY_WORKER_MESSAGE);
+    frame.extend_from_slice(&(id.len() as u16).to_le_bytes());
+    frame.extend_from_slice(id);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Splits a binary frame into the worker id and the structured-clone bytes.
+pub fn decode_worker_frame(frame: &[u8]) -> Result<(&str, &[u8]), BinaryFrameError> {
+    let (&kind, rest) = frame.split_first().ok_or(BinaryFrameError::Empty)?;
+    if kind != BINARY_WORKER_MESSAGE {
+        return Err(BinaryFrameError::UnknownKind(kind));
+    }
+    if rest.len() < 2 {
+        return Err(BinaryFrameError::Truncated);
+    }
+    let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+    let rest = &rest[2..];
+    if rest.len() < len {
+        return Err(BinaryFrameError::Truncated);
+    }
+    let id = std::str::from_utf8(&rest[..len]).map_err(|_| BinaryFrameError::WorkerId)?;
+    Ok((id, &rest[len..]))
 }

@@ -5,7 +5,8 @@
 use serde_json::json;
 
 use super::broker::{
-    ClientMessage, DenyReason, Lease, LeaseEndReason, RevokeCause, ServerMessage, WorkerExitReason,
+    ClientMessage, DenyReason, FEATURE_STRUCTURED_CLONE, Lease, LeaseEndReason, RevokeCause,
+    ScriptSource, ServerMessage, WorkerExitReason,
 };
 use super::demand::{
     ComponentDemand, ComponentKind, GraphSummary, PageDemand, PathDemand, PathKind,
@@ -251,12 +252,20 @@ pub fn host_replies() -> Vec<HostReply> {
     ]
 }
 
+pub fn script_source() -> ScriptSource {
+    ScriptSource {
+        url: "http://127.0.0.1:8080/lib.js".into(),
+        source: "function double(x) { return x * 2; }".into(),
+    }
+}
+
 pub fn client_messages() -> Vec<ClientMessage> {
     vec![
         ClientMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             client: "foresight-extension/0.1.0 firefox".into(),
             token: None,
+            features: vec![FEATURE_STRUCTURED_CLONE.into()],
         },
         ClientMessage::LeaseRequest {
             request_id: 1,
@@ -280,8 +289,12 @@ pub fn client_messages() -> Vec<ClientMessage> {
             lease_id: 3,
             worker_id: "t12-w0".into(),
             script_url: "http://127.0.0.1:8080/worker.js".into(),
-            source: "onmessage = (e) => postMessage(e.data * 2);".into(),
+            source: "importScripts('lib.js'); onmessage = (e) => postMessage(double(e.data));"
+                .into(),
             epoch: Some(3),
+            imports: vec![script_source()],
+            name: "doubler".into(),
+            module: false,
         },
         ClientMessage::WorkerMessage {
             worker_id: "t12-w0".into(),
@@ -314,6 +327,7 @@ pub fn server_messages() -> Vec<ServerMessage> {
                 memory_bytes: 12_884_901_888,
                 bandwidth_bytes_per_s: 0,
             },
+            features: vec![FEATURE_STRUCTURED_CLONE.into()],
         },
         ServerMessage::LeaseGranted {
             request_id: 1,
@@ -350,6 +364,11 @@ pub fn server_messages() -> Vec<ServerMessage> {
             worker_id: "t12-w0".into(),
             data: json!(42),
         },
+        ServerMessage::WorkerConsole {
+            worker_id: "t12-w0".into(),
+            level: ConsoleLevel::Warn,
+            text: "slow input: 3 items".into(),
+        },
         ServerMessage::WorkerError {
             worker_id: "t12-w0".into(),
             message: "ReferenceError: x is not defined".into(),
@@ -359,6 +378,7 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::WorkerExited {
             worker_id: "t12-w0".into(),
             reason: WorkerExitReason::CpuLimit,
+            cpu_ms: Some(512),
         },
         ServerMessage::Error {
             code: ErrorCode::NotFound,
@@ -379,8 +399,10 @@ pub fn to_executor() -> Vec<ToExecutor> {
                 memory_bytes: 41_943_040,
                 stack_bytes: 1_048_576,
             },
+            imports: vec![script_source()],
+            name: "doubler".into(),
+            module: false,
         },
-        ToExecutor::Message { data: json!(21) },
         ToExecutor::Terminate,
         ToExecutor::Unknown,
     ]
@@ -389,7 +411,6 @@ pub fn to_executor() -> Vec<ToExecutor> {
 pub fn from_executor() -> Vec<FromExecutor> {
     vec![
         FromExecutor::Started,
-        FromExecutor::Message { data: json!(42) },
         FromExecutor::Error {
             message: "ReferenceError: x is not defined".into(),
             lineno: Some(3),
@@ -400,6 +421,7 @@ pub fn from_executor() -> Vec<FromExecutor> {
         },
         FromExecutor::Exited {
             reason: WorkerExitReason::Closed,
+            cpu_ms: Some(3),
         },
         FromExecutor::Unknown,
     ]

@@ -4,10 +4,25 @@
 //! executor mode), sends `start`, relays messages both ways, and kills the process when the
 //! worker exits, the lease ends or a limit is hit. Nothing from one tenant ever shares a
 //! process with another.
+//!
+//! Frames are JSON ([`ToExecutor`], [`FromExecutor`]) except worker messages, which are
+//! [`DATA_FRAME`] followed by structured-clone bytes ([`crate::sclone`]), either way, so the
+//! broker relays `postMessage` data without decoding it.
 
 use serde::{Deserialize, Serialize};
 
-use super::broker::WorkerExitReason;
+use super::broker::{ScriptSource, WorkerExitReason};
+
+/// First byte of a pipe frame that carries a worker message (JSON frames start with `{`).
+pub const DATA_FRAME: u8 = 0x01;
+
+/// A data frame for `payload`.
+pub fn data_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(1 + payload.len());
+    frame.push(DATA_FRAME);
+    frame.extend_from_slice(payload);
+    frame
+}
 
 /// Limits the executor enforces on the script, derived from the lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,9 +44,16 @@ pub enum ToExecutor {
         script_url: String,
         source: String,
         limits: ExecutorLimits,
+        /// What `importScripts` may load.
+        #[serde(default)]
+        imports: Vec<ScriptSource>,
+        /// `self.name`.
+        #[serde(default)]
+        name: String,
+        /// Run `source` as an ES module (imports served from `imports`).
+        #[serde(default)]
+        module: bool,
     },
-    /// Deliver `data` to the worker's `onmessage`.
-    Message { data: serde_json::Value },
     /// Stop at once.
     Terminate,
     #[serde(other)]
@@ -57,10 +79,6 @@ pub enum ConsoleLevel {
 pub enum FromExecutor {
     /// The script's top level ran; messages may follow.
     Started,
-    /// `postMessage(data)` from the worker.
-    Message {
-        data: serde_json::Value,
-    },
     /// An uncaught exception.
     Error {
         message: String,
@@ -74,6 +92,9 @@ pub enum FromExecutor {
     /// The worker is done; the executor exits after sending this.
     Exited {
         reason: WorkerExitReason,
+        /// CPU time the executor process used, all threads, in ms.
+        #[serde(default)]
+        cpu_ms: Option<u64>,
     },
     #[serde(other)]
     Unknown,

@@ -96,30 +96,29 @@ fn examples_cover_every_variant() {
             ServerMessage::Unknown => 11,
             ServerMessage::LeaseQueued { .. } => 12,
             ServerMessage::LeaseRevoking { .. } => 13,
+            ServerMessage::WorkerConsole { .. } => 14,
         },
-        14,
+        15,
     );
     covered(
         &examples::to_executor(),
         |m| match m {
             ToExecutor::Start { .. } => 0,
-            ToExecutor::Message { .. } => 1,
-            ToExecutor::Terminate => 2,
-            ToExecutor::Unknown => 3,
+            ToExecutor::Terminate => 1,
+            ToExecutor::Unknown => 2,
         },
-        4,
+        3,
     );
     covered(
         &examples::from_executor(),
         |m| match m {
             FromExecutor::Started => 0,
-            FromExecutor::Message { .. } => 1,
-            FromExecutor::Error { .. } => 2,
-            FromExecutor::Console { .. } => 3,
-            FromExecutor::Exited { .. } => 4,
-            FromExecutor::Unknown => 5,
+            FromExecutor::Error { .. } => 1,
+            FromExecutor::Console { .. } => 2,
+            FromExecutor::Exited { .. } => 3,
+            FromExecutor::Unknown => 4,
         },
-        6,
+        5,
     );
 }
 
@@ -218,6 +217,29 @@ fn later_fields_are_optional() {
         }
         other => panic!("decoded as {other:?}"),
     }
+}
+
+#[test]
+fn binary_worker_frames_round_trip_and_match_the_document() {
+    use super::broker::{BinaryFrameError, decode_worker_frame, encode_worker_frame};
+    // `postMessage(42)` to worker "w1": the bytes docs/PROTOCOL.md shows.
+    let payload = crate::sclone::encode_json(&serde_json::json!(42));
+    let frame = encode_worker_frame("w1", &payload);
+    assert_eq!(frame, [0x01, 0x02, 0x00, b'w', b'1', 0x01, 0x04, 0x54]);
+    assert_eq!(decode_worker_frame(&frame), Ok(("w1", &payload[..])));
+    assert_eq!(decode_worker_frame(&[]), Err(BinaryFrameError::Empty));
+    assert_eq!(
+        decode_worker_frame(&[7, 0, 0]),
+        Err(BinaryFrameError::UnknownKind(7))
+    );
+    assert_eq!(
+        decode_worker_frame(&[1, 9, 0, b'w']),
+        Err(BinaryFrameError::Truncated)
+    );
+    assert_eq!(
+        decode_worker_frame(&[1, 1, 0, 0xff]),
+        Err(BinaryFrameError::WorkerId)
+    );
 }
 
 fn section<T: Serialize>(out: &mut String, title: &str, msgs: &[T]) {

@@ -1,0 +1,299 @@
+//! Remote Web Workers, measured where a user meets them: in real headless Chromium with the
+//! built extension and a real broker on loopback (the end-to-end harness, `foresight-tests`).
+//!
+//! * round trip: p50 of sequential ping/pong messages through a native Worker and through the
+//!   page's Worker placed on the broker (target: at most +1 ms), and the broker's share of it
+//!   (a websocket client of our own, no browser or extension in the path);
+//! * executor start: `worker_spawn` to `worker_started` at the broker, over its websocket
+//!   (target: 1 ms from a pool of pre-started executors);
+//! * compute: the same workloads (tests/fixtures/conformance/w/bench.js) timed inside a native
+//!   worker (the browser's engine) and inside a remote one (QuickJS in the executor), as
+//!   ratios: how many times slower the executor is.
+//!
+//! Needs the extension packaged and the binaries built: `cargo xtask bench` does both. Release
+//! binaries are used when present (the executor's speed is measured), debug ones otherwise.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use foresight_tests::artifacts::Artifacts;
+use foresight_tests::browser::BrowserKind;
+use foresight_tests::conformance;
+use foresight_tests::scenario::{Rig, RigOptions};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::report::Report;
+
+const ROUND_TRIPS: usize = 200;
+const SPAWNS: usize = 20;
+const WORKLOADS: [&str; 5] = ["fib", "mandelbrot", "sha256", "json", "blur"];
+
+pub fn run(report: &mut Report) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(measure(report))
+}
+
+fn artifacts() -> Result<Artifacts, String> {
+    let mut artifacts = Artifacts::locate().map_err(|e| e.to_string())?;
+    let release = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from));
+    if let Some(release) = release
+        && release.join("foresight-broker").exists()
+        && release.join("foresight-host").exists()
+    {
+        artifacts.bin_dir = release;
+    }
+    eprintln!("    binaries from {}", artifacts.bin_dir.display());
+    Ok(artifacts)
+}
+
+async fn measure(report: &mut Report) -> Result<(), String> {
+    let options = RigOptions {
+        artifacts: Some(artifacts()?),
+        ..RigOptions::default()
+    };
+    let mut rig = Rig::start_with(BrowserKind::Chromium, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tab = conformance::open(&mut rig)
+        .await
+        .map_err(|e| rig.context(e).to_string())?;
+    let eval = |expr: String| {
+        let rig = &rig;
+        let tab = &tab;
+        async move {
+            rig.browser
+                .eval(tab, &expr)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+
+    let local = ms(&eval(format!("benchRoundTrip('native', {ROUND_TRIPS})")).await?)?;
+    let remote = ms(&eval(format!("benchRoundTrip('page', {ROUND_TRIPS})")).await?)?;
+    report.add(
+        "remote_worker.round_trip_local",
+        local,
+        "ms",
+        "p50, native Worker in Chromium",
+    );
+    report.add(
+        "remote_worker.round_trip_remote",
+        remote,
+        "ms",
+        "p50, the page's Worker on the broker (loopback)",
+    );
+    report.add(
+        "remote_worker.round_trip_overhead",
+        remote - local,
+        "ms",
+        "remote - local; target <= 1 ms",
+    );
+
+    let mut c = BenchClient::connect(&rig).await?;
+    let broker_rt = c.round_trips(ROUND_TRIPS).await?;
+    report.add(
+        "remote_worker.round_trip_broker",
+        percentile_ms(&broker_rt, 50.0),
+        "ms",
+        "p50, websocket client <-> broker <-> executor echo, binary frames (no browser)",
+    );
+    drop(c);
+
+    let (cold, spare) = executor_starts(&rig).await?;
+    report.add(
+        "remote_worker.executor_start_cold_p50",
+        percentile_ms(&cold, 50.0),
+        "ms",
+        "worker_spawn -> worker_started, a new process (first worker of a connection)",
+    );
+    report.add(
+        "remote_worker.executor_start_spare_p50",
+        percentile_ms(&spare, 50.0),
+        "ms",
+        "same, in the connection's ready spare executor; target <= 1 ms",
+    );
+    report.add(
+        "remote_worker.executor_start_spare_p90",
+        percentile_ms(&spare, 90.0),
+        "ms",
+        "same, p90",
+    );
+
+    for name in WORKLOADS {
+        let native = eval(format!("benchCompute('native', {name:?}, 3)")).await?;
+        let remote = eval(format!("benchCompute('page', {name:?}, 2)")).await?;
+        if native["result"] != remote["result"] {
+            return Err(format!(
+                "{name}: the engines disagree: {native} vs {remote}"
+            ));
+        }
+        let (n, r) = (ms(&native["ms"])?, ms(&remote["ms"])?);
+        report.add(
+            &format!("remote_worker.compute_{name}_browser"),
+            n,
+            "ms",
+            "best of 3, inside a native worker (V8)",
+        );
+        report.add(
+            &format!("remote_worker.compute_{name}_executor"),
+            r,
+            "ms",
+            "best of 2, inside the executor (QuickJS)",
+        );
+        report.add(
+            &format!("remote_worker.compute_{name}_ratio"),
+            if n > 0.0 { r / n } else { 0.0 },
+            "x",
+            "executor time / browser time (1 = as fast)",
+        );
+    }
+    Ok(())
+}
+
+fn ms(v: &Value) -> Result<f64, String> {
+    v.as_f64().ok_or_else(|| format!("not a number of ms: {v}"))
+}
+
+fn percentile_ms(times: &[Duration], p: f64) -> f64 {
+    crate::measure::percentile_us(times, p) / 1000.0
+}
+
+/// Times `worker_spawn` -> `worker_started` over websockets of our own: the first worker of
+/// each of [`COLD`] new connections (a new process), then [`SPAWNS`] workers one after the other
+/// on one connection, spaced so that its spare executor is ready each time.
+async fn executor_starts(rig: &Rig) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    let mut cold = Vec::new();
+    for i in 0..COLD {
+        let mut c = BenchClient::connect(rig).await?;
+        let times = c.spawns(1, Duration::ZERO).await?;
+        // The first connection also warms the page cache for the executor binary.
+        if i > 0 {
+            cold.extend(times);
+        }
+    }
+    let mut c = BenchClient::connect(rig).await?;
+    let mut spare = c.spawns(SPAWNS + 1, SPARE_READY).await?;
+    // The first of these had no spare yet.
+    spare.remove(0);
+    Ok((cold, spare))
+}
+
+/// How long a spare executor is given to get ready (it needs ~10 ms: a process, a network
+/// namespace, QuickJS and the worker's world).
+const SPARE_READY: Duration = Duration::from_millis(100);
+const COLD: usize = 6;
+
+struct BenchClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    lease_id: u64,
+    next: usize,
+}
+
+impl BenchClient {
+    async fn connect(rig: &Rig) -> Result<Self, String> {
+        let (ws, _) = tokio_tungstenite::connect_async(rig.broker.url())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut c = Self {
+            ws,
+            lease_id: 0,
+            next: 0,
+        };
+        c.send(json!({"type": "hello", "protocol_version": 1, "client": "bench", "features": ["structured_clone_v1"]}))
+            .await?;
+        c.recv().await?;
+        c.send(json!({"type": "lease_request", "request_id": 1, "resources": {"cpu_millicores": 100, "memory_bytes": 16 << 20}, "ttl_ms": 30_000}))
+            .await?;
+        let lease = c.recv().await?;
+        c.lease_id = lease["lease"]["lease_id"]
+            .as_u64()
+            .ok_or_else(|| format!("no lease: {lease}"))?;
+        Ok(c)
+    }
+
+    async fn send(&mut self, v: Value) -> Result<(), String> {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn recv(&mut self) -> Result<Value, String> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                .await
+                .map_err(|_| "the broker did not answer".to_string())?
+                .ok_or("the broker closed the connection")?
+                .map_err(|e| e.to_string())?;
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(text.as_str()).map_err(|e| e.to_string());
+            }
+        }
+    }
+
+    /// `n` sequential round trips (after a warm-up) with an echo worker, in binary frames.
+    async fn round_trips(&mut self, n: usize) -> Result<Vec<Duration>, String> {
+        self.send(json!({"type": "worker_spawn", "lease_id": self.lease_id, "worker_id": "echo", "script_url": "https://bench.test/echo.js", "source": "onmessage = (e) => postMessage(e.data);"}))
+            .await?;
+        self.recv().await?;
+        let payload = foresight_shared::sclone::encode_json(&json!("ping"));
+        let frame = foresight_shared::protocol::broker::encode_worker_frame("echo", &payload);
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n + 20 {
+            let began = Instant::now();
+            self.ws
+                .send(Message::binary(frame.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                    .await
+                    .map_err(|_| "the echo worker did not answer".to_string())?
+                    .ok_or("the broker closed the connection")?
+                    .map_err(|e| e.to_string())?;
+                if matches!(next, Message::Binary(_)) {
+                    break;
+                }
+            }
+            if i >= 20 {
+                times.push(began.elapsed());
+            }
+        }
+        self.send(json!({"type": "worker_terminate", "worker_id": "echo"}))
+            .await?;
+        self.recv().await?;
+        Ok(times)
+    }
+
+    /// `n` workers, one after the other, `gap` apart; each is terminated once started.
+    async fn spawns(&mut self, n: usize, gap: Duration) -> Result<Vec<Duration>, String> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            tokio::time::sleep(gap).await;
+            let id = format!("start-{}", self.next);
+            self.next += 1;
+            let began = Instant::now();
+            self.send(json!({"type": "worker_spawn", "lease_id": self.lease_id, "worker_id": id, "script_url": "https://bench.test/w.js", "source": "onmessage = (e) => postMessage(e.data);"}))
+                .await?;
+            let started = self.recv().await?;
+            times.push(began.elapsed());
+            if started["type"] != "worker_started" {
+                return Err(format!("expected worker_started, got {started}"));
+            }
+            self.send(json!({"type": "worker_terminate", "worker_id": id}))
+                .await?;
+            self.recv().await?;
+        }
+        Ok(times)
+    }
+}
