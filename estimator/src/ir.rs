@@ -204,8 +204,11 @@ pub struct Registration {
 pub enum RegKind {
     /// An event handler: the event name (`click`) and a description of the target.
     Event { event: String, target: String },
-    /// A timer API (`setTimeout`, ...).
-    Timer { api: &'static str },
+    /// A timer API (`setTimeout`, ...), with its delay argument when it has one.
+    Timer {
+        api: &'static str,
+        delay: Option<NumId>,
+    },
 }
 
 /// Where a worker's script URL comes from.

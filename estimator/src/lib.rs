@@ -20,11 +20,13 @@
 //!    components, in work units with uncertainty ([`dist`]), using [`builtins`] for the
 //!    platform's costly operations.
 //! 6. [`paths`]: the load path, one interaction path per handler, one component per worker,
-//!    converted to milliseconds with the device [`Calibration`].
+//!    converted to milliseconds with the device [`Calibration`]; each path's demand over
+//!    time is laid out by [`curve`].
 
 pub mod builtins;
 pub mod collect;
 pub mod cost;
+pub mod curve;
 pub mod dist;
 pub mod graph;
 pub mod ir;
@@ -86,6 +88,7 @@ pub fn estimate(sources: &PageSources, calibration: &Calibration) -> PageDemand 
         components,
         graph: graph::summary(&a.collected, &a.resolution, &a.graph),
         warnings,
+        truncated: false,
     }
 }
 

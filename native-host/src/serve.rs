@@ -338,6 +338,9 @@ mod tests {
                 cpu_ms: Quantiles::exact(10.0),
                 memory_bytes: Quantiles::exact(1e6),
                 network_bytes: Quantiles::exact(1e4),
+                event: None,
+                target: None,
+                curve: Default::default(),
             }],
             components: vec![ComponentDemand {
                 id: component_id.into(),

@@ -215,6 +215,9 @@ mod tests {
                 cpu_ms: Quantiles::exact(20.0),
                 memory_bytes: Quantiles::exact(1e6),
                 network_bytes: Quantiles::exact(5e4),
+                event: None,
+                target: None,
+                curve: Default::default(),
             }],
             components: vec![ComponentDemand {
                 id: "worker-0".into(),

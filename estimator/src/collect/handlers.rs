@@ -3,11 +3,14 @@
 //! the syntax gives one.
 
 use swc_common::Spanned;
-use swc_ecma_ast::{Expr, ExprOrSpread, MemberExpr};
+use swc_ecma_ast::{Callee, Expr, ExprOrSpread, MemberExpr};
 use swc_ecma_visit::VisitWith;
 
 use super::Collector;
-use super::syntax::{element_selector, handler_event, is_function_value, str_lit, unparen};
+use super::syntax::{
+    document_element, element_selector, handler_event, is_function_value, member_prop, str_lit,
+    unparen,
+};
 use crate::ir::{Atom, Binding, CalleeRef, RegKind, Registration};
 
 impl Collector<'_, '_> {
@@ -27,7 +30,10 @@ impl Collector<'_, '_> {
         }
     }
 
-    /// How a handler's target reads in a path name: a selector when the syntax gives one.
+    /// How a handler's target reads in a path: a CSS selector when the syntax gives one
+    /// (`#go` for `getElementById('go')`, the selector of `querySelector`/`$`, `body` for
+    /// `document.body`), `document` or `window` for the page itself (where delegated handlers
+    /// are registered), else the expression as written.
     pub(super) fn describe_target(&self, e: &Expr) -> String {
         if let Some(sel) = element_selector(e) {
             return sel;
@@ -38,6 +44,25 @@ impl Collector<'_, '_> {
                 _ => i.sym.to_string(),
             },
             Expr::This(_) => "this".to_string(),
+            // `document.body` and friends: the element has a tag-name selector.
+            Expr::Member(m) if matches!(unparen(&m.obj), Expr::Ident(d) if d.sym == "document") => {
+                match member_prop(m).as_deref().and_then(document_element) {
+                    Some(tag) => tag.to_string(),
+                    None => self.snippet(e),
+                }
+            }
+            // `$(this)`, `$(document)`, `jQuery(el)`: the wrapped object.
+            Expr::Call(c)
+                if c.args.len() == 1
+                    && matches!(&c.callee, Callee::Expr(f)
+                        if matches!(unparen(f), Expr::Ident(i) if matches!(i.sym.as_str(), "$" | "jQuery")))
+                    && matches!(
+                        unparen(&c.args[0].expr),
+                        Expr::Ident(_) | Expr::This(_) | Expr::Member(_)
+                    ) =>
+            {
+                self.describe_target(&c.args[0].expr)
+            }
             other => self.snippet(other),
         }
     }
@@ -79,6 +104,7 @@ impl Collector<'_, '_> {
         self.register(RegKind::Event { event, target }, callback);
     }
 
+    /// `setTimeout(f, ms)` and the other timer APIs: a registration of `f`.
     pub(super) fn timer(&mut self, api: &'static str, args: &[ExprOrSpread]) {
         let callback = match args.first() {
             Some(a) => {
@@ -90,10 +116,17 @@ impl Collector<'_, '_> {
             }
             None => None,
         };
+        // `setTimeout(f, ms)` and `setInterval(f, ms)`; the other timer APIs take options.
+        let delay = match (api, args.get(1)) {
+            ("setTimeout" | "setInterval", Some(d)) if d.spread.is_none() => {
+                self.num_expr(&d.expr, 0)
+            }
+            _ => None,
+        };
         for a in args.iter().skip(1) {
             a.expr.visit_with(self);
         }
-        self.register(RegKind::Timer { api }, callback);
+        self.register(RegKind::Timer { api, delay }, callback);
     }
 
     /// A bare `onmessage = ...` / `onload = ...` (not a declared variable) sets the global

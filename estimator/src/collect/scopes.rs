@@ -224,14 +224,17 @@ impl Collector<'_, '_> {
                 self.bind(sym, Binding::Class(b));
             }
             other => {
-                let binding = if kind == VarDeclKind::Const {
-                    match (self.num_expr(other, 0), element_selector(other)) {
-                        (Some(n), _) => Binding::Const(n),
-                        (None, Some(sel)) => Binding::Element(sel),
-                        (None, None) => Binding::Other,
-                    }
+                // An element looked up once is almost always kept, even in a `let` or `var`,
+                // so those name their element too (for the handler targets of paths).
+                let num = if kind == VarDeclKind::Const {
+                    self.num_expr(other, 0)
                 } else {
-                    Binding::Other
+                    None
+                };
+                let binding = match (num, element_selector(other)) {
+                    (Some(n), _) => Binding::Const(n),
+                    (None, Some(sel)) => Binding::Element(sel),
+                    (None, None) => Binding::Other,
                 };
                 self.bind(sym, binding);
                 self.work(1.0);

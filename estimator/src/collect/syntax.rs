@@ -106,11 +106,36 @@ pub(super) fn element_selector(e: &Expr) -> Option<String> {
     let arg = call.args.first().and_then(|a| str_lit(&a.expr))?;
     match unparen(callee) {
         Expr::Member(m) => match member_prop(m)?.as_str() {
-            "getElementById" => Some(format!("#{arg}")),
+            "getElementById" => Some(id_selector(&arg)),
             "querySelector" | "querySelectorAll" => Some(arg),
             _ => None,
         },
         Expr::Ident(i) if matches!(i.sym.as_str(), "$" | "jQuery") => Some(arg),
+        _ => None,
+    }
+}
+
+/// A CSS selector for the element with id `id`: `#id` when the id is a plain CSS identifier,
+/// else an attribute selector (`[id="a.b"]`), which needs no escaping beyond quotes.
+pub(super) fn id_selector(id: &str) -> String {
+    let mut chars = id.chars();
+    let plain_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '-');
+    let plain_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain_start && plain_rest && !id.starts_with("--") && !id.starts_with("-") {
+        format!("#{id}")
+    } else {
+        format!("[id=\"{}\"]", id.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The tag-name selector of an element `document` exposes as a property.
+pub(super) fn document_element(prop: &str) -> Option<&'static str> {
+    match prop {
+        "body" => Some("body"),
+        "documentElement" => Some("html"),
+        "head" => Some("head"),
         _ => None,
     }
 }
