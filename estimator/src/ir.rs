@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::budget::Spend;
 use crate::builtins::Builtin;
 
 /// swc's interned string (`swc_atoms::Atom`). swc_ecma_ast does not re-export it and the
@@ -269,6 +270,10 @@ pub struct Collected {
     pub realms: Vec<ScopeId>,
     pub parse_errors: u32,
     pub warnings: Vec<String>,
+    /// The page's work budget, spent as scripts are parsed and walked.
+    pub budget: Spend,
+    /// Per script index: trailing bytes the walk did not reach because the budget ran out.
+    pub unanalysed_bytes: BTreeMap<usize, u64>,
 }
 
 impl Collected {

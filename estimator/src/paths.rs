@@ -156,6 +156,13 @@ impl<'a> Paths<'a> {
             .widen(MODEL_SPREAD.0, MODEL_SPREAD.1)
     }
 
+    /// Execution of the part of script `i` the walk did not reach (budget spent), by size.
+    fn unanalysed(&self, i: usize) -> Dist {
+        self.c.unanalysed_bytes.get(&i).map_or(Dist::ZERO, |rest| {
+            BY_SIZE_EXEC_UNITS_PER_BYTE.scale(*rest as f64)
+        })
+    }
+
     /// Running a registration's callback once.
     fn callback_cost(&self, reg: RegId) -> Cost {
         let mut cost = match self.callbacks.get(reg).copied().flatten() {
@@ -280,6 +287,7 @@ impl<'a> Paths<'a> {
             let body = match self.c.scripts.get(i) {
                 Some(ScriptStatus::Parsed(b)) => {
                     cost.add(self.model.body(*b));
+                    cost.cpu += self.unanalysed(i);
                     Some(*b)
                 }
                 _ => {
@@ -425,6 +433,7 @@ impl<'a> Paths<'a> {
         match self.c.scripts.get(script) {
             Some(ScriptStatus::Parsed(top)) => {
                 cost.add(self.model.body(*top));
+                cost.cpu += self.unanalysed(script);
                 let on_message = |r: &Registration| {
                     matches!(&r.kind, RegKind::Event { event, .. } if event == "message")
                         || follows_registrar(r)

@@ -113,12 +113,28 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         loop_depth: 0,
         depth: 0,
         truncated: false,
+        out_of_budget: false,
+        reached: 0,
     };
     program.visit_with(&mut c);
     let block = std::mem::take(&mut c.current);
     let truncated = c.truncated;
+    let out_of_budget = c.out_of_budget;
+    let reached = c.reached;
     if let Some(b) = out.bodies.get_mut(body) {
         b.block = block;
+    }
+    if out_of_budget && let Some(spent) = out.budget.nodes_spent() {
+        // The walk goes in source order, so what follows the last node entered is what it
+        // did not see; that part is priced by its size.
+        let rest = (target.src.len() as u64).saturating_sub(u64::from(reached));
+        if let Some(script) = target.script {
+            out.unanalysed_bytes.insert(script, rest);
+        }
+        out.warnings.push(format!(
+            "{}: {spent}; the last {rest} bytes were not analysed and are priced by their size",
+            target.label
+        ));
     }
     if truncated {
         out.warnings.push(format!(
@@ -167,14 +183,26 @@ struct Collector<'o, 's> {
     loop_depth: u32,
     depth: u32,
     truncated: bool,
+    /// Whether the page's node budget ran out during this walk.
+    out_of_budget: bool,
+    /// Byte offset of the last node entered (for what an exhausted budget left unseen).
+    reached: u32,
 }
 
 impl Collector<'_, '_> {
-    fn enter(&mut self) -> bool {
+    /// Enters a node that starts at swc position `lo`, unless it is too deep or the page's
+    /// node budget is spent.
+    fn enter(&mut self, lo: u32) -> bool {
         if self.depth >= MAX_AST_DEPTH {
             self.truncated = true;
             return false;
         }
+        if !self.out.budget.visit() {
+            self.out_of_budget = true;
+            return false;
+        }
+        // swc positions start at 1.
+        self.reached = self.reached.max(lo.saturating_sub(1));
         self.depth += 1;
         true
     }

@@ -1,6 +1,7 @@
 //! The `Visit` entry points: statement and expression dispatch under the depth guard, and
 //! branches (`if`/`else if` chains flattened, `switch`, `try`, `?:`).
 
+use swc_common::Spanned;
 use swc_ecma_ast::{
     ArrowExpr, Callee, Class, ClassDecl, Expr, FnDecl, FnExpr, Function, IfStmt, ImportDecl,
     ImportSpecifier, Lit, OptChainBase, Stmt, VarDecl,
@@ -45,7 +46,7 @@ impl Collector<'_, '_> {
 
 impl Visit for Collector<'_, '_> {
     fn visit_stmt(&mut self, s: &Stmt) {
-        if !self.enter() {
+        if !self.enter(s.span().lo.0) {
             return;
         }
         if !matches!(s, Stmt::Block(_) | Stmt::Empty(_) | Stmt::Decl(_)) {
@@ -84,7 +85,7 @@ impl Visit for Collector<'_, '_> {
     }
 
     fn visit_expr(&mut self, e: &Expr) {
-        if !self.enter() {
+        if !self.enter(e.span().lo.0) {
             return;
         }
         match e {
