@@ -25,6 +25,7 @@
 
 pub mod budget;
 pub mod builtins;
+pub mod calibration;
 pub mod collect;
 pub mod cost;
 pub mod curve;
