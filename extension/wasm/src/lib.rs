@@ -54,6 +54,23 @@ pub fn plan_fallback(
     to_json(&plan)
 }
 
+/// Overflows the wasm stack on purpose, as deeply nested page code once did inside swc: the
+/// trap leaves this instance broken for good (every later call traps too). It exists so the
+/// tests can prove that `extension/src/estimator.js` re-instantiates the module and carries
+/// on; the extension itself never calls it.
+#[wasm_bindgen]
+pub fn debug_overflow_stack() -> u32 {
+    deep(0)
+}
+
+#[allow(unconditional_recursion)]
+fn deep(level: u32) -> u32 {
+    // A frame the optimiser can neither drop nor turn into a loop.
+    let frame = std::hint::black_box([level; 256]);
+    let below = deep(std::hint::black_box(level.wrapping_add(1)));
+    frame.iter().fold(below, |a, b| a.wrapping_add(*b))
+}
+
 /// The wire protocol version this build speaks.
 #[wasm_bindgen]
 pub fn protocol_version() -> u32 {
