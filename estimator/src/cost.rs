@@ -23,6 +23,7 @@ use crate::builtins::Builtin;
 use crate::dist::Dist;
 use crate::graph::{Edge, ExecGraph, Node};
 use crate::ir::{Block, BodyId, Collected, Item};
+use crate::libraries;
 use crate::resolve::{Resolution, Target};
 
 /// Parse and compile cost per source byte. V8 pre-parses lazily compiled functions at roughly
@@ -269,6 +270,10 @@ impl<'a> CostModel<'a> {
                             .collect::<Vec<_>>(),
                     ),
                     Some(Target::Builtin(b)) => self.builtin(b),
+                    Some(Target::Library { entry, .. }) => Cost::cpu(match entry {
+                        Some(e) => e.cost(libraries::UNKNOWN_ITEMS),
+                        None => libraries::UNPROFILED_CALL_UNITS,
+                    }),
                     Some(Target::Unresolved) | None => Cost::cpu(UNRESOLVED_CALL_UNITS),
                     Some(Target::Ignored) => Cost::ZERO,
                 },

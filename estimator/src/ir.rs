@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::budget::Spend;
 use crate::builtins::Builtin;
+use crate::libraries::{LibraryProfile, Recognised};
 
 /// swc's interned string (`swc_atoms::Atom`). swc_ecma_ast does not re-export it and the
 /// workspace does not depend on swc_atoms directly, so it is named through `swc_ecma_ast::Id`,
@@ -32,6 +33,7 @@ pub type LoopId = usize;
 pub type RegId = usize;
 pub type SpawnId = usize;
 pub type NetId = usize;
+pub type LibId = usize;
 
 /// What kind of code a [`Body`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,9 @@ pub enum Binding {
     Const(NumId),
     /// A `const` bound to a DOM element looked up by a literal selector (for path names).
     Element(String),
+    /// A global a recognised library defines (`$`, `_`), by index into
+    /// `Collected.libraries`.
+    Library(LibId),
     /// Anything else (a parameter, a `let`, an import).
     Other,
 }
@@ -246,6 +251,18 @@ pub enum ScriptStatus {
     Parsed(BodyId),
     /// Not analysed (no source, refused, or unparseable): priced by size.
     BySize,
+    /// A recognised library, priced from its measured profile (`Collected.libraries`).
+    Library(LibId),
+}
+
+/// A script recognised as a library with a measured profile.
+#[derive(Debug, Clone)]
+pub struct LoadedLibrary {
+    pub profile: &'static LibraryProfile,
+    pub how: Recognised,
+    /// Index into `PageSources.scripts`.
+    pub script: usize,
+    pub bytes: u64,
 }
 
 /// Everything the collect pass found on the page.
@@ -270,6 +287,8 @@ pub struct Collected {
     pub realms: Vec<ScopeId>,
     pub parse_errors: u32,
     pub warnings: Vec<String>,
+    /// Recognised library scripts, in page order.
+    pub libraries: Vec<LoadedLibrary>,
     /// The page's work budget, spent as scripts are parsed and walked.
     pub budget: Spend,
     /// Per script index: trailing bytes the walk did not reach because the budget ran out.

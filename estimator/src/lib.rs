@@ -10,6 +10,8 @@
 //! 1. [`parse`]: a nesting prescan refuses input that would overflow swc's recursive parser,
 //!    then swc parses each script (classic scripts as scripts, modules as modules, each
 //!    falling back to the other goal).
+//!    Scripts [`libraries`] recognises (jQuery, React, lodash...) are not parsed: they are
+//!    priced from profiles measured in a browser.
 //! 2. [`collect`]: one AST walk per script records bodies of code, scopes, call sites,
 //!    handler/timer registrations, workers, network requests and each body's cost shape
 //!    ([`ir`]). The AST is dropped right after.
@@ -32,6 +34,7 @@ pub mod curve;
 pub mod dist;
 pub mod graph;
 pub mod ir;
+pub mod libraries;
 pub mod parse;
 pub mod paths;
 pub mod resolve;
@@ -169,6 +172,28 @@ fn collect_script(
         ));
         return ScriptStatus::BySize;
     };
+    // Each worker runs in its own global scope; everything else shares the page's.
+    let worker = script.kind == ScriptKind::Worker;
+    if script.kind != ScriptKind::Module
+        && let Some((profile, how)) = libraries::recognise(src)
+    {
+        let realm = if worker {
+            c.new_scope(None)
+        } else {
+            page_realm
+        };
+        let id = c.libraries.len();
+        c.libraries.push(ir::LoadedLibrary {
+            profile,
+            how,
+            script: i,
+            bytes: src.len() as u64,
+        });
+        for global in profile.globals {
+            c.bind(realm, ir::Atom::from(*global), ir::Binding::Library(id));
+        }
+        return ScriptStatus::Library(id);
+    }
     let goal = match script.kind {
         ScriptKind::Module => Goal::Module,
         _ => Goal::Script,
@@ -176,8 +201,6 @@ fn collect_script(
     let Some(program) = guarded_parse(c, &label, src, goal, "; priced by its size") else {
         return ScriptStatus::BySize;
     };
-    // Each worker runs in its own global scope; everything else shares the page's.
-    let worker = script.kind == ScriptKind::Worker;
     let realm = if worker {
         c.new_scope(None)
     } else {

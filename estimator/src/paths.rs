@@ -290,6 +290,10 @@ impl<'a> Paths<'a> {
                     cost.cpu += self.unanalysed(i);
                     Some(*b)
                 }
+                Some(ScriptStatus::Library(l)) => {
+                    cost = self.library_load(*l);
+                    None
+                }
                 _ => {
                     cost.cpu += BY_SIZE_EXEC_UNITS_PER_BYTE.scale(script_bytes(script));
                     None
@@ -449,8 +453,30 @@ impl<'a> Paths<'a> {
                 );
                 cost.add(t.total());
             }
+            Some(ScriptStatus::Library(l)) => {
+                // Measured loads include the compile that `parse_units` priced above.
+                let lib = self.library_load(*l);
+                cost.cpu = Dist::exact(WORKER_STARTUP_UNITS) + lib.cpu;
+                cost.mem = Dist::exact(WORKER_BASE_BYTES) + lib.mem;
+            }
             _ => cost.cpu += BY_SIZE_EXEC_UNITS_PER_BYTE.scale(script_bytes(src)),
         }
         cost
+    }
+
+    /// Loading recognised library `l`: its measured profile (compile and top-level code,
+    /// and the heap it leaves) instead of the per-byte parse cost and the code walk.
+    fn library_load(&self, l: usize) -> Cost {
+        match self.c.libraries.get(l) {
+            Some(lib) => {
+                let (cpu, mem) = lib.profile.load_cost(lib.bytes);
+                Cost {
+                    cpu,
+                    mem,
+                    net: Dist::ZERO,
+                }
+            }
+            None => Cost::ZERO,
+        }
     }
 }

@@ -13,9 +13,10 @@ use foresight_shared::protocol::demand::{PageSources, ScriptKind};
 
 use crate::builtins::{self, Builtin};
 use crate::ir::{
-    Binding, BodyId, CallKind, CalleeRef, Collected, LoopSpec, NumExpr, NumId, NumOp, ScopeId,
-    WorkerUrl,
+    Atom, Binding, BodyId, CallKind, CalleeRef, Collected, LibId, LoopSpec, NumExpr, NumId, NumOp,
+    ScopeId, WorkerUrl,
 };
+use crate::libraries::EntryProfile;
 use crate::url;
 
 /// Most methods of one name a member call may resolve to. More means the name is generic
@@ -31,6 +32,12 @@ pub enum Target {
     /// Page code; several bodies when a method name matches several definitions.
     Bodies(Vec<BodyId>),
     Builtin(&'static Builtin),
+    /// A recognised library (`Collected.libraries`), at a measured entry point when it has
+    /// one.
+    Library {
+        lib: LibId,
+        entry: Option<&'static EntryProfile>,
+    },
     /// A call whose callee could not be identified (counted, priced as an unknown call).
     Unresolved,
     /// A callback argument that does not name a function: not a call at all.
@@ -239,9 +246,43 @@ fn global_builtin(name: &str) -> Option<&'static Builtin> {
     builtins::global_function(name).or_else(|| builtins::known_constructor(name))
 }
 
+/// A call of library `lib` as `name`: the entry point of that name, or (for a global called
+/// directly, like `jQuery(...)`) the library's main entry (named by its first global).
+fn library_call(c: &Collected, lib: LibId, name: &str, direct: bool) -> Target {
+    let entry = c.libraries.get(lib).and_then(|l| {
+        l.profile.entry(name).or_else(|| {
+            direct
+                .then(|| l.profile.globals.first())
+                .flatten()
+                .and_then(|main| l.profile.entry(main))
+        })
+    });
+    Target::Library { lib, entry }
+}
+
+/// A method of a recognised library called on something the syntax does not name (a
+/// chained call, `$('.x').addClass(...)`): the first library in `realm` with an entry point
+/// of that name.
+fn library_method(c: &Collected, realm: ScopeId, prop: &Atom) -> Option<Target> {
+    c.libraries.iter().enumerate().find_map(|(id, l)| {
+        let in_realm = l.profile.globals.first().is_some_and(|g| {
+            c.scopes
+                .get(realm)
+                .and_then(|s| s.bindings.get(&Atom::from(*g)))
+                == Some(&Binding::Library(id))
+        });
+        let entry = l.profile.entry(prop)?;
+        in_realm.then_some(Target::Library {
+            lib: id,
+            entry: Some(entry),
+        })
+    })
+}
+
 fn resolve_global(c: &Collected, realm: ScopeId, name: &crate::ir::Atom, kind: CallKind) -> Target {
     match c.scopes.get(realm).and_then(|s| s.bindings.get(name)) {
         Some(Binding::Function(b) | Binding::Class(b)) => Target::Bodies(vec![*b]),
+        Some(Binding::Library(l)) => library_call(c, *l, name, true),
         _ => match global_builtin(name).or_else(|| builtins::method_by_name(name)) {
             Some(b) => Target::Builtin(b),
             None => miss(kind),
@@ -260,6 +301,7 @@ fn resolve_ref(
         CalleeRef::Body(b) => Target::Bodies(vec![*b]),
         CalleeRef::Name(name) => match c.lookup(scope, name) {
             Some(Binding::Function(b) | Binding::Class(b)) => Target::Bodies(vec![*b]),
+            Some(Binding::Library(l)) => library_call(c, *l, name, true),
             // A variable that holds something the syntax does not show (a parameter, say).
             Some(_) => miss(kind),
             None => match global_builtin(name) {
@@ -269,6 +311,11 @@ fn resolve_ref(
         },
         CalleeRef::GlobalName(name) => resolve_global(c, realm, name, kind),
         CalleeRef::Member { receiver, prop } => {
+            if let Some(r) = receiver
+                && let Some(Binding::Library(l)) = c.lookup(scope, r)
+            {
+                return library_call(c, *l, prop, false);
+            }
             if let Some(r) = receiver
                 && builtins::is_global_object(r)
                 && c.lookup(scope, r).is_none()
@@ -286,7 +333,7 @@ fn resolve_ref(
             }
             match builtins::method_by_name(prop) {
                 Some(b) => Target::Builtin(b),
-                None => miss(kind),
+                None => library_method(c, realm, prop).unwrap_or_else(|| miss(kind)),
             }
         }
         CalleeRef::Dynamic => miss(kind),
