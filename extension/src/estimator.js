@@ -12,6 +12,7 @@
 
 import init, {
   __wbg_reset_state,
+  calibration_units,
   estimate,
   plan_fallback,
 } from "./wasm/foresight_wasm.js";
@@ -89,4 +90,55 @@ export async function estimatePage(sources, unitsPerMs) {
 export async function fallbackPlan(demand, contention, policy, broker) {
   const args = [demand, contention, policy, broker].map((v) => JSON.stringify(v));
   return guarded(() => JSON.parse(plan_fallback(...args)));
+}
+
+// Calibration: how many of the estimator's work units this device runs per millisecond. The
+// kernel below is priced by the estimator from its own source text (so the two cannot drift)
+// and timed here; the quotient is what `estimatePage` takes as `unitsPerMs`.
+
+/** The calibration kernel: a counted loop of arithmetic, typed-array access and a call. */
+export function foresightKernel() {
+  function mix(x, i) {
+    return (x * 3 + i) | 0;
+  }
+  const N = 4000000;
+  const a = new Float64Array(1024);
+  let acc = 0;
+  for (let i = 0; i < N; i++) {
+    const j = i & 1023;
+    a[j] = a[j] * 0.5 + i;
+    acc = (acc + mix(a[j], i)) % 1000003;
+  }
+  return acc;
+}
+
+const WARMUP_RUNS = 3;
+const TIMED_RUNS = 7;
+// Bounds of any real device (as foresight_estimator::calibration): outside them the clock
+// or the run was broken.
+const MIN_UNITS_PER_MS = 1e4;
+const MAX_UNITS_PER_MS = 1e9;
+
+/**
+ * Runs the kernel (yielding to the event loop between runs, so the background stays
+ * responsive) and returns {unitsPerMs, units, medianMs, at}, or throws if the measurement
+ * is implausible.
+ */
+export async function calibrate() {
+  const units = await guarded(() => calibration_units(foresightKernel.toString(), "foresightKernel"));
+  const times = [];
+  let sink = 0;
+  for (let r = 0; r < WARMUP_RUNS + TIMED_RUNS; r += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const t0 = performance.now();
+    sink += foresightKernel();
+    if (r >= WARMUP_RUNS) times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const medianMs = times[times.length >> 1];
+  const unitsPerMs = units / medianMs;
+  if (!(unitsPerMs >= MIN_UNITS_PER_MS && unitsPerMs <= MAX_UNITS_PER_MS) || sink < 0) {
+    throw new Error(`implausible calibration: ${units} units in ${medianMs} ms`);
+  }
+  return { unitsPerMs, units, medianMs, at: Date.now() };
 }

@@ -7,10 +7,10 @@
 // the tab closes or navigates, and that is when the lease is released.
 
 import { BrokerClient } from "./broker-client.js";
-import { estimatePage, fallbackPlan } from "./estimator.js";
+import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { browserContention } from "./platform.js";
-import { brokerUrlFrom, loadSettings, policyFrom } from "./settings.js";
+import { brokerUrlFrom, ensureCalibration, loadSettings, policyFrom } from "./settings.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
 const PLACEMENT_DEADLINE_MS = 8_000;
@@ -76,6 +76,10 @@ export class Orchestrator {
   /** Connects to the native host early so the popup can show its status at once. */
   start() {
     this.host.connect().catch(() => {});
+    // The device calibration runs in the background; estimates use the default until then.
+    this.calibration = ensureCalibration(calibrate).catch((error) => ({
+      error: String(error?.message ?? error),
+    }));
   }
 
   /** Adopts a content script's port for its tab. */

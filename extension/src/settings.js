@@ -11,13 +11,44 @@ export const DEFAULTS = Object.freeze({
   brokerToken: "",
   // "auto" offloads what the plan says is worth it; "never" sends nothing to a broker.
   offload: "auto",
-  // Abstract work units per millisecond on this device (see the estimator's Calibration).
+  // Abstract work units per millisecond on this device (see the estimator's Calibration):
+  // this default until the background's calibration has run; a user's own value wins.
   unitsPerMs: 1e6,
 });
 
+// A calibration older than this is measured again (the device, its power settings and its
+// browser change).
+export const CALIBRATION_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
 export async function loadSettings() {
-  const stored = await api.storage.local.get("settings");
-  return { ...DEFAULTS, ...(stored.settings ?? {}) };
+  const stored = await api.storage.local.get(["settings", "calibration"]);
+  const calibrated = stored.calibration?.unitsPerMs;
+  return {
+    ...DEFAULTS,
+    ...(calibrated > 0 ? { unitsPerMs: calibrated } : {}),
+    ...(stored.settings ?? {}),
+  };
+}
+
+/** The stored calibration ({unitsPerMs, units, medianMs, at}), or null. */
+export async function loadCalibration() {
+  return (await api.storage.local.get("calibration")).calibration ?? null;
+}
+
+export async function saveCalibration(calibration) {
+  await api.storage.local.set({ calibration });
+}
+
+/**
+ * Measures this device once (and again when the stored measurement is older than
+ * CALIBRATION_MAX_AGE_MS) with `calibrate` (estimator.js), and keeps the result.
+ */
+export async function ensureCalibration(calibrate, now = Date.now()) {
+  const current = await loadCalibration();
+  if (current && now - current.at < CALIBRATION_MAX_AGE_MS) return current;
+  const fresh = await calibrate();
+  await saveCalibration(fresh);
+  return fresh;
 }
 
 /** The planner's policy (shared::protocol::plan::Policy) from the settings. */
