@@ -20,7 +20,10 @@ use report::Report;
 type Suite = fn(&mut Report) -> Result<(), String>;
 
 /// Every suite, by name.
-const SUITES: &[(&str, Suite)] = &[("framing", suites::framing::run)];
+const SUITES: &[(&str, Suite)] = &[
+    ("framing", suites::framing::run),
+    ("estimator", suites::estimator::run),
+];
 
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args().skip(1).collect();

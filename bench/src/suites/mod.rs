@@ -1,3 +1,4 @@
 //! The bench suites, one file each.
 
+pub mod estimator;
 pub mod framing;

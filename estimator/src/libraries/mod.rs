@@ -101,19 +101,21 @@ fn banner_matches(name: &str, head: &str) -> bool {
 /// Recognises a library script; `None` for anything else (including library builds that are
 /// ES modules, whose globals do not exist).
 pub fn recognise(src: &str) -> Option<(&'static LibraryProfile, Recognised)> {
-    let hash = fnv1a64(src.as_bytes());
-    if let Some(p) = PROFILES.iter().find(|p| p.hashes.contains(&hash)) {
-        return Some((p, Recognised::Exact));
-    }
     let mut end = src.len().min(1_024);
     while !src.is_char_boundary(end) {
         end -= 1;
     }
     let head = src.get(..end).unwrap_or("");
-    PROFILES
-        .iter()
-        .find(|p| banner_matches(p.name, head))
-        .map(|p| (p, Recognised::Banner))
+    // Every measured build carries its banner, so only a script with one is worth hashing
+    // (hashing every unknown script would cost a pass over all the page's code).
+    let p = PROFILES.iter().find(|p| banner_matches(p.name, head))?;
+    let hash = fnv1a64(src.as_bytes());
+    let how = if p.hashes.contains(&hash) {
+        Recognised::Exact
+    } else {
+        Recognised::Banner
+    };
+    Some((p, how))
 }
 
 impl LibraryProfile {
