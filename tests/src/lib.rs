@@ -7,8 +7,10 @@
 //!   events as broker-side evidence; [`http`] serves the fixture pages on loopback.
 //! * [`artifacts`] finds what `cargo xtask dist` and `cargo build` produced.
 //!
-//! The end-to-end tests (`tests/e2e.rs`) and the demo (`foresight-demo`) are both built on it.
+//! The end-to-end tests (`tests/e2e.rs`), the demo (`foresight-demo`) and the accuracy scoring
+//! ([`accuracy`], `foresight-accuracy`) are all built on it.
 
+pub mod accuracy;
 pub mod artifacts;
 pub mod broker;
 pub mod browser;
