@@ -22,6 +22,34 @@ pub struct Builtin {
     pub per_dom_node: f64,
     /// Bytes allocated.
     pub mem: Dist,
+    /// Extra units per item of the value the call works on, when its size is known (an array
+    /// pushed in counted loops, a string appended to in them); see [`Builtin::sized`].
+    pub per_item: f64,
+    /// Whether the per-item work grows as `n log n` (sorting) rather than `n`.
+    pub sorts: bool,
+    /// Extra bytes allocated per item (copies and results).
+    pub bytes_per_item: f64,
+}
+
+impl Builtin {
+    /// The same builtin with a per-item cost.
+    const fn sized(self, per_item: f64, bytes_per_item: f64, sorts: bool) -> Builtin {
+        Builtin {
+            per_item,
+            bytes_per_item,
+            sorts,
+            ..self
+        }
+    }
+
+    /// Work units and bytes the items add for a value of `n` items.
+    pub fn item_cost(&self, n: f64) -> (f64, f64) {
+        if !(n.is_finite() && n > 0.0) {
+            return (0.0, 0.0);
+        }
+        let work = if self.sorts { n * n.max(2.0).log2() } else { n };
+        (self.per_item * work, self.bytes_per_item * n)
+    }
 }
 
 const fn b(name: &'static str, cpu: Dist) -> Builtin {
@@ -30,6 +58,9 @@ const fn b(name: &'static str, cpu: Dist) -> Builtin {
         cpu,
         per_dom_node: 0.0,
         mem: Dist::ZERO,
+        per_item: 0.0,
+        sorts: false,
+        bytes_per_item: 0.0,
     }
 }
 
@@ -39,6 +70,9 @@ const fn b_mem(name: &'static str, cpu: Dist, mem: Dist) -> Builtin {
         cpu,
         per_dom_node: 0.0,
         mem,
+        per_item: 0.0,
+        sorts: false,
+        bytes_per_item: 0.0,
     }
 }
 
@@ -48,27 +82,38 @@ const fn b_dom(name: &'static str, cpu: Dist, per_dom_node: f64) -> Builtin {
         cpu,
         per_dom_node,
         mem: Dist::ZERO,
+        per_item: 0.0,
+        sorts: false,
+        bytes_per_item: 0.0,
     }
 }
 
 /// A builtin that is cheap and bounded (Math.floor, push, classList.add...).
 pub static CHEAP: Builtin = b("cheap builtin", Dist::new(2.0, 5.0, 20.0));
-pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0));
+/// Per item: a comparison with a JS comparator is a call, a few tens of units, `n log n` of
+/// them.
+pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0)).sized(40.0, 0.0, true);
+/// Per item: an object of a few fields serialised or parsed, a few hundred units and about
+/// its text again in memory.
 pub static JSON: Builtin = b_mem(
     "JSON",
     Dist::new(100.0, 5_000.0, 500_000.0),
     Dist::new(256.0, 16_384.0, 1_048_576.0),
-);
+)
+.sized(400.0, 64.0, false);
 pub static REGEX_OP: Builtin = b("regex match", Dist::new(20.0, 200.0, 5_000.0));
 pub static REGEX_COMPILE: Builtin = b("RegExp compile", Dist::new(100.0, 500.0, 5_000.0));
 pub static QUERY_ALL: Builtin = b_dom("querySelectorAll", Dist::new(20.0, 100.0, 1_000.0), 1.0);
 pub static QUERY_ONE: Builtin = b_dom("querySelector", Dist::new(20.0, 50.0, 500.0), 0.5);
 pub static GET_BY_ID: Builtin = b("getElementById", Dist::new(10.0, 20.0, 50.0));
+/// Per item (a piece appended to the markup, typically one element): parsing it, then the
+/// style, layout and paint of the element, like [`DOM_INSERT`] and then some.
 pub static HTML_PARSE: Builtin = b_mem(
     "HTML parse (innerHTML)",
     Dist::new(500.0, 5_000.0, 100_000.0),
     Dist::new(1_024.0, 10_240.0, 524_288.0),
-);
+)
+.sized(30_000.0, 256.0, false);
 pub static LAYOUT: Builtin = b("forced layout", Dist::new(10.0, 500.0, 20_000.0));
 pub static DOM_MUTATION: Builtin = b_mem(
     "DOM mutation",
@@ -88,7 +133,8 @@ pub static LINEAR: Builtin = b_mem(
     "linear array/string operation",
     Dist::new(10.0, 100.0, 5_000.0),
     Dist::new(0.0, 256.0, 65_536.0),
-);
+)
+.sized(3.0, 8.0, false);
 pub static STRING_OP: Builtin = b("string operation", Dist::new(5.0, 20.0, 500.0));
 pub static CONSOLE: Builtin = b("console", Dist::new(50.0, 200.0, 2_000.0));
 pub static STORAGE: Builtin = b("storage", Dist::new(50.0, 200.0, 2_000.0));
@@ -528,8 +574,19 @@ mod tests {
         assert_eq!(attribute.name, DOM_MUTATION.name);
         // Style, layout and paint of an inserted node dwarf the DOM call itself.
         assert!(insert.cpu.p50 >= 100.0 * attribute.cpu.p50);
-        for m in ["append", "prepend", "insertBefore", "replaceChildren", "before", "after"] {
-            assert_eq!(method_by_name(m).map(|b| b.name), Some(DOM_INSERT.name), "{m}");
+        for m in [
+            "append",
+            "prepend",
+            "insertBefore",
+            "replaceChildren",
+            "before",
+            "after",
+        ] {
+            assert_eq!(
+                method_by_name(m).map(|b| b.name),
+                Some(DOM_INSERT.name),
+                "{m}"
+            );
         }
     }
 }

@@ -156,6 +156,17 @@ impl<'a> CostModel<'a> {
         }
     }
 
+    /// A builtin working on a value of `items` items, when that is known.
+    fn sized(&self, b: &Builtin, items: Option<f64>) -> Cost {
+        let mut cost = self.builtin(b);
+        if let Some(n) = items {
+            let (units, bytes) = b.item_cost(n);
+            cost.cpu += Dist::exact(units);
+            cost.mem += Dist::exact(bytes);
+        }
+        cost
+    }
+
     fn price_all(&mut self, g: &ExecGraph) {
         let n = self.c.bodies.len();
         // The call graph alone, one node per body (node index == body id).
@@ -269,15 +280,24 @@ impl<'a> CostModel<'a> {
                             })
                             .collect::<Vec<_>>(),
                     ),
-                    Some(Target::Builtin(b)) => self.builtin(b),
+                    Some(Target::Builtin(b)) => self.sized(b, self.r.site_items(self.c, *site)),
                     Some(Target::Library { entry, .. }) => Cost::cpu(match entry {
-                        Some(e) => e.cost(libraries::UNKNOWN_ITEMS),
+                        Some(e) => e.cost(
+                            self.r
+                                .site_items(self.c, *site)
+                                .map_or(libraries::UNKNOWN_ITEMS, Dist::exact),
+                        ),
                         None => libraries::UNPROFILED_CALL_UNITS,
                     }),
                     Some(Target::Unresolved) | None => Cost::cpu(UNRESOLVED_CALL_UNITS),
                     Some(Target::Ignored) => Cost::ZERO,
                 },
                 Item::Builtin(b) => self.builtin(b),
+                Item::Sized {
+                    builtin,
+                    scope,
+                    name,
+                } => self.sized(builtin, self.r.size(self.c, *scope, name)),
                 Item::Alloc { count, elem_bytes } => {
                     let bytes = match self.r.nums.get(*count).copied().flatten() {
                         Some(n) => Dist::exact(n.max(0.0) * elem_bytes),

@@ -87,6 +87,12 @@ pub enum Item {
     Call(SiteId),
     /// A builtin known from the syntax alone (an `innerHTML` store, a layout read).
     Builtin(&'static Builtin),
+    /// A builtin whose cost scales with the size of a named value (`el.innerHTML = html`).
+    Sized {
+        builtin: &'static Builtin,
+        scope: ScopeId,
+        name: Atom,
+    },
     /// An allocation of `count` elements of `elem_bytes` each (typed arrays, `new Array(n)`).
     Alloc { count: NumId, elem_bytes: f64 },
     /// A network request.
@@ -147,6 +153,25 @@ pub struct CallSite {
     pub kind: CallKind,
     /// For a callback: the call it is an argument of, and its position there.
     pub host: Option<(SiteId, usize)>,
+    /// What the call's cost may scale with.
+    pub sizes: SizeRefs,
+}
+
+/// The named values a call's cost may scale with: its receiver (`rows.sort()`) and its first
+/// argument (`JSON.stringify(rows)`, `_.sortBy(rows)`), when they are plain identifiers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SizeRefs {
+    pub receiver: Option<Atom>,
+    pub arg: Option<Atom>,
+}
+
+/// A named array or string that grows (`a.push(x)`, `s += x`) inside the given loops (none:
+/// once): one item per trip of all of them.
+#[derive(Debug, Clone)]
+pub struct Growth {
+    pub scope: ScopeId,
+    pub name: Atom,
+    pub loops: Vec<LoopId>,
 }
 
 /// A numeric expression kept symbolic until constants are known.
@@ -287,6 +312,8 @@ pub struct Collected {
     pub realms: Vec<ScopeId>,
     pub parse_errors: u32,
     pub warnings: Vec<String>,
+    /// Values that grow in loops, for the sizes of what calls are handed.
+    pub growths: Vec<Growth>,
     /// Recognised library scripts, in page order.
     pub libraries: Vec<LoadedLibrary>,
     /// The page's work budget, spent as scripts are parsed and walked.

@@ -9,6 +9,8 @@
 //! unrelated code. Numeric expressions (loop bounds, array sizes) evaluate through `const`
 //! bindings with JS arithmetic.
 
+use std::collections::BTreeMap;
+
 use foresight_shared::protocol::demand::{PageSources, ScriptKind};
 
 use crate::builtins::{self, Builtin};
@@ -55,6 +57,8 @@ pub struct Resolution {
     /// Per loop: its trip count, when constants determine it.
     pub trips: Vec<Option<f64>>,
     pub unresolved_calls: u32,
+    /// Items of the values that grow in loops, by (declaring scope, name); NaN if unknown.
+    pub sizes: BTreeMap<(ScopeId, Atom), f64>,
 }
 
 /// Resolves everything in `c`. Binds `name = function () {}` assignments first, so calls see
@@ -66,7 +70,7 @@ pub fn resolve(c: &mut Collected) -> Resolution {
     let nums: Vec<Option<f64>> = (0..c.nums.len())
         .map(|id| eval(c, id, 0, &mut memo))
         .collect();
-    let trips = c
+    let trips: Vec<Option<f64>> = c
         .loops
         .iter()
         .map(|spec| match spec {
@@ -124,12 +128,62 @@ pub fn resolve(c: &mut Collected) -> Resolution {
             }
         })
         .collect();
+    let sizes = sizes(c, &trips);
     Resolution {
         sites,
         callbacks,
         nums,
         trips,
         unresolved_calls,
+        sizes,
+    }
+}
+
+/// The scope that declares `name` as seen from `scope` (the outermost scope of the chain for
+/// an undeclared, implicitly global name).
+fn declaring_scope(c: &Collected, scope: ScopeId, name: &Atom) -> ScopeId {
+    let mut s = scope;
+    for _ in 0..=c.scopes.len() {
+        let Some(sc) = c.scopes.get(s) else { break };
+        if sc.bindings.contains_key(name) {
+            return s;
+        }
+        match sc.parent {
+            Some(p) => s = p,
+            None => return s,
+        }
+    }
+    s
+}
+
+/// Items each grown value ends up with: the sum over its growth sites of the product of the
+/// trip counts of their loops; NaN when a loop's trip count is unknown.
+fn sizes(c: &Collected, trips: &[Option<f64>]) -> BTreeMap<(ScopeId, Atom), f64> {
+    let mut out: BTreeMap<(ScopeId, Atom), f64> = BTreeMap::new();
+    for g in &c.growths {
+        let n = g.loops.iter().fold(1.0, |acc, l| {
+            acc * trips.get(*l).copied().flatten().unwrap_or(f64::NAN)
+        });
+        *out.entry((declaring_scope(c, g.scope, &g.name), g.name.clone()))
+            .or_insert(0.0) += n;
+    }
+    out
+}
+
+impl Resolution {
+    /// How many items the value `name` (as seen from `scope`) has, when its growth is known.
+    pub fn size(&self, c: &Collected, scope: ScopeId, name: &Atom) -> Option<f64> {
+        self.sizes
+            .get(&(declaring_scope(c, scope, name), name.clone()))
+            .copied()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    }
+
+    /// The items call site `site` works on: its receiver's, else its first argument's.
+    pub fn site_items(&self, c: &Collected, site: usize) -> Option<f64> {
+        let s = c.sites.get(site)?;
+        let of = |n: &Option<Atom>| n.as_ref().and_then(|n| self.size(c, s.scope, n));
+        of(&s.sizes.receiver).or_else(|| of(&s.sizes.arg))
     }
 }
 

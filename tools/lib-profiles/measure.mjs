@@ -36,8 +36,9 @@ const work = join(root, "target/lib-profiles");
 const SIZES = [10, 100, 1000, 5000];
 
 // name, npm package@version, file inside it, the globals it defines, and the entry points:
-// [entry name as the page calls it, JS timing `n` units of work given `n`].
-// `setup(n)` runs untimed before each timed call; `run(n)` is timed.
+// [entry name as the page calls it, setup, run, mode]: `setup` runs untimed, `run` is timed
+// at each size n. Mode "fresh": the run needs its setup again before each repetition;
+// "per-call": the run makes n calls, and the profile is the cost of one (a fixed cost).
 const LIBRARIES = [
   {
     name: "jquery",
@@ -69,10 +70,10 @@ const LIBRARIES = [
     pkg: "moment@2.30.1",
     file: "min/moment.min.js",
     globals: ["moment"],
-    // Per call, so n calls.
+    // Timed as n calls; stored per call ("per-call").
     entries: [
-      ["moment", "setup: 0", "run: for (let i = 0; i < n; i++) moment('2024-03-0' + (1 + i % 9) + 'T10:00:00Z')"],
-      ["format", "setup: m = moment('2024-03-01T10:00:00Z')", "run: for (let i = 0; i < n; i++) m.format('YYYY-MM-DD HH:mm')"],
+      ["moment", "setup: 0", "run: for (let i = 0; i < n; i++) moment('2024-03-0' + (1 + i % 9) + 'T10:00:00Z')", "per-call"],
+      ["format", "setup: m = moment('2024-03-01T10:00:00Z')", "run: for (let i = 0; i < n; i++) m.format('YYYY-MM-DD HH:mm')", "per-call"],
     ],
   },
   {
@@ -111,7 +112,7 @@ const LIBRARIES = [
     file: ["react/umd/react.production.min.js", "react-dom/umd/react-dom.production.min.js"],
     globals: ["React", "ReactDOM"],
     entries: [
-      ["createElement", "setup: 0", "run: for (let i = 0; i < n; i++) React.createElement('li', { key: i }, 'x')"],
+      ["createElement", "setup: 0", "run: for (let i = 0; i < n; i++) React.createElement('li', { key: i }, 'x')", "per-call"],
       ["render", "setup: if (root) root.unmount(); host.textContent = ''; root = ReactDOM.createRoot(host)", "run: ReactDOM.flushSync(() => root.render(React.createElement('ul', null, rows0(n).map((i) => React.createElement('li', { key: i }, 'row ' + i)))))", "fresh"],
     ],
   },
@@ -270,10 +271,12 @@ function main() {
     const results = Array.from({ length: runs }, () => dumpDom(page));
     const loadMs = median(results.map((r) => r.load_ms));
     const heap = median(results.map((r) => r.heap_bytes));
-    const entries = lib.entries.map(([name]) => {
+    const entries = lib.entries.map(([name, , , mode]) => {
       const samples = SIZES.map((n, i) => [n, median(results.map((r) => r.entries[name][i][1]))]);
       const f = fit(samples);
-      return { name, fixed: f.fixed * upm, per_item: f.per_item * upm, samples };
+      return mode === "per-call"
+        ? { name, fixed: f.per_item * upm, per_item: 0, samples }
+        : { name, fixed: f.fixed * upm, per_item: f.per_item * upm, samples };
     });
     const bytes = files.map((f) => readFileSync(f));
     rows.push({ lib, loadUnits: loadMs * upm, heap, entries, bytes: bytes.reduce((s, b) => s + b.length, 0), hashes: bytes.map(fnv1a64) });

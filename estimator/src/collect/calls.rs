@@ -10,7 +10,7 @@ use super::requests::is_xhr_open;
 use super::syntax::{is_function_value, member_prop, receiver_name, unparen};
 use super::{CALL_UNITS, Collector, OBJECT_BYTES};
 use crate::builtins;
-use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Item, SiteId};
+use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Growth, Item, SiteId, SizeRefs};
 
 impl Collector<'_, '_> {
     pub(super) fn site(&mut self, callee: CalleeRef, kind: CallKind) -> SiteId {
@@ -38,10 +38,32 @@ impl Collector<'_, '_> {
             callee,
             kind,
             host,
+            sizes: SizeRefs::default(),
         });
         let id = self.out.sites.len() - 1;
         self.item(Item::Call(id));
         id
+    }
+
+    /// Records what call site `site`'s cost may scale with: its receiver and its first
+    /// argument, when they are plain identifiers.
+    pub(super) fn sized_by(&mut self, site: SiteId, receiver: Option<Atom>, args: &[ExprOrSpread]) {
+        let arg = args.first().and_then(|a| match unparen(&a.expr) {
+            Expr::Ident(i) if a.spread.is_none() => Some(i.sym.clone()),
+            _ => None,
+        });
+        if let Some(s) = self.out.sites.get_mut(site) {
+            s.sizes = SizeRefs { receiver, arg };
+        }
+    }
+
+    /// `name` gains one item per trip of the loops around this point.
+    pub(super) fn grow(&mut self, name: Atom) {
+        self.out.growths.push(Growth {
+            scope: self.scope,
+            name,
+            loops: self.loop_ids.clone(),
+        });
     }
 
     /// What a function-valued argument refers to; inline functions become bodies here. `None`
@@ -137,6 +159,7 @@ impl Collector<'_, '_> {
             _ => {}
         }
         let host = self.site(CalleeRef::Name(name.clone()), CallKind::Direct);
+        self.sized_by(host, None, args);
         self.args(args, Some(host));
     }
 
@@ -195,6 +218,16 @@ impl Collector<'_, '_> {
             }
         }
         m.obj.visit_with(self);
+        // `rows.push(x)` grows `rows` by one item per trip of the enclosing loops.
+        if matches!(prop.as_str(), "push" | "unshift")
+            && let Expr::Ident(r) = unparen(&m.obj)
+        {
+            self.grow(r.sym.clone());
+        }
+        let receiver_ident = match unparen(&m.obj) {
+            Expr::Ident(r) => Some(r.sym.clone()),
+            _ => None,
+        };
         let callee = if global_receiver {
             CalleeRef::GlobalName(prop.clone())
         } else {
@@ -204,6 +237,7 @@ impl Collector<'_, '_> {
             }
         };
         let host = self.site(callee, CallKind::Direct);
+        self.sized_by(host, receiver_ident, args);
         if builtins::iteration_method(&prop) {
             self.iteration(args);
         } else {

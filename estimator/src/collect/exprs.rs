@@ -60,6 +60,12 @@ impl Collector<'_, '_> {
                 _ => {}
             }
         }
+        // `html += '<li>...'` grows `html` by one piece per trip of the enclosing loops.
+        if a.op == AssignOp::AddAssign
+            && let AssignTarget::Simple(SimpleAssignTarget::Ident(i)) = &a.left
+        {
+            self.grow(i.id.sym.clone());
+        }
         if a.op == AssignOp::AddAssign && self.loop_depth > 0 && stringish(&a.right) {
             self.item(Item::Builtin(&builtins::STRING_CONCAT));
         }
@@ -74,7 +80,15 @@ impl Collector<'_, '_> {
             return true;
         }
         if builtins::html_sink(prop) {
-            self.item(Item::Builtin(&builtins::HTML_PARSE));
+            match unparen(value) {
+                // `el.innerHTML = html`: as costly as `html` is long.
+                Expr::Ident(v) => self.item(Item::Sized {
+                    builtin: &builtins::HTML_PARSE,
+                    scope: self.scope,
+                    name: v.sym.clone(),
+                }),
+                _ => self.item(Item::Builtin(&builtins::HTML_PARSE)),
+            }
         }
         if is_function_value(value) {
             if let Some(id) = self.function_value(value, Some(prop.to_string())) {

@@ -62,7 +62,9 @@ impl Collector<'_, '_> {
         self.out.loops.push(spec);
         let spec = self.out.loops.len() - 1;
         self.loop_depth += 1;
+        self.loop_ids.push(spec);
         let body = self.nested(f);
+        self.loop_ids.pop();
         self.loop_depth -= 1;
         self.item(Item::Loop { spec, body });
     }

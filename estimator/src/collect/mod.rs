@@ -111,6 +111,7 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         params: Vec::new(),
         current: Block::default(),
         loop_depth: 0,
+        loop_ids: Vec::new(),
         depth: 0,
         truncated: false,
         out_of_budget: false,
@@ -181,6 +182,8 @@ struct Collector<'o, 's> {
     /// The innermost block under construction (loop bodies and branch arms nest).
     current: Block,
     loop_depth: u32,
+    /// The loops (by spec id) enclosing the current point of the current body, outermost first.
+    loop_ids: Vec<crate::ir::LoopId>,
     depth: u32,
     truncated: bool,
     /// Whether the page's node budget ran out during this walk.

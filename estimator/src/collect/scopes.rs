@@ -39,11 +39,13 @@ impl Collector<'_, '_> {
         let saved_body = std::mem::replace(&mut self.body, id);
         let saved_scope = std::mem::replace(&mut self.scope, scope);
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
+        let saved_loop_ids = std::mem::take(&mut self.loop_ids);
         let saved_params = std::mem::take(&mut self.params);
         let block = self.nested(f);
         self.body = saved_body;
         self.scope = saved_scope;
         self.loop_depth = saved_loops;
+        self.loop_ids = saved_loop_ids;
         self.params = saved_params;
         if let Some(b) = self.out.bodies.get_mut(id) {
             b.block = block;
