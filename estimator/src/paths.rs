@@ -52,6 +52,11 @@ pub const WORKER_BASE_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
 /// A worker whose script the estimator has not seen.
 pub const UNKNOWN_WORKER_CPU_MS: Dist = Dist::new(1.0, 20.0, 500.0);
 pub const UNKNOWN_WORKER_BYTES: Dist = Dist::new(1_048_576.0, 4_194_304.0, 33_554_432.0);
+/// Bytes on the wire per response beyond its body (status line and headers).
+pub const RESPONSE_OVERHEAD_BYTES: f64 = 250.0;
+/// A response's size on the wire against the size captured: compression (unknown here) can
+/// shrink text several times; headers and cookies add a little.
+pub const NETWORK_SPREAD: (f64, f64) = (0.3, 1.1);
 /// When a `requestAnimationFrame` callback runs after it is requested: the next frame.
 pub const FRAME_MS: f64 = 16.7;
 
@@ -242,14 +247,14 @@ impl<'a> Paths<'a> {
         let mut document = Cost {
             cpu: Dist::exact(s.html_bytes as f64 * HTML_UNITS_PER_BYTE),
             mem: Dist::exact(s.html_bytes as f64 * HTML_MEMORY_PER_BYTE),
-            net: Dist::ZERO,
+            net: Dist::exact(s.html_bytes as f64 + RESPONSE_OVERHEAD_BYTES),
         };
         for sheet in &s.stylesheets {
             let rules = sheet.rules.map_or(0.0, f64::from);
             document.cpu +=
                 Dist::exact(sheet.bytes as f64 * CSS_UNITS_PER_BYTE + rules * CSS_RULE_UNITS);
             if sheet.url.is_some() {
-                document.net += Dist::exact(sheet.bytes as f64);
+                document.net += Dist::exact(sheet.bytes as f64 + RESPONSE_OVERHEAD_BYTES);
             }
         }
         let runs_early = |k: ScriptKind| {
@@ -270,7 +275,7 @@ impl<'a> Paths<'a> {
             if let Some(script) = s.scripts.get(i)
                 && script.url.is_some()
             {
-                document.net += Dist::exact(script_bytes(script));
+                document.net += Dist::exact(script_bytes(script) + RESPONSE_OVERHEAD_BYTES);
             }
         }
         let mut last = t.push(document, None, 0.0);
@@ -379,7 +384,10 @@ impl<'a> Paths<'a> {
             probability,
             cpu_ms: self.ms(cost.cpu).to_quantiles(),
             memory_bytes: cost.mem.to_quantiles(),
-            network_bytes: cost.net.to_quantiles(),
+            network_bytes: cost
+                .net
+                .widen(NETWORK_SPREAD.0, NETWORK_SPREAD.1)
+                .to_quantiles(),
             event: trigger.map(|(e, _)| e.clone()),
             target: trigger.map(|(_, t)| t.clone()),
             curve: t.curve(self.units_per_ms, MODEL_SPREAD),

@@ -80,14 +80,15 @@ impl Collector<'_, '_> {
             return true;
         }
         if builtins::html_sink(prop) {
-            match unparen(value) {
-                // `el.innerHTML = html`: as costly as `html` is long.
-                Expr::Ident(v) => self.item(Item::Sized {
+            match markup_name(value, 0) {
+                // `el.innerHTML = html` (or `'<ul>' + html + '</ul>'`): as costly as the
+                // markup `html` holds is long.
+                Some(name) => self.item(Item::Sized {
                     builtin: &builtins::HTML_PARSE,
                     scope: self.scope,
-                    name: v.sym.clone(),
+                    name,
                 }),
-                _ => self.item(Item::Builtin(&builtins::HTML_PARSE)),
+                None => self.item(Item::Builtin(&builtins::HTML_PARSE)),
             }
         }
         if is_function_value(value) {
@@ -196,5 +197,21 @@ impl Collector<'_, '_> {
                 other => other.visit_with(self),
             }
         }
+    }
+}
+
+/// The variable that holds the bulk of a markup expression: the value itself, or the first
+/// variable in a `+` chain or template literal around it (`'<ul>' + rows + '</ul>'`).
+fn markup_name(e: &Expr, depth: u32) -> Option<Atom> {
+    if depth > 16 {
+        return None;
+    }
+    match unparen(e) {
+        Expr::Ident(i) => Some(i.sym.clone()),
+        Expr::Bin(b) if b.op == BinaryOp::Add => {
+            markup_name(&b.left, depth + 1).or_else(|| markup_name(&b.right, depth + 1))
+        }
+        Expr::Tpl(t) => t.exprs.iter().find_map(|x| markup_name(x, depth + 1)),
+        _ => None,
     }
 }
