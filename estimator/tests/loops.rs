@@ -131,3 +131,17 @@ fn branching_recursion_is_priced_as_exponential_not_linear() {
         p90("function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\nfib(25);");
     assert!(branching > 20.0 * linear, "{branching} vs {linear}");
 }
+
+#[test]
+fn division_and_modulo_cost_more_than_addition() {
+    let ms = |op: &str| {
+        common::run(&common::page(vec![common::inline(&format!(
+            "let x = 1;\nfor (let i = 1; i < 1000000; i++) {{ x = (x {op} i) {op} 7; }}"
+        ))]))
+        .paths[0]
+            .cpu_ms
+            .p50
+    };
+    let (add, modulo) = (ms("+"), ms("%"));
+    assert!(modulo > 2.0 * add, "{modulo} vs {add}");
+}

@@ -9,7 +9,7 @@ use swc_ecma_ast::{
 use swc_ecma_visit::VisitWith;
 
 use super::syntax::{is_function_value, member_prop, prop_name, receiver_name, stringish, unparen};
-use super::{Collector, ELEMENT_BYTES, OBJECT_BYTES, PROPERTY_BYTES};
+use super::{Collector, DIVISION_UNITS, ELEMENT_BYTES, OBJECT_BYTES, POWER_UNITS, PROPERTY_BYTES};
 use crate::builtins;
 use crate::ir::{Atom, Binding, Block, BodyKind, Item, NumExpr};
 
@@ -66,6 +66,11 @@ impl Collector<'_, '_> {
         {
             self.grow(i.id.sym.clone());
         }
+        match a.op {
+            AssignOp::DivAssign | AssignOp::ModAssign => self.work(DIVISION_UNITS - 1.0),
+            AssignOp::ExpAssign => self.work(POWER_UNITS - 1.0),
+            _ => {}
+        }
         if a.op == AssignOp::AddAssign && self.loop_depth > 0 && stringish(&a.right) {
             self.item(Item::Builtin(&builtins::STRING_CONCAT));
         }
@@ -113,7 +118,7 @@ impl Collector<'_, '_> {
     pub(super) fn bin(&mut self, b: &BinExpr) {
         let mut cur = b;
         loop {
-            self.work(1.0);
+            self.work(operator_units(cur.op));
             if cur.op == BinaryOp::Add
                 && self.loop_depth > 0
                 && (stringish(&cur.left) || stringish(&cur.right))
@@ -213,5 +218,14 @@ fn markup_name(e: &Expr, depth: u32) -> Option<Atom> {
         }
         Expr::Tpl(t) => t.exprs.iter().find_map(|x| markup_name(x, depth + 1)),
         _ => None,
+    }
+}
+
+/// Work units of one binary operator.
+fn operator_units(op: BinaryOp) -> f64 {
+    match op {
+        BinaryOp::Div | BinaryOp::Mod => DIVISION_UNITS,
+        BinaryOp::Exp => POWER_UNITS,
+        _ => 1.0,
     }
 }

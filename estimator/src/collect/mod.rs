@@ -46,6 +46,11 @@ pub const MAX_AST_DEPTH: u32 = 1_000;
 
 /// Work units per statement (dispatch, the statement's own bookkeeping).
 const STMT_UNITS: f64 = 1.0;
+/// Work units of `/`, `%` (and their assignments): integer division takes 20-40 cycles where
+/// an addition takes one, and a loop doing one of them spends most of its time there.
+const DIVISION_UNITS: f64 = 10.0;
+/// Work units of `**`: a call into the math library.
+const POWER_UNITS: f64 = 20.0;
 /// Work units of a call's own overhead (frame setup and return), beyond its arguments.
 const CALL_UNITS: f64 = 2.0;
 /// Work units per loop iteration beyond its test and update (the back edge).
