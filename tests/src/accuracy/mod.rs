@@ -153,25 +153,77 @@ fn truth_floor(k: usize) -> f64 {
     }
 }
 
-pub async fn run(options: Options) -> Result<(), Error> {
+/// The libraries whose load `measure_loads` measures: profile name and files under /lib/ (the
+/// builds `tools/lib-profiles/measure.mjs` profiles).
+const PROFILED: &[(&str, &[&str])] = &[
+    ("jquery", &["jquery.min.js"]),
+    ("lodash", &["lodash.min.js"]),
+    ("moment", &["moment.min.js"]),
+    ("d3", &["d3.min.js"]),
+    ("chart.js", &["chart.umd.js"]),
+    ("three", &["three.min.js"]),
+    (
+        "react",
+        &["react.production.min.js", "react-dom.production.min.js"],
+    ),
+];
+
+/// Main-thread CPU (thread time) and heap that loading each profiled library adds to a page,
+/// as a page loads it (`<script src>` over HTTP, compiled while streaming), and this
+/// machine's units per ms in the same clock: what `tools/lib-profiles/measure.mjs` stores as
+/// each profile's load.
+pub async fn measure_loads(options: Options) -> Result<serde_json::Value, Error> {
     let modules = install(&options.work)?;
     let site = write_site(&options.work, &modules)?;
+    for (name, files) in PROFILED {
+        let page = corpus::Page {
+            name,
+            libs: files,
+            script: "document.title = 'loaded';".into(),
+            body: "",
+        };
+        let dir = site.join(format!("load-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("index.html"), page.html())?;
+    }
     let server = StaticServer::start(site).await?;
-
     let profile = tempfile::tempdir()?;
     let chromium = truth::Chromium::launch(&options.chromium, profile.path()).await?;
+    let calibration = calibrate(&chromium, &server).await?;
+    let mut out = serde_json::Map::new();
+    for (name, _) in PROFILED {
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        // Interleaved, so that whatever else the machine does hits both alike.
+        for _ in 0..RUNS {
+            let url = server.url(&format!("load-{name}/index.html"));
+            with.push(chromium.measure(&url).await?);
+            without.push(chromium.measure(&server.url("empty/index.html")).await?);
+        }
+        let med = |v: &[truth::Measured], f: fn(&truth::Measured) -> f64| {
+            stats::median(&v.iter().map(f).collect::<Vec<_>>())
+        };
+        let load_ms = (med(&with, |m| m.task_ms) - med(&without, |m| m.task_ms)).max(0.0);
+        let heap = (med(&with, |m| m.heap_bytes) - med(&without, |m| m.heap_bytes)).max(0.0);
+        eprintln!("loads: {name}: {load_ms:.2} ms of main-thread CPU, {heap:.0} bytes of heap");
+        out.insert(
+            name.to_string(),
+            json!({ "load_ms": load_ms, "heap_bytes": heap }),
+        );
+    }
+    Ok(json!({ "units_per_ms": calibration.units_per_ms, "libraries": out }))
+}
 
-    // Calibrated like the truth is measured, in main-thread CPU time (the extension and the
-    // CLI time the same kernel with the page's own clock, which on a busy machine also counts
-    // other processes' time).
+/// This machine's calibration in main-thread CPU time: the estimator's kernel run in a page.
+async fn calibrate(
+    chromium: &truth::Chromium,
+    server: &StaticServer,
+) -> Result<foresight_estimator::Calibration, Error> {
     let mut kernel_ms = Vec::new();
     for _ in 0..3 {
-        kernel_ms.push(
-            chromium
-                .measure(&server.url("calibrate/index.html"))
-                .await?
-                .script_ms,
-        );
+        let m = chromium
+            .measure(&server.url("calibrate/index.html"))
+            .await?;
+        kernel_ms.push(m.script_ms);
     }
     let units = call_units(KERNEL_JS, "foresightKernel") * KERNEL_RUNS as f64;
     let calibration = from_measurement(units, stats::median(&kernel_ms)).ok_or_else(|| {
@@ -184,6 +236,21 @@ pub async fn run(options: Options) -> Result<(), Error> {
         calibration.units_per_ms,
         stats::median(&kernel_ms)
     );
+    Ok(calibration)
+}
+
+pub async fn run(options: Options) -> Result<(), Error> {
+    let modules = install(&options.work)?;
+    let site = write_site(&options.work, &modules)?;
+    let server = StaticServer::start(site).await?;
+
+    let profile = tempfile::tempdir()?;
+    let chromium = truth::Chromium::launch(&options.chromium, profile.path()).await?;
+
+    // Calibrated like the truth is measured, in main-thread CPU time (the extension and the
+    // CLI time the same kernel with the page's own clock, which on a busy machine also counts
+    // other processes' time).
+    let calibration = calibrate(&chromium, &server).await?;
     let pages = corpus::pages();
     let mut raw = Vec::new();
     for p in &pages {

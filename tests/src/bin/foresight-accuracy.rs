@@ -20,17 +20,27 @@ struct Args {
     /// Working folder (npm packages, the generated site, results.json).
     #[arg(long)]
     work: PathBuf,
+    /// Only measure what loading each profiled library costs (thread time, heap) and print it
+    /// as JSON, for `tools/lib-profiles/measure.mjs`.
+    #[arg(long)]
+    loads_only: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match foresight_tests::accuracy::run(foresight_tests::accuracy::Options {
+    let options = foresight_tests::accuracy::Options {
         chromium: args.chromium,
         work: args.work,
-    })
-    .await
-    {
+    };
+    let result = if args.loads_only {
+        foresight_tests::accuracy::measure_loads(options)
+            .await
+            .map(|v| println!("{v}"))
+    } else {
+        foresight_tests::accuracy::run(options).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("foresight-accuracy: {e}");
