@@ -290,11 +290,10 @@ function main() {
   }
   rmSync(dir, { recursive: true, force: true });
   // Loads in main-thread CPU time, as pages load the libraries.
-  const loads = JSON.parse(
-    sh("cargo", ["run", "-q", "--release", "-p", "foresight-tests", "--bin", "foresight-accuracy", "--",
-      "--loads-only", "--work", join(work, "cdp"), "--chromium", chromium],
-    { cwd: root, stdio: ["ignore", "pipe", "inherit"] }),
-  );
+  const printed = sh("cargo", ["run", "-q", "--release", "-p", "foresight-tests", "--bin", "foresight-accuracy", "--",
+    "--loads-only", "--work", join(work, "cdp"), "--chromium", chromium],
+  { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const loads = JSON.parse(printed.trim().split("\n").pop());
   for (const row of rows) {
     const measured = loads.libraries[row.lib.name];
     if (!measured) throw new Error(`no load measured for ${row.lib.name}`);

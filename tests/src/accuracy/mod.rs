@@ -55,10 +55,12 @@ fn install(work: &Path) -> Result<PathBuf, Error> {
         std::fs::write(&manifest, "{\"private\":true}")?;
     }
     eprintln!("accuracy: npm install {}", corpus::PACKAGES.join(" "));
+    // npm's report goes nowhere: stdout is this tool's result (`--loads-only` prints JSON).
     let status = Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
         .args(corpus::PACKAGES)
         .current_dir(work)
+        .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| Error::Setup(format!("npm (fetches the corpus's libraries): {e}")))?;
     if !status.success() {
