@@ -52,6 +52,10 @@ pub const WORKER_BASE_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
 /// A worker whose script the estimator has not seen.
 pub const UNKNOWN_WORKER_CPU_MS: Dist = Dist::new(1.0, 20.0, 500.0);
 pub const UNKNOWN_WORKER_BYTES: Dist = Dist::new(1_048_576.0, 4_194_304.0, 33_554_432.0);
+/// The memory model's own error, like [`MODEL_SPREAD`] for CPU: object and array sizes are
+/// V8's typical ones, and the heap holds more than what the code allocates (hidden classes,
+/// feedback vectors, compiled code).
+pub const MEMORY_SPREAD: (f64, f64) = (0.6, 1.6);
 /// Bytes on the wire per response beyond its body (status line and headers).
 pub const RESPONSE_OVERHEAD_BYTES: f64 = 250.0;
 /// A response's size on the wire against the size captured: compression (unknown here) can
@@ -383,7 +387,10 @@ impl<'a> Paths<'a> {
             kind,
             probability,
             cpu_ms: self.ms(cost.cpu).to_quantiles(),
-            memory_bytes: cost.mem.to_quantiles(),
+            memory_bytes: cost
+                .mem
+                .widen(MEMORY_SPREAD.0, MEMORY_SPREAD.1)
+                .to_quantiles(),
             network_bytes: cost
                 .net
                 .widen(NETWORK_SPREAD.0, NETWORK_SPREAD.1)

@@ -13,8 +13,8 @@
 //!
 //! Truth is each metric minus the `empty` page's (the browser's own cost of any page), floored
 //! at a small positive value. CPU is main-thread `TaskDuration` in thread time (so other load
-//! on the machine does not count), memory `JSHeapUsedSize`, network the encoded bytes of every
-//! response.
+//! on the machine does not count), memory `JSHeapUsedSize` plus array-buffer backing stores,
+//! network the encoded bytes of every response.
 
 pub mod corpus;
 pub mod stats;

@@ -1,8 +1,9 @@
 //! Ground truth: what a page really costs when it loads in headless Chromium (no extension),
 //! measured over CDP. Each run uses a fresh browser context (empty cache, fresh JS heap), waits
 //! for the load event and for the page's scheduled work to drain, then reads
-//! `Performance.getMetrics` (ScriptDuration, TaskDuration, JSHeapUsedSize) and sums the bytes
-//! of every `Network.loadingFinished` of that page.
+//! `Performance.getMetrics` (ScriptDuration, TaskDuration, JSHeapUsedSize, plus the array
+//! buffers' backing stores from `Runtime.getHeapUsage`) and sums the bytes of every
+//! `Network.loadingFinished` of that page.
 
 use std::path::Path;
 use std::time::Duration;
@@ -164,10 +165,14 @@ impl Chromium {
                 .and_then(|x| x["value"].as_f64())
                 .unwrap_or(0.0)
         };
+        // Typed arrays keep their bytes outside the JS heap, in backing stores that
+        // JSHeapUsedSize leaves out but the page holds all the same.
+        let usage = self.call("Runtime.getHeapUsage", json!({}), s).await?;
+        let backing = usage["backingStorageSize"].as_f64().unwrap_or(0.0);
         let measured = Measured {
             script_ms: metric("ScriptDuration") * 1e3,
             task_ms: metric("TaskDuration") * 1e3,
-            heap_bytes: metric("JSHeapUsedSize"),
+            heap_bytes: metric("JSHeapUsedSize") + backing,
             network_bytes: network,
         };
         self.call("Target.closeTarget", json!({ "targetId": target_id }), None)
