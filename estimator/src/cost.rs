@@ -321,7 +321,11 @@ impl<'a> CostModel<'a> {
                             })
                             .collect::<Vec<_>>(),
                     ),
-                    Some(Target::Builtin(b)) => self.sized(b, self.r.site_items(self.c, *site)),
+                    // Only builtins priced per item look their argument's size up.
+                    Some(Target::Builtin(b)) if b.per_item > 0.0 || b.bytes_per_item > 0.0 => {
+                        self.sized(b, self.r.site_items(self.c, *site))
+                    }
+                    Some(Target::Builtin(b)) => self.builtin(b),
                     Some(Target::Library { entry, .. }) => Cost::cpu(match entry {
                         Some(e) => e.cost(
                             self.r

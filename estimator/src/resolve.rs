@@ -173,6 +173,9 @@ fn sizes(c: &Collected, trips: &[Option<f64>]) -> BTreeMap<(ScopeId, Atom), f64>
 impl Resolution {
     /// How many items the value `name` (as seen from `scope`) has, when its growth is known.
     pub fn size(&self, c: &Collected, scope: ScopeId, name: &Atom) -> Option<f64> {
+        if self.sizes.is_empty() {
+            return None;
+        }
         self.sizes
             .get(&(declaring_scope(c, scope, name), name.clone()))
             .copied()
