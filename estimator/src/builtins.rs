@@ -22,6 +22,34 @@ pub struct Builtin {
     pub per_dom_node: f64,
     /// Bytes allocated.
     pub mem: Dist,
+    /// Extra units per item of the value the call works on, when its size is known (an array
+    /// pushed in counted loops, a string appended to in them); see [`Builtin::sized`].
+    pub per_item: f64,
+    /// Whether the per-item work grows as `n log n` (sorting) rather than `n`.
+    pub sorts: bool,
+    /// Extra bytes allocated per item (copies and results).
+    pub bytes_per_item: f64,
+}
+
+impl Builtin {
+    /// The same builtin with a per-item cost.
+    const fn sized(self, per_item: f64, bytes_per_item: f64, sorts: bool) -> Builtin {
+        Builtin {
+            per_item,
+            bytes_per_item,
+            sorts,
+            ..self
+        }
+    }
+
+    /// Work units and bytes the items add for a value of `n` items.
+    pub fn item_cost(&self, n: f64) -> (f64, f64) {
+        if !(n.is_finite() && n > 0.0) {
+            return (0.0, 0.0);
+        }
+        let work = if self.sorts { n * n.max(2.0).log2() } else { n };
+        (self.per_item * work, self.bytes_per_item * n)
+    }
 }
 
 const fn b(name: &'static str, cpu: Dist) -> Builtin {
@@ -30,6 +58,9 @@ const fn b(name: &'static str, cpu: Dist) -> Builtin {
         cpu,
         per_dom_node: 0.0,
         mem: Dist::ZERO,
+        per_item: 0.0,
+        sorts: false,
+        bytes_per_item: 0.0,
     }
 }
 
@@ -39,6 +70,9 @@ const fn b_mem(name: &'static str, cpu: Dist, mem: Dist) -> Builtin {
         cpu,
         per_dom_node: 0.0,
         mem,
+        per_item: 0.0,
+        sorts: false,
+        bytes_per_item: 0.0,
     }
 }
 
@@ -48,38 +82,59 @@ const fn b_dom(name: &'static str, cpu: Dist, per_dom_node: f64) -> Builtin {
         cpu,
         per_dom_node,
         mem: Dist::ZERO,
+        per_item: 0.0,
+        sorts: false,
+        bytes_per_item: 0.0,
     }
 }
 
 /// A builtin that is cheap and bounded (Math.floor, push, classList.add...).
 pub static CHEAP: Builtin = b("cheap builtin", Dist::new(2.0, 5.0, 20.0));
-pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0));
+/// Per item: a comparison with a JS comparator is a call, a few tens of units, `n log n` of
+/// them.
+pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0)).sized(40.0, 0.0, true);
+/// Per item: an object of a few fields serialised or parsed, a few hundred units and about
+/// its text again in memory.
 pub static JSON: Builtin = b_mem(
     "JSON",
     Dist::new(100.0, 5_000.0, 500_000.0),
     Dist::new(256.0, 16_384.0, 1_048_576.0),
-);
+)
+.sized(400.0, 64.0, false);
 pub static REGEX_OP: Builtin = b("regex match", Dist::new(20.0, 200.0, 5_000.0));
 pub static REGEX_COMPILE: Builtin = b("RegExp compile", Dist::new(100.0, 500.0, 5_000.0));
 pub static QUERY_ALL: Builtin = b_dom("querySelectorAll", Dist::new(20.0, 100.0, 1_000.0), 1.0);
 pub static QUERY_ONE: Builtin = b_dom("querySelector", Dist::new(20.0, 50.0, 500.0), 0.5);
 pub static GET_BY_ID: Builtin = b("getElementById", Dist::new(10.0, 20.0, 50.0));
+/// Per item (a piece appended to the markup, typically one element): parsing it, then the
+/// style, layout and paint of the element, like [`DOM_INSERT`] and then some.
 pub static HTML_PARSE: Builtin = b_mem(
     "HTML parse (innerHTML)",
     Dist::new(500.0, 5_000.0, 100_000.0),
     Dist::new(1_024.0, 10_240.0, 524_288.0),
-);
+)
+.sized(30_000.0, 256.0, false);
 pub static LAYOUT: Builtin = b("forced layout", Dist::new(10.0, 500.0, 20_000.0));
 pub static DOM_MUTATION: Builtin = b_mem(
     "DOM mutation",
     Dist::new(20.0, 50.0, 500.0),
     Dist::new(0.0, 128.0, 1_024.0),
 );
+/// Inserting a node into the document: the call is cheap, but the browser then styles, lays
+/// out and paints what was inserted on the same main thread. Measured by `cargo xtask
+/// accuracy` (page `dom-create`): 5,000 inserted `div`s with text cost ~100 ms of main-thread
+/// CPU in headless Chromium, ~20 µs each, tens of thousands of units.
+pub static DOM_INSERT: Builtin = b_mem(
+    "DOM insertion (style, layout, paint)",
+    Dist::new(2_000.0, 20_000.0, 100_000.0),
+    Dist::new(64.0, 512.0, 4_096.0),
+);
 pub static LINEAR: Builtin = b_mem(
     "linear array/string operation",
     Dist::new(10.0, 100.0, 5_000.0),
     Dist::new(0.0, 256.0, 65_536.0),
-);
+)
+.sized(3.0, 8.0, false);
 pub static STRING_OP: Builtin = b("string operation", Dist::new(5.0, 20.0, 500.0));
 pub static CONSOLE: Builtin = b("console", Dist::new(50.0, 200.0, 2_000.0));
 pub static STORAGE: Builtin = b("storage", Dist::new(50.0, 200.0, 2_000.0));
@@ -98,9 +153,22 @@ pub static ALLOC_OBJECT: Builtin = b_mem(
     Dist::exact(64.0),
 );
 /// `s += "..."` inside a loop: V8 builds ropes, so each step is a small allocation rather than
-/// a copy, but flattening later costs about as much again.
-pub static STRING_CONCAT: Builtin =
-    b_mem("string concatenation", Dist::exact(10.0), Dist::exact(32.0));
+/// a copy, but flattening later costs about as much again, and the pieces appended are
+/// usually numbers turned into text first. `cargo xtask accuracy` (page `string-build`)
+/// measures ~100 ns per `s += 'x' + i` in headless Chromium: hundreds of units.
+pub static STRING_CONCAT: Builtin = b_mem(
+    "string concatenation",
+    Dist::new(30.0, 100.0, 400.0),
+    Dist::exact(32.0),
+);
+/// `a.push(x)`: amortised growth of the backing store (copies on each doubling) and the new
+/// element's slot; `cargo xtask accuracy` (page `array-push`) measures ~15 ns and ~15 bytes
+/// per push of a number.
+pub static PUSH: Builtin = b_mem(
+    "array push",
+    Dist::new(10.0, 40.0, 150.0),
+    Dist::new(8.0, 16.0, 32.0),
+);
 
 /// Global objects and namespaces whose methods are builtins, unless page code shadows them.
 pub fn is_global_object(name: &str) -> bool {
@@ -215,17 +283,10 @@ pub fn method_by_name(method: &str) -> Option<&'static Builtin> {
         | "createContextualFragment"
         | "setHTMLUnsafe" => &HTML_PARSE,
         "getBoundingClientRect" | "getClientRects" | "scrollIntoView" | "focus" => &LAYOUT,
-        "appendChild"
-        | "insertBefore"
-        | "append"
-        | "prepend"
-        | "replaceChildren"
-        | "replaceWith"
-        | "replaceChild"
-        | "removeChild"
+        "appendChild" | "insertBefore" | "append" | "prepend" | "replaceChildren"
+        | "replaceWith" | "replaceChild" | "before" | "after" => &DOM_INSERT,
+        "removeChild"
         | "remove"
-        | "before"
-        | "after"
         | "cloneNode"
         | "createElement"
         | "createElementNS"
@@ -253,10 +314,9 @@ pub fn method_by_name(method: &str) -> Option<&'static Builtin> {
         }
         "postMessage" => &POST_MESSAGE,
         "setItem" | "getItem" | "removeItem" => &STORAGE,
-        "push"
-        | "pop"
+        "push" | "unshift" => &PUSH,
+        "pop"
         | "shift"
-        | "unshift"
         | "at"
         | "keys"
         | "values"
@@ -512,4 +572,33 @@ pub fn known_constructor(name: &str) -> Option<&'static Builtin> {
         | "Intl" => &ALLOC_OBJECT,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserting_nodes_costs_their_rendering_not_just_the_call() {
+        let insert = method_by_name("appendChild").expect("known");
+        let attribute = method_by_name("setAttribute").expect("known");
+        assert_eq!(insert.name, DOM_INSERT.name);
+        assert_eq!(attribute.name, DOM_MUTATION.name);
+        // Style, layout and paint of an inserted node dwarf the DOM call itself.
+        assert!(insert.cpu.p50 >= 100.0 * attribute.cpu.p50);
+        for m in [
+            "append",
+            "prepend",
+            "insertBefore",
+            "replaceChildren",
+            "before",
+            "after",
+        ] {
+            assert_eq!(
+                method_by_name(m).map(|b| b.name),
+                Some(DOM_INSERT.name),
+                "{m}"
+            );
+        }
+    }
 }

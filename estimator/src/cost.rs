@@ -23,6 +23,7 @@ use crate::builtins::Builtin;
 use crate::dist::Dist;
 use crate::graph::{Edge, ExecGraph, Node};
 use crate::ir::{Block, BodyId, Collected, Item};
+use crate::libraries;
 use crate::resolve::{Resolution, Target};
 
 /// Parse and compile cost per source byte. V8 pre-parses lazily compiled functions at roughly
@@ -38,6 +39,10 @@ pub const BY_SIZE_EXEC_UNITS_PER_BYTE: Dist = Dist::new(1.0, 10.0, 100.0);
 /// Iterations of a loop whose trip count the syntax does not give (also the depth of an
 /// unknown recursion).
 pub const UNKNOWN_TRIPS: Dist = Dist::new(1.0, 10.0, 100.0);
+
+/// Activations of a recursion that calls itself from two or more places per activation: it
+/// grows exponentially with a depth the syntax does not give (fib(25) is 250,000 calls).
+pub const BRANCHING_RECURSION_TRIPS: Dist = Dist::new(10.0, 1_000.0, 1_000_000.0);
 
 /// A call to code the estimator could not identify: usually a small library function, now
 /// and then something heavy.
@@ -118,6 +123,8 @@ pub struct CostModel<'a> {
     dom_nodes: f64,
     /// Total cost of each body (own work plus callees), once computed.
     totals: Vec<Option<Cost>>,
+    /// The call sites in each body.
+    sites_by_body: Vec<Vec<usize>>,
 }
 
 impl<'a> CostModel<'a> {
@@ -133,6 +140,15 @@ impl<'a> CostModel<'a> {
             r,
             dom_nodes,
             totals: vec![None; c.bodies.len()],
+            sites_by_body: {
+                let mut by = vec![Vec::new(); c.bodies.len()];
+                for (i, s) in c.sites.iter().enumerate() {
+                    if let Some(v) = by.get_mut(s.body) {
+                        v.push(i);
+                    }
+                }
+                by
+            },
         };
         model.price_all(g);
         model
@@ -153,6 +169,17 @@ impl<'a> CostModel<'a> {
             mem: b.mem,
             net: Dist::ZERO,
         }
+    }
+
+    /// A builtin working on a value of `items` items, when that is known.
+    fn sized(&self, b: &Builtin, items: Option<f64>) -> Cost {
+        let mut cost = self.builtin(b);
+        if let Some(n) = items {
+            let (units, bytes) = b.item_cost(n);
+            cost.cpu += Dist::exact(units);
+            cost.mem += Dist::exact(bytes);
+        }
+        cost
     }
 
     fn price_all(&mut self, g: &ExecGraph) {
@@ -212,8 +239,14 @@ impl<'a> CostModel<'a> {
                 })
                 .collect();
             if cyclic {
-                // An unknown number of activations, each of a typical member.
-                let total = Cost::mixture(&own).times(UNKNOWN_TRIPS);
+                // An unknown number of activations, each of a typical member; many more when
+                // an activation makes several recursive calls (fib, tree walks).
+                let trips = if self.branching(members, &component, ci.index()) {
+                    BRANCHING_RECURSION_TRIPS
+                } else {
+                    UNKNOWN_TRIPS
+                };
+                let total = Cost::mixture(&own).times(trips);
                 for &m in members {
                     if let Some(slot) = self.totals.get_mut(m) {
                         *slot = Some(total);
@@ -227,6 +260,26 @@ impl<'a> CostModel<'a> {
                 }
             }
         }
+    }
+
+    /// Whether some member of the cycle `members` (component `current`) calls into the cycle
+    /// from two or more call sites, so that activations multiply with depth.
+    fn branching(&self, members: &[BodyId], component: &[usize], current: usize) -> bool {
+        members.iter().any(|&m| {
+            let inward = self
+                .sites_by_body
+                .get(m)
+                .into_iter()
+                .flatten()
+                .filter(|i| match self.r.sites.get(**i) {
+                    Some(Target::Bodies(bodies)) => {
+                        bodies.iter().any(|b| component.get(*b) == Some(&current))
+                    }
+                    _ => false,
+                })
+                .count();
+            inward >= 2
+        })
     }
 
     /// The cost of a block; calls into `current` (the component being priced) count zero,
@@ -268,11 +321,28 @@ impl<'a> CostModel<'a> {
                             })
                             .collect::<Vec<_>>(),
                     ),
+                    // Only builtins priced per item look their argument's size up.
+                    Some(Target::Builtin(b)) if b.per_item > 0.0 || b.bytes_per_item > 0.0 => {
+                        self.sized(b, self.r.site_items(self.c, *site))
+                    }
                     Some(Target::Builtin(b)) => self.builtin(b),
+                    Some(Target::Library { entry, .. }) => Cost::cpu(match entry {
+                        Some(e) => e.cost(
+                            self.r
+                                .site_items(self.c, *site)
+                                .map_or(libraries::UNKNOWN_ITEMS, Dist::exact),
+                        ),
+                        None => libraries::UNPROFILED_CALL_UNITS,
+                    }),
                     Some(Target::Unresolved) | None => Cost::cpu(UNRESOLVED_CALL_UNITS),
                     Some(Target::Ignored) => Cost::ZERO,
                 },
                 Item::Builtin(b) => self.builtin(b),
+                Item::Sized {
+                    builtin,
+                    scope,
+                    name,
+                } => self.sized(builtin, self.r.size(self.c, *scope, name)),
                 Item::Alloc { count, elem_bytes } => {
                     let bytes = match self.r.nums.get(*count).copied().flatten() {
                         Some(n) => Dist::exact(n.max(0.0) * elem_bytes),

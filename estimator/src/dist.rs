@@ -124,13 +124,24 @@ impl Dist {
             };
             return Dist::new(at(0.1), at(0.5), at(0.9)).sanitized();
         }
+        // The commonest mixture by far (`if` without `else`, `a && b()`): one arm against
+        // nothing. Half the mass sits at zero, so p10 = p50 = 0 and the p90 is the other
+        // arm's 0.8 quantile, three quarters of the way from its p50 to its p90 on the
+        // distribution function below: the bisection's answer, in closed form.
+        if let [a, b] = arms.as_slice()
+            && (*a == Dist::ZERO || *b == Dist::ZERO)
+        {
+            let d = if *a == Dist::ZERO { *b } else { *a };
+            return Dist::new(0.0, 0.0, d.p50 + 0.75 * (d.p90 - d.p50)).sanitized();
+        }
         let lo = arms.iter().map(|a| a.p10).fold(f64::INFINITY, f64::min);
         let hi = arms.iter().map(|a| a.p90).fold(0.0, f64::max);
         let cdf = |t: f64| arms.iter().map(|a| a.cdf(t)).sum::<f64>() / arms.len() as f64;
         let quantile = |q: f64| {
             let (mut a, mut b) = (lo, hi);
-            // 40 halvings resolve the bracket to ~1e-12 of its width.
-            for _ in 0..40 {
+            // 28 halvings resolve the bracket to ~4e-9 of its width, far below the model's
+            // own error; the bisection is the cost pass's hottest loop on large pages.
+            for _ in 0..28 {
                 let mid = 0.5 * (a + b);
                 if cdf(mid) >= q {
                     b = mid;
@@ -284,6 +295,29 @@ mod tests {
         let z = Dist::new(0.0, 0.0, 10.0).times(trips);
         assert_eq!(z, Dist::new(0.0, 0.0, 1000.0));
         assert!(ordered(Dist::new(0.0, 5.0, 10.0).times(trips)));
+    }
+
+    #[test]
+    fn one_arm_against_nothing_matches_the_general_mixture() {
+        for d in [
+            Dist::new(1.0, 10.0, 100.0),
+            Dist::new(0.0, 5.0, 6.0),
+            Dist::new(3.0, 3.0, 9.0),
+        ] {
+            let fast = Dist::mixture(&[d, Dist::ZERO]);
+            assert_eq!(fast, Dist::mixture(&[Dist::ZERO, d]));
+            // The general path, on a zero that is not bit-identical to ZERO.
+            let tiny = Dist::new(0.0, 0.0, 1e-300);
+            let slow = Dist::mixture(&[d, tiny]);
+            assert!(
+                (fast.p90 - slow.p90).abs() <= 1e-6 * d.p90,
+                "{fast:?} {slow:?}"
+            );
+            assert!(
+                fast.p10 == 0.0 && fast.p50 <= slow.p50 + 1e-6,
+                "{fast:?} {slow:?}"
+            );
+        }
     }
 
     #[test]

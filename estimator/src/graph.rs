@@ -13,7 +13,7 @@ use petgraph::visit::EdgeRef;
 
 use foresight_shared::protocol::demand::{GraphSummary, PageSources, ScriptKind};
 
-use crate::ir::{BodyId, BodyKind, Collected, NetId, RegId, RegKind, ScriptStatus, SpawnId};
+use crate::ir::{BodyId, BodyKind, Collected, LibId, NetId, RegId, RegKind, ScriptStatus, SpawnId};
 use crate::resolve::{Resolution, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub enum Node {
     Timer(RegId),
     Worker(SpawnId),
     Network(NetId),
+    /// A recognised library (`Collected.libraries`): its code is not in the graph, its
+    /// measured entry points are.
+    Library(LibId),
     /// The unknown callee of every unresolved call.
     Unresolved,
 }
@@ -89,6 +92,18 @@ pub fn build(
         .map(|b| g.add_node(Node::Body(b)))
         .collect();
     let unresolved = g.add_node(Node::Unresolved);
+    let libraries: Vec<NodeIndex> = c
+        .libraries
+        .iter()
+        .enumerate()
+        .map(|(id, lib)| {
+            let n = g.add_node(Node::Library(id));
+            if let Some(&s) = scripts.get(lib.script) {
+                g.add_edge(s, n, Edge::Contains);
+            }
+            n
+        })
+        .collect();
 
     for (i, status) in c.scripts.iter().enumerate() {
         if let (ScriptStatus::Parsed(b), Some(&s)) = (status, scripts.get(i))
@@ -118,6 +133,11 @@ pub fn build(
             }
             Target::Unresolved => {
                 g.add_edge(from, unresolved, Edge::Calls);
+            }
+            Target::Library { lib, .. } => {
+                if let Some(&to) = libraries.get(*lib) {
+                    g.add_edge(from, to, Edge::Calls);
+                }
             }
             Target::Builtin(_) | Target::Ignored => {}
         }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::budget::Spend;
 use crate::builtins::Builtin;
+use crate::libraries::{LibraryProfile, Recognised};
 
 /// swc's interned string (`swc_atoms::Atom`). swc_ecma_ast does not re-export it and the
 /// workspace does not depend on swc_atoms directly, so it is named through `swc_ecma_ast::Id`,
@@ -31,6 +33,7 @@ pub type LoopId = usize;
 pub type RegId = usize;
 pub type SpawnId = usize;
 pub type NetId = usize;
+pub type LibId = usize;
 
 /// What kind of code a [`Body`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,12 @@ pub enum Item {
     Call(SiteId),
     /// A builtin known from the syntax alone (an `innerHTML` store, a layout read).
     Builtin(&'static Builtin),
+    /// A builtin whose cost scales with the size of a named value (`el.innerHTML = html`).
+    Sized {
+        builtin: &'static Builtin,
+        scope: ScopeId,
+        name: Atom,
+    },
     /// An allocation of `count` elements of `elem_bytes` each (typed arrays, `new Array(n)`).
     Alloc { count: NumId, elem_bytes: f64 },
     /// A network request.
@@ -99,6 +108,9 @@ pub enum Binding {
     Const(NumId),
     /// A `const` bound to a DOM element looked up by a literal selector (for path names).
     Element(String),
+    /// A global a recognised library defines (`$`, `_`), by index into
+    /// `Collected.libraries`.
+    Library(LibId),
     /// Anything else (a parameter, a `let`, an import).
     Other,
 }
@@ -141,6 +153,25 @@ pub struct CallSite {
     pub kind: CallKind,
     /// For a callback: the call it is an argument of, and its position there.
     pub host: Option<(SiteId, usize)>,
+    /// What the call's cost may scale with.
+    pub sizes: SizeRefs,
+}
+
+/// The named values a call's cost may scale with: its receiver (`rows.sort()`) and its first
+/// argument (`JSON.stringify(rows)`, `_.sortBy(rows)`), when they are plain identifiers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SizeRefs {
+    pub receiver: Option<Atom>,
+    pub arg: Option<Atom>,
+}
+
+/// A named array or string that grows (`a.push(x)`, `s += x`) inside the given loops (none:
+/// once): one item per trip of all of them.
+#[derive(Debug, Clone)]
+pub struct Growth {
+    pub scope: ScopeId,
+    pub name: Atom,
+    pub loops: Vec<LoopId>,
 }
 
 /// A numeric expression kept symbolic until constants are known.
@@ -204,8 +235,11 @@ pub struct Registration {
 pub enum RegKind {
     /// An event handler: the event name (`click`) and a description of the target.
     Event { event: String, target: String },
-    /// A timer API (`setTimeout`, ...).
-    Timer { api: &'static str },
+    /// A timer API (`setTimeout`, ...), with its delay argument when it has one.
+    Timer {
+        api: &'static str,
+        delay: Option<NumId>,
+    },
 }
 
 /// Where a worker's script URL comes from.
@@ -242,6 +276,18 @@ pub enum ScriptStatus {
     Parsed(BodyId),
     /// Not analysed (no source, refused, or unparseable): priced by size.
     BySize,
+    /// A recognised library, priced from its measured profile (`Collected.libraries`).
+    Library(LibId),
+}
+
+/// A script recognised as a library with a measured profile.
+#[derive(Debug, Clone)]
+pub struct LoadedLibrary {
+    pub profile: &'static LibraryProfile,
+    pub how: Recognised,
+    /// Index into `PageSources.scripts`.
+    pub script: usize,
+    pub bytes: u64,
 }
 
 /// Everything the collect pass found on the page.
@@ -266,6 +312,14 @@ pub struct Collected {
     pub realms: Vec<ScopeId>,
     pub parse_errors: u32,
     pub warnings: Vec<String>,
+    /// Values that grow in loops, for the sizes of what calls are handed.
+    pub growths: Vec<Growth>,
+    /// Recognised library scripts, in page order.
+    pub libraries: Vec<LoadedLibrary>,
+    /// The page's work budget, spent as scripts are parsed and walked.
+    pub budget: Spend,
+    /// Per script index: trailing bytes the walk did not reach because the budget ran out.
+    pub unanalysed_bytes: BTreeMap<usize, u64>,
 }
 
 impl Collected {

@@ -10,6 +10,8 @@
 //! 1. [`parse`]: a nesting prescan refuses input that would overflow swc's recursive parser,
 //!    then swc parses each script (classic scripts as scripts, modules as modules, each
 //!    falling back to the other goal).
+//!    Scripts [`libraries`] recognises (jQuery, React, lodash...) are not parsed: they are
+//!    priced from profiles measured in a browser.
 //! 2. [`collect`]: one AST walk per script records bodies of code, scopes, call sites,
 //!    handler/timer registrations, workers, network requests and each body's cost shape
 //!    ([`ir`]). The AST is dropped right after.
@@ -20,14 +22,19 @@
 //!    components, in work units with uncertainty ([`dist`]), using [`builtins`] for the
 //!    platform's costly operations.
 //! 6. [`paths`]: the load path, one interaction path per handler, one component per worker,
-//!    converted to milliseconds with the device [`Calibration`].
+//!    converted to milliseconds with the device [`Calibration`]; each path's demand over
+//!    time is laid out by [`curve`].
 
+pub mod budget;
 pub mod builtins;
+pub mod calibration;
 pub mod collect;
 pub mod cost;
+pub mod curve;
 pub mod dist;
 pub mod graph;
 pub mod ir;
+pub mod libraries;
 pub mod parse;
 pub mod paths;
 pub mod resolve;
@@ -35,6 +42,7 @@ pub mod url;
 
 use foresight_shared::protocol::demand::{PageDemand, PageSources, ScriptKind, ScriptSource};
 
+pub use crate::budget::Budget;
 use crate::collect::Target;
 use crate::ir::{BodyKind, CalleeRef, Collected, RegKind, Registration, ScopeId, ScriptStatus};
 use crate::parse::{Goal, Parsed};
@@ -66,9 +74,18 @@ impl Calibration {
     }
 }
 
-/// Predicts the demand of the page captured in `sources`.
+/// Predicts the demand of the page captured in `sources`, within the default work [`Budget`].
 pub fn estimate(sources: &PageSources, calibration: &Calibration) -> PageDemand {
-    let mut a = analyse(sources);
+    estimate_within(sources, calibration, Budget::default())
+}
+
+/// [`estimate`] with an explicit work budget.
+pub fn estimate_within(
+    sources: &PageSources,
+    calibration: &Calibration,
+    budget: Budget,
+) -> PageDemand {
+    let mut a = analyse_within(sources, budget);
     let mut warnings = std::mem::take(&mut a.collected.warnings);
     let model = cost::CostModel::new(
         &a.collected,
@@ -86,6 +103,7 @@ pub fn estimate(sources: &PageSources, calibration: &Calibration) -> PageDemand 
         components,
         graph: graph::summary(&a.collected, &a.resolution, &a.graph),
         warnings,
+        truncated: a.collected.budget.truncated(),
     }
 }
 
@@ -103,7 +121,15 @@ pub struct Analysis {
 
 /// Parses, collects and resolves every script and inline handler, and builds the graph.
 pub fn analyse(sources: &PageSources) -> Analysis {
-    let mut c = Collected::default();
+    analyse_within(sources, Budget::default())
+}
+
+/// [`analyse`] with an explicit work budget.
+pub fn analyse_within(sources: &PageSources, budget: Budget) -> Analysis {
+    let mut c = Collected {
+        budget: budget::Spend::new(budget),
+        ..Collected::default()
+    };
     let page_realm = c.new_scope(None);
     for (i, script) in sources.scripts.iter().enumerate() {
         let status = collect_script(&mut c, i, script, page_realm);
@@ -146,34 +172,35 @@ fn collect_script(
         ));
         return ScriptStatus::BySize;
     };
-    if let Err(refusal) = parse::prescan(src) {
-        c.warnings.push(format!(
-            "{label}: not analysed, {refusal}; priced by its size"
-        ));
-        return ScriptStatus::BySize;
+    // Each worker runs in its own global scope; everything else shares the page's.
+    let worker = script.kind == ScriptKind::Worker;
+    if script.kind != ScriptKind::Module
+        && let Some((profile, how)) = libraries::recognise(src)
+    {
+        let realm = if worker {
+            c.new_scope(None)
+        } else {
+            page_realm
+        };
+        let id = c.libraries.len();
+        c.libraries.push(ir::LoadedLibrary {
+            profile,
+            how,
+            script: i,
+            bytes: src.len() as u64,
+        });
+        for global in profile.globals {
+            c.bind(realm, ir::Atom::from(*global), ir::Binding::Library(id));
+        }
+        return ScriptStatus::Library(id);
     }
     let goal = match script.kind {
         ScriptKind::Module => Goal::Module,
         _ => Goal::Script,
     };
-    let program = match parse::parse(src, goal) {
-        Parsed::Ok(p) => p,
-        Parsed::Recovered(p, msg) => {
-            c.parse_errors = c.parse_errors.saturating_add(1);
-            c.warnings.push(format!(
-                "{label}: syntax error: {msg}; analysed what could be parsed"
-            ));
-            p
-        }
-        Parsed::Failed(msg) => {
-            c.parse_errors = c.parse_errors.saturating_add(1);
-            c.warnings
-                .push(format!("{label}: syntax error: {msg}; priced by its size"));
-            return ScriptStatus::BySize;
-        }
+    let Some(program) = guarded_parse(c, &label, src, goal, "; priced by its size") else {
+        return ScriptStatus::BySize;
     };
-    // Each worker runs in its own global scope; everything else shares the page's.
-    let worker = script.kind == ScriptKind::Worker;
     let realm = if worker {
         c.new_scope(None)
     } else {
@@ -195,6 +222,56 @@ fn collect_script(
     ScriptStatus::Parsed(body)
 }
 
+/// Parses `src` if the page's budget and the nesting prescan allow, charging the budget.
+/// Records why not (with `fallback` saying what happens instead) or any syntax error.
+fn guarded_parse(
+    c: &mut Collected,
+    label: &str,
+    src: &str,
+    goal: Goal,
+    fallback: &str,
+) -> Option<swc_ecma_ast::Program> {
+    let bytes = src.len() as u64;
+    let admitted = match c.budget.nodes_spent() {
+        Some(spent) => Err(spent),
+        None => c.budget.admit_bytes(bytes),
+    };
+    if let Err(exceeded) = admitted {
+        c.warnings
+            .push(format!("{label}: not analysed, {exceeded}{fallback}"));
+        return None;
+    }
+    let prescan = match parse::prescan(src) {
+        Ok(p) => p,
+        Err(refusal) => {
+            c.warnings
+                .push(format!("{label}: not analysed, {refusal}{fallback}"));
+            return None;
+        }
+    };
+    if let Err(exceeded) = c.budget.charge_parse(bytes, &prescan) {
+        c.warnings
+            .push(format!("{label}: not analysed, {exceeded}{fallback}"));
+        return None;
+    }
+    match parse::parse(src, goal) {
+        Parsed::Ok(p) => Some(p),
+        Parsed::Recovered(p, msg) => {
+            c.parse_errors = c.parse_errors.saturating_add(1);
+            c.warnings.push(format!(
+                "{label}: syntax error: {msg}; analysed what could be parsed"
+            ));
+            Some(p)
+        }
+        Parsed::Failed(msg) => {
+            c.parse_errors = c.parse_errors.saturating_add(1);
+            c.warnings
+                .push(format!("{label}: syntax error: {msg}{fallback}"));
+            None
+        }
+    }
+}
+
 /// An inline `on*` attribute: its code is the handler's body, registered by the document.
 fn collect_inline_handler(
     c: &mut Collected,
@@ -205,25 +282,8 @@ fn collect_inline_handler(
     page_realm: ScopeId,
 ) {
     let label = format!("inline {event} handler #{i} on {element}");
-    let program = match parse::prescan(src) {
-        Err(refusal) => {
-            c.warnings.push(format!("{label}: not analysed, {refusal}"));
-            None
-        }
-        Ok(()) => match parse::parse(src, Goal::Script) {
-            Parsed::Ok(p) => Some(p),
-            Parsed::Recovered(p, msg) => {
-                c.parse_errors = c.parse_errors.saturating_add(1);
-                c.warnings.push(format!("{label}: syntax error: {msg}"));
-                Some(p)
-            }
-            Parsed::Failed(msg) => {
-                c.parse_errors = c.parse_errors.saturating_add(1);
-                c.warnings.push(format!("{label}: syntax error: {msg}"));
-                None
-            }
-        },
-    };
+    let program = guarded_parse(c, &label, src, Goal::Script, "");
+
     let callback = program.map(|p| {
         CalleeRef::Body(collect::collect(
             c,

@@ -19,6 +19,7 @@ use crate::Analysis;
 use crate::cost::{
     BY_SIZE_EXEC_UNITS_PER_BYTE, Cost, CostModel, PARSE_UNITS_PER_BYTE, UNRESOLVED_CALL_UNITS,
 };
+use crate::curve::Timeline;
 use crate::dist::Dist;
 use crate::graph::{self, ExecGraph};
 use crate::ir::{BodyId, Collected, RegId, RegKind, Registration, ScopeId, ScriptStatus};
@@ -51,6 +52,17 @@ pub const WORKER_BASE_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
 /// A worker whose script the estimator has not seen.
 pub const UNKNOWN_WORKER_CPU_MS: Dist = Dist::new(1.0, 20.0, 500.0);
 pub const UNKNOWN_WORKER_BYTES: Dist = Dist::new(1_048_576.0, 4_194_304.0, 33_554_432.0);
+/// The memory model's own error, like [`MODEL_SPREAD`] for CPU: object and array sizes are
+/// V8's typical ones, and the heap holds more than what the code allocates (hidden classes,
+/// feedback vectors, compiled code).
+pub const MEMORY_SPREAD: (f64, f64) = (0.6, 1.6);
+/// Bytes on the wire per response beyond its body (status line and headers).
+pub const RESPONSE_OVERHEAD_BYTES: f64 = 250.0;
+/// A response's size on the wire against the size captured: compression (unknown here) can
+/// shrink text several times; headers and cookies add a little.
+pub const NETWORK_SPREAD: (f64, f64) = (0.3, 1.1);
+/// When a `requestAnimationFrame` callback runs after it is requested: the next frame.
+pub const FRAME_MS: f64 = 16.7;
 
 /// Everything the paths pass reads.
 pub struct Paths<'a> {
@@ -59,6 +71,8 @@ pub struct Paths<'a> {
     pub g: &'a ExecGraph,
     pub model: &'a CostModel<'a>,
     pub callbacks: &'a [Option<BodyId>],
+    /// Values of the numeric expressions (timer delays).
+    pub nums: &'a [Option<f64>],
     pub worker_urls: &'a [Option<String>],
     pub units_per_ms: f64,
     pub page_realm: ScopeId,
@@ -137,6 +151,7 @@ impl<'a> Paths<'a> {
             g: &analysis.graph,
             model,
             callbacks: &analysis.resolution.callbacks,
+            nums: &analysis.resolution.nums,
             worker_urls: &analysis.worker_urls,
             units_per_ms,
             page_realm: analysis.page_realm,
@@ -150,6 +165,13 @@ impl<'a> Paths<'a> {
             .widen(MODEL_SPREAD.0, MODEL_SPREAD.1)
     }
 
+    /// Execution of the part of script `i` the walk did not reach (budget spent), by size.
+    fn unanalysed(&self, i: usize) -> Dist {
+        self.c.unanalysed_bytes.get(&i).map_or(Dist::ZERO, |rest| {
+            BY_SIZE_EXEC_UNITS_PER_BYTE.scale(*rest as f64)
+        })
+    }
+
     /// Running a registration's callback once.
     fn callback_cost(&self, reg: RegId) -> Cost {
         let mut cost = match self.callbacks.get(reg).copied().flatten() {
@@ -160,20 +182,38 @@ impl<'a> Paths<'a> {
         cost
     }
 
-    /// The cost of the registrations `include` accepts among those made by code reachable from
-    /// `entries` (through calls, and through the callbacks of included registrations, so a
-    /// timer set by a load handler counts too). Each registration counts once, ever, in one
-    /// `seen` set.
+    /// How long after its registrar's code ends a registration's callback becomes ready, ms.
+    fn delay_ms(&self, reg: &Registration) -> f64 {
+        match &reg.kind {
+            RegKind::Timer { api, delay } => match *api {
+                "requestAnimationFrame" => FRAME_MS,
+                _ => delay
+                    .and_then(|d| self.nums.get(d).copied().flatten())
+                    .filter(|d| d.is_finite())
+                    .unwrap_or(0.0)
+                    .max(0.0),
+            },
+            RegKind::Event { .. } => 0.0,
+        }
+    }
+
+    /// Adds, as segments of `timeline`, the registrations `include` accepts among those made
+    /// by code reachable from `entries` (each a body and the segment it runs in), through
+    /// calls and through the callbacks of included registrations, so a timer set by a load
+    /// handler counts too. A registration's segment waits for its registrar's segment (or for
+    /// `load_events_after`, for the page's load events) plus its delay. Each registration
+    /// counts once, ever, in one `seen` set.
     fn registered(
         &self,
-        entries: &[BodyId],
+        entries: &[(BodyId, usize)],
         include: &dyn Fn(&Registration) -> bool,
         seen: &mut BTreeSet<RegId>,
-    ) -> Cost {
-        let mut total = Cost::ZERO;
+        timeline: &mut Timeline,
+        load_events_after: Option<usize>,
+    ) {
         let mut visited: BTreeSet<BodyId> = BTreeSet::new();
-        let mut stack: Vec<BodyId> = entries.to_vec();
-        while let Some(b) = stack.pop() {
+        let mut stack: Vec<(BodyId, usize)> = entries.to_vec();
+        while let Some((b, segment)) = stack.pop() {
             if !visited.insert(b) {
                 continue;
             }
@@ -182,31 +222,43 @@ impl<'a> Paths<'a> {
                     continue;
                 };
                 if include(r) && seen.insert(*reg) {
-                    total.add(self.callback_cost(*reg));
+                    let after = match load_events_after {
+                        Some(last) if is_load_event(r) => last,
+                        _ => segment,
+                    };
+                    let own =
+                        timeline.push(self.callback_cost(*reg), Some(after), self.delay_ms(r));
                     if let Some(cb) = self.callbacks.get(*reg).copied().flatten() {
-                        stack.push(cb);
+                        stack.push((cb, own));
                     }
                 }
             }
-            stack.extend(self.g.callees(b).filter(|c| !visited.contains(c)));
+            stack.extend(
+                self.g
+                    .callees(b)
+                    .filter(|c| !visited.contains(c))
+                    .map(|c| (c, segment)),
+            );
         }
-        total
     }
 
-    /// The load path; always first.
+    /// The load path; always first. Its segments: the document (HTML, style sheets, and the
+    /// fetches the preload scanner starts), each script in execution order, then load-time
+    /// handlers and what they and the scripts schedule.
     pub fn load(&self) -> PathDemand {
         let s = self.sources;
-        let mut cost = Cost {
+        let mut t = Timeline::default();
+        let mut document = Cost {
             cpu: Dist::exact(s.html_bytes as f64 * HTML_UNITS_PER_BYTE),
             mem: Dist::exact(s.html_bytes as f64 * HTML_MEMORY_PER_BYTE),
-            net: Dist::ZERO,
+            net: Dist::exact(s.html_bytes as f64 + RESPONSE_OVERHEAD_BYTES),
         };
         for sheet in &s.stylesheets {
             let rules = sheet.rules.map_or(0.0, f64::from);
-            cost.cpu +=
+            document.cpu +=
                 Dist::exact(sheet.bytes as f64 * CSS_UNITS_PER_BYTE + rules * CSS_RULE_UNITS);
             if sheet.url.is_some() {
-                cost.net += Dist::exact(sheet.bytes as f64);
+                document.net += Dist::exact(sheet.bytes as f64 + RESPONSE_OVERHEAD_BYTES);
             }
         }
         let runs_early = |k: ScriptKind| {
@@ -216,43 +268,64 @@ impl<'a> Paths<'a> {
             )
         };
         let runs_late = |k: ScriptKind| matches!(k, ScriptKind::Defer | ScriptKind::Module);
-        let order = (0..s.scripts.len())
+        let order: Vec<usize> = (0..s.scripts.len())
             .filter(|&i| s.scripts.get(i).is_some_and(|x| runs_early(x.kind)))
             .chain(
                 (0..s.scripts.len())
                     .filter(|&i| s.scripts.get(i).is_some_and(|x| runs_late(x.kind))),
-            );
+            )
+            .collect();
+        for &i in &order {
+            if let Some(script) = s.scripts.get(i)
+                && script.url.is_some()
+            {
+                document.net += Dist::exact(script_bytes(script) + RESPONSE_OVERHEAD_BYTES);
+            }
+        }
+        let mut last = t.push(document, None, 0.0);
         let mut entries = Vec::new();
         for i in order {
             let Some(script) = s.scripts.get(i) else {
                 continue;
             };
-            if script.url.is_some() {
-                cost.net += Dist::exact(script_bytes(script));
-            }
-            cost.cpu += Dist::exact(parse_units(script));
-            cost.mem += Dist::exact(script_bytes(script) * SCRIPT_MEMORY_PER_BYTE);
-            match self.c.scripts.get(i) {
+            let mut cost = Cost {
+                cpu: Dist::exact(parse_units(script)),
+                mem: Dist::exact(script_bytes(script) * SCRIPT_MEMORY_PER_BYTE),
+                net: Dist::ZERO,
+            };
+            let body = match self.c.scripts.get(i) {
                 Some(ScriptStatus::Parsed(b)) => {
                     cost.add(self.model.body(*b));
-                    entries.push(*b);
+                    cost.cpu += self.unanalysed(i);
+                    Some(*b)
                 }
-                _ => cost.cpu += BY_SIZE_EXEC_UNITS_PER_BYTE.scale(script_bytes(script)),
+                Some(ScriptStatus::Library(l)) => {
+                    cost = self.library_load(*l);
+                    None
+                }
+                _ => {
+                    cost.cpu += BY_SIZE_EXEC_UNITS_PER_BYTE.scale(script_bytes(script));
+                    None
+                }
+            };
+            last = t.push(cost, Some(last), 0.0);
+            if let Some(b) = body {
+                entries.push((b, last));
             }
         }
         let mut seen = BTreeSet::new();
         // Inline `onload` attributes (on <body>) are registered by the document itself.
         for (id, reg) in self.c.registrations.iter().enumerate() {
             if reg.body.is_none() && is_load_event(reg) && seen.insert(id) {
-                cost.add(self.callback_cost(id));
+                let own = t.push(self.callback_cost(id), Some(last), 0.0);
                 if let Some(cb) = self.callbacks.get(id).copied().flatten() {
-                    entries.push(cb);
+                    entries.push((cb, own));
                 }
             }
         }
         let include = |r: &Registration| is_load_event(r) || follows_registrar(r);
-        cost.add(self.registered(&entries, &include, &mut seen));
-        self.path("load".to_string(), PathKind::Load, 1.0, cost)
+        self.registered(&entries, &include, &mut seen, &mut t, Some(last));
+        self.path("load".to_string(), PathKind::Load, 1.0, &t, None)
     }
 
     /// One path per event handler of the page (not its workers), in discovery order.
@@ -272,16 +345,24 @@ impl<'a> Paths<'a> {
                 skipped += 1;
                 continue;
             }
-            let mut cost = self.callback_cost(id);
-            let mut seen = BTreeSet::new();
+            let mut t = Timeline::default();
+            let dispatch = t.push(self.callback_cost(id), None, 0.0);
             if let Some(cb) = self.callbacks.get(id).copied().flatten() {
-                cost.add(self.registered(&[cb], &follows_registrar, &mut seen));
+                let mut seen = BTreeSet::new();
+                self.registered(
+                    &[(cb, dispatch)],
+                    &follows_registrar,
+                    &mut seen,
+                    &mut t,
+                    None,
+                );
             }
             out.push(self.path(
                 format!("{event} {target}"),
                 PathKind::Interaction,
                 INTERACTION_PROBABILITY,
-                cost,
+                &t,
+                Some((event, target)),
             ));
         }
         if skipped > 0 {
@@ -292,14 +373,31 @@ impl<'a> Paths<'a> {
         out
     }
 
-    fn path(&self, name: String, kind: PathKind, probability: f64, cost: Cost) -> PathDemand {
+    fn path(
+        &self,
+        name: String,
+        kind: PathKind,
+        probability: f64,
+        t: &Timeline,
+        trigger: Option<(&String, &String)>,
+    ) -> PathDemand {
+        let cost = t.total();
         PathDemand {
             name,
             kind,
             probability,
             cpu_ms: self.ms(cost.cpu).to_quantiles(),
-            memory_bytes: cost.mem.to_quantiles(),
-            network_bytes: cost.net.to_quantiles(),
+            memory_bytes: cost
+                .mem
+                .widen(MEMORY_SPREAD.0, MEMORY_SPREAD.1)
+                .to_quantiles(),
+            network_bytes: cost
+                .net
+                .widen(NETWORK_SPREAD.0, NETWORK_SPREAD.1)
+                .to_quantiles(),
+            event: trigger.map(|(e, _)| e.clone()),
+            target: trigger.map(|(_, t)| t.clone()),
+            curve: t.curve(self.units_per_ms, MODEL_SPREAD),
         }
     }
 
@@ -354,14 +452,46 @@ impl<'a> Paths<'a> {
         match self.c.scripts.get(script) {
             Some(ScriptStatus::Parsed(top)) => {
                 cost.add(self.model.body(*top));
+                cost.cpu += self.unanalysed(script);
                 let on_message = |r: &Registration| {
                     matches!(&r.kind, RegKind::Event { event, .. } if event == "message")
                         || follows_registrar(r)
                 };
-                cost.add(self.registered(&[*top], &on_message, &mut BTreeSet::new()));
+                let mut t = Timeline::default();
+                let start = t.push(Cost::ZERO, None, 0.0);
+                self.registered(
+                    &[(*top, start)],
+                    &on_message,
+                    &mut BTreeSet::new(),
+                    &mut t,
+                    None,
+                );
+                cost.add(t.total());
+            }
+            Some(ScriptStatus::Library(l)) => {
+                // Measured loads include the compile that `parse_units` priced above.
+                let lib = self.library_load(*l);
+                cost.cpu = Dist::exact(WORKER_STARTUP_UNITS) + lib.cpu;
+                cost.mem = Dist::exact(WORKER_BASE_BYTES) + lib.mem;
             }
             _ => cost.cpu += BY_SIZE_EXEC_UNITS_PER_BYTE.scale(script_bytes(src)),
         }
         cost
+    }
+
+    /// Loading recognised library `l`: its measured profile (compile and top-level code,
+    /// and the heap it leaves) instead of the per-byte parse cost and the code walk.
+    fn library_load(&self, l: usize) -> Cost {
+        match self.c.libraries.get(l) {
+            Some(lib) => {
+                let (cpu, mem) = lib.profile.load_cost(lib.bytes);
+                Cost {
+                    cpu,
+                    mem,
+                    net: Dist::ZERO,
+                }
+            }
+            None => Cost::ZERO,
+        }
     }
 }

@@ -9,13 +9,16 @@
 //! unrelated code. Numeric expressions (loop bounds, array sizes) evaluate through `const`
 //! bindings with JS arithmetic.
 
+use std::collections::BTreeMap;
+
 use foresight_shared::protocol::demand::{PageSources, ScriptKind};
 
 use crate::builtins::{self, Builtin};
 use crate::ir::{
-    Binding, BodyId, CallKind, CalleeRef, Collected, LoopSpec, NumExpr, NumId, NumOp, ScopeId,
-    WorkerUrl,
+    Atom, Binding, BodyId, CallKind, CalleeRef, Collected, LibId, LoopSpec, NumExpr, NumId, NumOp,
+    ScopeId, WorkerUrl,
 };
+use crate::libraries::EntryProfile;
 use crate::url;
 
 /// Most methods of one name a member call may resolve to. More means the name is generic
@@ -31,6 +34,12 @@ pub enum Target {
     /// Page code; several bodies when a method name matches several definitions.
     Bodies(Vec<BodyId>),
     Builtin(&'static Builtin),
+    /// A recognised library (`Collected.libraries`), at a measured entry point when it has
+    /// one.
+    Library {
+        lib: LibId,
+        entry: Option<&'static EntryProfile>,
+    },
     /// A call whose callee could not be identified (counted, priced as an unknown call).
     Unresolved,
     /// A callback argument that does not name a function: not a call at all.
@@ -48,6 +57,8 @@ pub struct Resolution {
     /// Per loop: its trip count, when constants determine it.
     pub trips: Vec<Option<f64>>,
     pub unresolved_calls: u32,
+    /// Items of the values that grow in loops, by (declaring scope, name); NaN if unknown.
+    pub sizes: BTreeMap<(ScopeId, Atom), f64>,
 }
 
 /// Resolves everything in `c`. Binds `name = function () {}` assignments first, so calls see
@@ -59,7 +70,7 @@ pub fn resolve(c: &mut Collected) -> Resolution {
     let nums: Vec<Option<f64>> = (0..c.nums.len())
         .map(|id| eval(c, id, 0, &mut memo))
         .collect();
-    let trips = c
+    let trips: Vec<Option<f64>> = c
         .loops
         .iter()
         .map(|spec| match spec {
@@ -117,12 +128,65 @@ pub fn resolve(c: &mut Collected) -> Resolution {
             }
         })
         .collect();
+    let sizes = sizes(c, &trips);
     Resolution {
         sites,
         callbacks,
         nums,
         trips,
         unresolved_calls,
+        sizes,
+    }
+}
+
+/// The scope that declares `name` as seen from `scope` (the outermost scope of the chain for
+/// an undeclared, implicitly global name).
+fn declaring_scope(c: &Collected, scope: ScopeId, name: &Atom) -> ScopeId {
+    let mut s = scope;
+    for _ in 0..=c.scopes.len() {
+        let Some(sc) = c.scopes.get(s) else { break };
+        if sc.bindings.contains_key(name) {
+            return s;
+        }
+        match sc.parent {
+            Some(p) => s = p,
+            None => return s,
+        }
+    }
+    s
+}
+
+/// Items each grown value ends up with: the sum over its growth sites of the product of the
+/// trip counts of their loops; NaN when a loop's trip count is unknown.
+fn sizes(c: &Collected, trips: &[Option<f64>]) -> BTreeMap<(ScopeId, Atom), f64> {
+    let mut out: BTreeMap<(ScopeId, Atom), f64> = BTreeMap::new();
+    for g in &c.growths {
+        let n = g.loops.iter().fold(1.0, |acc, l| {
+            acc * trips.get(*l).copied().flatten().unwrap_or(f64::NAN)
+        });
+        *out.entry((declaring_scope(c, g.scope, &g.name), g.name.clone()))
+            .or_insert(0.0) += n;
+    }
+    out
+}
+
+impl Resolution {
+    /// How many items the value `name` (as seen from `scope`) has, when its growth is known.
+    pub fn size(&self, c: &Collected, scope: ScopeId, name: &Atom) -> Option<f64> {
+        if self.sizes.is_empty() {
+            return None;
+        }
+        self.sizes
+            .get(&(declaring_scope(c, scope, name), name.clone()))
+            .copied()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    }
+
+    /// The items call site `site` works on: its receiver's, else its first argument's.
+    pub fn site_items(&self, c: &Collected, site: usize) -> Option<f64> {
+        let s = c.sites.get(site)?;
+        let of = |n: &Option<Atom>| n.as_ref().and_then(|n| self.size(c, s.scope, n));
+        of(&s.sizes.receiver).or_else(|| of(&s.sizes.arg))
     }
 }
 
@@ -239,9 +303,43 @@ fn global_builtin(name: &str) -> Option<&'static Builtin> {
     builtins::global_function(name).or_else(|| builtins::known_constructor(name))
 }
 
+/// A call of library `lib` as `name`: the entry point of that name, or (for a global called
+/// directly, like `jQuery(...)`) the library's main entry (named by its first global).
+fn library_call(c: &Collected, lib: LibId, name: &str, direct: bool) -> Target {
+    let entry = c.libraries.get(lib).and_then(|l| {
+        l.profile.entry(name).or_else(|| {
+            direct
+                .then(|| l.profile.globals.first())
+                .flatten()
+                .and_then(|main| l.profile.entry(main))
+        })
+    });
+    Target::Library { lib, entry }
+}
+
+/// A method of a recognised library called on something the syntax does not name (a
+/// chained call, `$('.x').addClass(...)`): the first library in `realm` with an entry point
+/// of that name.
+fn library_method(c: &Collected, realm: ScopeId, prop: &Atom) -> Option<Target> {
+    c.libraries.iter().enumerate().find_map(|(id, l)| {
+        let in_realm = l.profile.globals.first().is_some_and(|g| {
+            c.scopes
+                .get(realm)
+                .and_then(|s| s.bindings.get(&Atom::from(*g)))
+                == Some(&Binding::Library(id))
+        });
+        let entry = l.profile.entry(prop)?;
+        in_realm.then_some(Target::Library {
+            lib: id,
+            entry: Some(entry),
+        })
+    })
+}
+
 fn resolve_global(c: &Collected, realm: ScopeId, name: &crate::ir::Atom, kind: CallKind) -> Target {
     match c.scopes.get(realm).and_then(|s| s.bindings.get(name)) {
         Some(Binding::Function(b) | Binding::Class(b)) => Target::Bodies(vec![*b]),
+        Some(Binding::Library(l)) => library_call(c, *l, name, true),
         _ => match global_builtin(name).or_else(|| builtins::method_by_name(name)) {
             Some(b) => Target::Builtin(b),
             None => miss(kind),
@@ -260,6 +358,7 @@ fn resolve_ref(
         CalleeRef::Body(b) => Target::Bodies(vec![*b]),
         CalleeRef::Name(name) => match c.lookup(scope, name) {
             Some(Binding::Function(b) | Binding::Class(b)) => Target::Bodies(vec![*b]),
+            Some(Binding::Library(l)) => library_call(c, *l, name, true),
             // A variable that holds something the syntax does not show (a parameter, say).
             Some(_) => miss(kind),
             None => match global_builtin(name) {
@@ -269,6 +368,11 @@ fn resolve_ref(
         },
         CalleeRef::GlobalName(name) => resolve_global(c, realm, name, kind),
         CalleeRef::Member { receiver, prop } => {
+            if let Some(r) = receiver
+                && let Some(Binding::Library(l)) = c.lookup(scope, r)
+            {
+                return library_call(c, *l, prop, false);
+            }
             if let Some(r) = receiver
                 && builtins::is_global_object(r)
                 && c.lookup(scope, r).is_none()
@@ -286,7 +390,7 @@ fn resolve_ref(
             }
             match builtins::method_by_name(prop) {
                 Some(b) => Target::Builtin(b),
-                None => miss(kind),
+                None => library_method(c, realm, prop).unwrap_or_else(|| miss(kind)),
             }
         }
         CalleeRef::Dynamic => miss(kind),

@@ -190,7 +190,7 @@ fn load_path_includes_timers_and_load_handlers_but_not_clicks() {
     assert!(load_ms(&onload) > 10.0, "onload {}", load_ms(&onload));
     assert!(load_ms(&click) < 1.0, "click {}", load_ms(&click));
     let d = run(&page(vec![inline(&click)]));
-    assert_eq!(d.paths[1].name, "click document.body");
+    assert_eq!(d.paths[1].name, "click body");
     assert!(d.paths[1].cpu_ms.p50 > 10.0);
 }
 

@@ -116,3 +116,32 @@ fn allocations_with_constant_sizes() {
             - base;
     assert!(objs > 1000.0 * 64.0, "{objs}");
 }
+
+#[test]
+fn branching_recursion_is_priced_as_exponential_not_linear() {
+    // Depth is unknown either way; what differs is the tail: a recursion that calls itself
+    // twice per activation may run a million times.
+    let p90 = |src: &str| {
+        common::run(&common::page(vec![common::inline(src)])).paths[0]
+            .cpu_ms
+            .p90
+    };
+    let linear = p90("function down(n) { return n === 0 ? 0 : 1 + down(n - 1); }\ndown(25);");
+    let branching =
+        p90("function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\nfib(25);");
+    assert!(branching > 20.0 * linear, "{branching} vs {linear}");
+}
+
+#[test]
+fn division_and_modulo_cost_more_than_addition() {
+    let ms = |op: &str| {
+        common::run(&common::page(vec![common::inline(&format!(
+            "let x = 1;\nfor (let i = 1; i < 1000000; i++) {{ x = (x {op} i) {op} 7; }}"
+        ))]))
+        .paths[0]
+            .cpu_ms
+            .p50
+    };
+    let (add, modulo) = (ms("+"), ms("%"));
+    assert!(modulo > 2.0 * add, "{modulo} vs {add}");
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{handler, inline, page, run, script};
-use foresight_estimator::{Calibration, analyse, estimate};
+use foresight_estimator::{Budget, Calibration, analyse, estimate, estimate_within};
 use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
 
 const SHOP: &str = include_str!("fixtures/shop.js");
@@ -358,4 +358,94 @@ fn mangled_real_code_never_panics() {
         p.handlers.push(handler("a", "click", &head));
         common::assert_well_formed(&estimate(&p, &Calibration::default()));
     }
+}
+
+fn chain(links: usize) -> String {
+    format!("if (a) {{}}{}", " else if (a) {}".repeat(links))
+}
+
+#[test]
+fn many_long_else_if_chains_are_cut_off_by_the_budget_not_parsed_for_seconds() {
+    // Ten blocks of 4,900 links each pass the per-block limit, but would cost swc ~1 s
+    // natively (quadratic); the page budget stops after two of them.
+    let scripts: Vec<ScriptSource> = (0..10)
+        .map(|_| inline(&format!("function f() {{ {} }}", chain(4_900))))
+        .collect();
+    let d = run(&page(scripts));
+    assert!(d.truncated);
+    let cut: Vec<&String> = d
+        .warnings
+        .iter()
+        .filter(|w| w.contains("truncated:") && w.contains("else if"))
+        .collect();
+    assert_eq!(cut.len(), 8, "{:?}", d.warnings);
+    // What was cut is still priced, by size.
+    assert!(d.paths[0].cpu_ms.p50 > 0.5, "{:?}", d.paths[0].cpu_ms);
+}
+
+#[test]
+fn a_page_over_the_byte_budget_is_priced_by_size_with_a_truncated_warning() {
+    let budget = Budget {
+        parse_bytes: 1_000,
+        script_bytes: 600,
+        ..Budget::default()
+    };
+    let body = "x = x + 1;\n".repeat(50); // 550 bytes
+    let big = "y = 2;\n".repeat(100); // 700 bytes
+    let p = page(vec![
+        inline(&body),
+        inline(&big),
+        inline(&body),
+        inline("z = 1;"),
+    ]);
+    let d = estimate_within(&p, &Calibration::default(), budget);
+    assert!(d.truncated);
+    let labels: Vec<&str> = d
+        .warnings
+        .iter()
+        .map(|w| w.split(':').next().unwrap_or(""))
+        .collect();
+    // The second is too big on its own; the third no longer fits; the small fourth still does.
+    assert_eq!(
+        labels,
+        vec!["inline script #1", "inline script #2"],
+        "{:?}",
+        d.warnings
+    );
+    assert!(
+        d.warnings
+            .iter()
+            .all(|w| w.contains("truncated:") && w.contains("priced by its size"))
+    );
+    // Within budget nothing is truncated.
+    let d = estimate_within(&page(vec![inline(&body)]), &Calibration::default(), budget);
+    assert!(!d.truncated && d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn the_node_budget_stops_the_walk_and_prices_the_rest_by_size() {
+    let budget = Budget {
+        nodes: 1_000,
+        ..Budget::default()
+    };
+    let src = "x = x + 1;\n".repeat(2_000);
+    let p = page(vec![inline(&src), inline(&src)]);
+    let d = estimate_within(&p, &Calibration::default(), budget);
+    assert!(d.truncated);
+    assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0].starts_with("inline script #0: truncated:"),
+        "{}",
+        d.warnings[0]
+    );
+    assert!(
+        d.warnings[1].contains("not analysed, truncated:"),
+        "{}",
+        d.warnings[1]
+    );
+    // The unwalked rest of the first script and the whole second are priced by size, so the
+    // truncated estimate is no cheaper than the full one.
+    let full = estimate(&p, &Calibration::default());
+    assert!(!full.truncated);
+    assert!(d.paths[0].cpu_ms.p50 >= full.paths[0].cpu_ms.p50 * 0.5);
 }

@@ -15,6 +15,7 @@ api.runtime.onConnect.addListener((port) => {
 
 onRuntimeMessage(async (message) => {
   if (message?.kind === "popup-state") return orchestrator.popupState(message.tabId);
+  if (message?.kind === "calibrate") return orchestrator.recalibrate();
   return { error: `unknown request ${message?.kind}` };
 });
 

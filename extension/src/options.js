@@ -3,7 +3,15 @@
 // as a JSON file.
 
 import { BrokerClient } from "./broker-client.js";
-import { DEFAULT_BROKER_URL, loadSettings, saveSettings, validate } from "./settings.js";
+import { api } from "./platform.js";
+import {
+  DEFAULT_BROKER_URL,
+  loadCalibration,
+  loadSettings,
+  loadStoredSettings,
+  saveSettings,
+  validate,
+} from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
 const LISTS = ["offloadAllow", "offloadDeny", "disabledSites"];
@@ -14,7 +22,22 @@ function fill(settings) {
     $(key).value = LISTS.includes(key) ? settings[key].join("\n") : String(settings[key]);
   }
   $("discardTabs").checked = settings.discardTabs;
-  $("unitsPerMs").textContent = settings.unitsPerMs.toExponential(3);
+}
+
+async function showCalibration() {
+  const [effective, calibration] = await Promise.all([loadSettings(), loadCalibration()]);
+  const how = calibration
+    ? `measured on this device on ${new Date(calibration.at).toLocaleString()}`
+    : "not measured yet: the default";
+  $("unitsPerMs").textContent = `${effective.unitsPerMs.toExponential(3)} (${how})`;
+}
+
+async function recalibrate() {
+  say("calibration-result", "Measuring…");
+  const reply = await api.runtime.sendMessage({ kind: "calibrate" });
+  if (reply?.error) say("calibration-result", `Not measured: ${reply.error}`, "bad");
+  else say("calibration-result", "Measured.", "ok");
+  await showCalibration();
 }
 
 function read(current) {
@@ -41,7 +64,7 @@ function say(id, message, cls = "") {
 
 async function save(event) {
   event.preventDefault();
-  const errors = await saveSettings(read(await loadSettings()));
+  const errors = await saveSettings(read(await loadStoredSettings()));
   showErrors(errors);
   say("saved", Object.keys(errors).length ? "Not saved: fix the fields marked above." : "Saved.", Object.keys(errors).length ? "bad" : "ok");
 }
@@ -71,7 +94,7 @@ async function testBroker() {
 }
 
 function exportSettings() {
-  loadSettings().then((settings) => {
+  loadStoredSettings().then((settings) => {
     const blob = new Blob([JSON.stringify({ foresight_settings: 1, settings }, null, 2)], {
       type: "application/json",
     });
@@ -99,7 +122,7 @@ async function importSettings(event) {
     say("saved", `Not imported: ${detail}.`, "bad");
     return;
   }
-  fill(await loadSettings());
+  fill(await loadStoredSettings());
   say("saved", "Imported and saved.", "ok");
 }
 
@@ -107,8 +130,8 @@ $("form").addEventListener("submit", save);
 $("test-broker").addEventListener("click", testBroker);
 $("export").addEventListener("click", exportSettings);
 $("import").addEventListener("change", importSettings);
-loadSettings()
-  .then(fill)
+$("recalibrate").addEventListener("click", recalibrate);
+Promise.all([loadStoredSettings().then(fill), showCalibration()])
   .then(() => {
     // Tells automation (and nobody else needs to know) that the form shows stored values.
     document.documentElement.dataset.ready = "true";

@@ -14,10 +14,18 @@
 // remote like classic ones, with their static module graph fetched up front.
 
 import { BrokerClient } from "./broker-client.js";
-import { estimatePage, fallbackPlan } from "./estimator.js";
+import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { api, browserContention } from "./platform.js";
-import { brokerUrlFrom, enabledFor, loadSettings, offloadAllowedFor, policyFor } from "./settings.js";
+import {
+  brokerUrlFrom,
+  enabledFor,
+  ensureCalibration,
+  loadSettings,
+  offloadAllowedFor,
+  policyFor,
+  saveCalibration,
+} from "./settings.js";
 import { otherTabs } from "./tab-activity.js";
 import { chooseTabsToDiscard } from "./tab-discard.js";
 
@@ -139,6 +147,17 @@ export class Orchestrator {
   /** Connects to the native host early so the popup can show its status at once. */
   start() {
     this.host.connect().catch(() => {});
+    // The device calibration runs in the background; estimates use the default until then.
+    this.calibration = ensureCalibration(calibrate).catch((error) => ({
+      error: String(error?.message ?? error),
+    }));
+  }
+
+  /** Measures the device again (the options page's button) and keeps the result. */
+  async recalibrate() {
+    const fresh = await calibrate();
+    await saveCalibration(fresh);
+    return fresh;
   }
 
   /** Adopts a content script's port for its tab. */

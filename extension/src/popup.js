@@ -5,9 +5,9 @@
 // `popup.html?for=<page URL>` shows the tab with that URL instead of the active one, so the
 // popup can also be opened in a tab (and tested and screenshotted) for a given page.
 
-import { demandChart } from "./chart.js";
+import { demandChart, demandCurves } from "./chart.js";
 import { api } from "./platform.js";
-import { enabledFor, loadSettings, offloadAllowedFor, saveSettings } from "./settings.js";
+import { enabledFor, loadSettings, loadStoredSettings, offloadAllowedFor, saveSettings } from "./settings.js";
 
 const HOST_FIX = "install it with: foresight-host install";
 const BROKER_FIX = "start one with: foresight-broker";
@@ -70,6 +70,7 @@ function renderPrediction(tab) {
   const demand = tab.demand;
   if (!demand) {
     $("chart-figure").hidden = true;
+    $("curves-figure").hidden = true;
     rows("estimate", []);
     return;
   }
@@ -77,6 +78,9 @@ function renderPrediction(tab) {
     ...demand.paths.map((p) => ({ label: p.name, q: p.cpu_ms })),
     ...demand.components.map((c) => ({ label: `worker ${fileName(c.url)}`, q: c.cpu_ms })),
   ];
+  const curves = demandCurves(demand.paths);
+  $("curves").replaceChildren(...(curves ? [curves] : []));
+  $("curves-figure").hidden = !curves;
   $("chart").replaceChildren(demandChart(chartRows));
   $("chart-figure").hidden = chartRows.length === 0;
   const load = demand.paths[0];
@@ -168,14 +172,14 @@ $("site-enabled").addEventListener("change", async (event) => {
   const tab = await targetTab();
   const host = tab?.url ? new URL(tab.url).hostname.toLowerCase() : "";
   if (!host) return;
-  const settings = await loadSettings();
+  const settings = await loadStoredSettings();
   const others = settings.disabledSites.filter((h) => h !== host);
   await saveSettings({ ...settings, disabledSites: event.target.checked ? others : [...others, host] });
   text("notice", "Saved: reload the page for it to take effect.", "muted");
 });
 
 $("offload-enabled").addEventListener("change", async (event) => {
-  const settings = await loadSettings();
+  const settings = await loadStoredSettings();
   await saveSettings({ ...settings, offload: event.target.checked ? "auto" : "never" });
   text("notice", "Saved: applies to pages loaded from now on.", "muted");
 });

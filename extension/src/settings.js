@@ -29,8 +29,16 @@ export const DEFAULTS = Object.freeze({
   // A tab used within this many minutes is never discarded.
   discardIdleMinutes: 10,
   // Abstract work units per millisecond on this device (see the estimator's Calibration).
-  unitsPerMs: 1e6,
+  // null: use the background's calibration of this device; a number set by the user wins.
+  unitsPerMs: null,
 });
+
+/** Units per millisecond until the device has been calibrated. */
+export const UNCALIBRATED_UNITS_PER_MS = 1e6;
+
+// A calibration older than this is measured again (the device, its power settings and its
+// browser change).
+export const CALIBRATION_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
 const HOST_PATTERN = /^(\*\.)?([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:]+\]$/i;
 
@@ -79,7 +87,7 @@ export function validate(input) {
     if (Number.isFinite(m) && m >= 0 && m <= 1440) settings.discardIdleMinutes = m;
     else errors.discardIdleMinutes = "must be between 0 and 1440 minutes";
   }
-  if (source.unitsPerMs != null) {
+  if (source.unitsPerMs != null && source.unitsPerMs !== "") {
     const u = Number(source.unitsPerMs);
     if (Number.isFinite(u) && u > 0) settings.unitsPerMs = u;
     else errors.unitsPerMs = "must be a positive number";
@@ -87,12 +95,42 @@ export function validate(input) {
   return { settings, errors };
 }
 
-export async function loadSettings() {
+/** The settings as stored (validated), without the device calibration filled in. */
+export async function loadStoredSettings() {
   const stored = await api.storage.local.get("settings");
   // Stored settings were validated when saved; validating again drops keys that an older or
   // newer version of the extension wrote and this one does not know.
+  return validate(stored.settings ?? {}).settings;
+}
+
+/** The settings in effect: the stored ones, with `unitsPerMs` from the calibration. */
+export async function loadSettings() {
+  const stored = await api.storage.local.get(["settings", "calibration"]);
   const { settings } = validate(stored.settings ?? {});
+  const calibrated = stored.calibration?.unitsPerMs;
+  settings.unitsPerMs ??= calibrated > 0 ? calibrated : UNCALIBRATED_UNITS_PER_MS;
   return settings;
+}
+
+/** The stored calibration ({unitsPerMs, units, medianMs, at}), or null. */
+export async function loadCalibration() {
+  return (await api.storage.local.get("calibration")).calibration ?? null;
+}
+
+export async function saveCalibration(calibration) {
+  await api.storage.local.set({ calibration });
+}
+
+/**
+ * Measures this device once (and again when the stored measurement is older than
+ * CALIBRATION_MAX_AGE_MS) with `calibrate` (estimator.js), and keeps the result.
+ */
+export async function ensureCalibration(calibrate, now = Date.now()) {
+  const current = await loadCalibration();
+  if (current && now - current.at < CALIBRATION_MAX_AGE_MS) return current;
+  const fresh = await calibrate();
+  await saveCalibration(fresh);
+  return fresh;
 }
 
 /** Validates and saves; resolves with the errors (empty when saved). */

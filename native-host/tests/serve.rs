@@ -36,6 +36,9 @@ fn demand(worker_id: &str, worker_cpu_ms: f64) -> PageDemand {
             },
             memory_bytes: Quantiles::exact(2e6),
             network_bytes: Quantiles::exact(48_000.0),
+            event: None,
+            target: None,
+            curve: Default::default(),
         }],
         components: vec![ComponentDemand {
             id: worker_id.into(),

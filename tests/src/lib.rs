@@ -9,8 +9,10 @@
 //! * [`conformance`] runs worker programs locally and remotely in a real page and compares
 //!   what the page saw; it also plays a hostile page and a hostile worker.
 //!
-//! The end-to-end tests (`tests/e2e.rs`) and the demo (`foresight-demo`) are both built on it.
+//! The end-to-end tests (`tests/e2e.rs`), the demo (`foresight-demo`) and the accuracy scoring
+//! ([`accuracy`], `foresight-accuracy`) are all built on it.
 
+pub mod accuracy;
 pub mod artifacts;
 pub mod broker;
 pub mod browser;

@@ -176,6 +176,7 @@ async fn the_popup_shows_prediction_plan_and_lease(kind: BrowserKind) -> Result<
             "(() => {
                 const text = document.body.innerText;
                 const ok = document.querySelector('#chart svg rect')
+                    && document.querySelector('#curves svg polygon')
                     && /worker\\.js: remote/.test(text)
                     && /#\\d+: \\d+ s left/.test(text)
                     && /connected/.test(document.getElementById('host-status').textContent);

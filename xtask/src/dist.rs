@@ -43,6 +43,10 @@ pub fn dist() -> Result<PathBuf> {
         .web(true)?
         .omit_default_module_path(false)
         .typescript(false)
+        // `__wbg_reset_state()` re-instantiates the module in place: after a trap (a stack
+        // overflow or panic in wasm) the instance is broken for good, and the glue caches
+        // it, so extension/src/estimator.js resets it and carries on.
+        .reset_state_function(true)
         .generate(&glue)
         .map_err(|e| format!("wasm-bindgen failed: {e}"))?;
 

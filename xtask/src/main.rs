@@ -8,12 +8,15 @@
 //! * `lint`  — `cargo fmt --check` and `cargo clippy -D warnings`, native and wasm32.
 //! * `bench` — the benchmarks (`foresight-bench`, release build): a table, and
 //!   `target/bench/results.json` for comparing runs.
+//! * `accuracy` — scores the estimator against page loads measured in headless Chromium
+//!   (`foresight-accuracy`; a corpus of pages built from npm libraries fetched at run time).
 //! * `demo`  — the main job on embedded defaults: a local broker, the native host installed
 //!   into a throwaway profile, and a real browser on the bundled demo page.
 //!
 //! Each command sets up what it can (the wasm32 target) and says exactly what is missing
 //! when it cannot (a browser that is not installed).
 
+mod accuracy;
 mod dist;
 mod manifest;
 mod util;
@@ -31,6 +34,7 @@ commands:
   test [-- <filter>...]     run every test, including the real-browser end-to-end tests
   lint                      cargo fmt --check and clippy -D warnings (native and wasm32)
   bench [<suite>...]        run the benchmarks; writes target/bench/results.json
+  accuracy                  score the estimator against real page loads (headless Chromium)
   demo [--headless] [--browser chromium|firefox]
                             run the whole data flow on a bundled demo page
 ";
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
         Some("bench") => bench(&args[1..]),
+        Some("accuracy") => accuracy::accuracy(),
         Some("demo") => demo(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

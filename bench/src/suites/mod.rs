@@ -1,6 +1,7 @@
 //! The bench suites, one file each.
 
 pub mod broker;
+pub mod estimator;
 pub mod framing;
 pub mod planner;
 pub mod remote_worker;

@@ -31,6 +31,9 @@ fn page() -> PageDemand {
         cpu_ms: q(120.0),
         memory_bytes: q(30e6),
         network_bytes: q(2e6),
+        event: None,
+        target: None,
+        curve: Default::default(),
     }];
     for i in 0..20 {
         paths.push(PathDemand {
@@ -40,6 +43,9 @@ fn page() -> PageDemand {
             cpu_ms: q(f64::from(i)),
             memory_bytes: q(1e5),
             network_bytes: q(0.0),
+            event: Some("click".into()),
+            target: Some(format!("#b{i}")),
+            curve: Default::default(),
         });
     }
     let components = (0..COMPONENTS)

@@ -31,6 +31,14 @@ pub fn estimate(sources_json: &str, units_per_ms: f64) -> Result<String, JsError
     to_json(&foresight_estimator::estimate(&sources, &calibration))
 }
 
+/// The work units the estimator predicts for one call of `entry` after `source` is loaded:
+/// the extension times its calibration kernel and divides by this (see
+/// `foresight_estimator::calibration`).
+#[wasm_bindgen]
+pub fn calibration_units(source: &str, entry: &str) -> f64 {
+    foresight_estimator::calibration::call_units(source, entry)
+}
+
 /// Plans a page inside the extension, for when no native host answers. `broker_json` is
 /// `null` when no broker is reachable.
 #[wasm_bindgen]
@@ -54,6 +62,34 @@ pub fn plan_fallback(
         source: PlanSource::ExtensionFallback,
     });
     to_json(&plan)
+}
+
+/// Overflows the wasm stack on purpose, as deeply nested page code once did inside swc: the
+/// trap leaves this instance broken for good (every later call traps too). It exists so the
+/// tests can prove that `extension/src/estimator.js` re-instantiates the module and carries
+/// on; the extension itself never calls it.
+#[wasm_bindgen]
+pub fn debug_overflow_stack() -> u32 {
+    deep(0)
+}
+
+#[allow(unconditional_recursion)]
+fn deep(level: u32) -> u32 {
+    // A frame the optimiser can neither drop nor turn into a loop.
+    let frame = std::hint::black_box([level; 256]);
+    let below = deep(std::hint::black_box(level.wrapping_add(1)));
+    frame.iter().fold(below, |a, b| a.wrapping_add(*b))
+}
+
+/// Parses `source` as a classic script with swc and nothing else (no prescan, no walk), and
+/// says whether it parsed: the baseline the benchmarks compare the estimator's wasm
+/// throughput with, in the same runtime. The extension itself never calls it.
+#[wasm_bindgen]
+pub fn bench_parse(source: &str) -> bool {
+    matches!(
+        foresight_estimator::parse::parse(source, foresight_estimator::parse::Goal::Script),
+        foresight_estimator::parse::Parsed::Ok(_)
+    )
 }
 
 /// The wire protocol version this build speaks.

@@ -41,6 +41,9 @@ fn demand(component_id: &str, worker_cpu_ms: f64) -> PageDemand {
             cpu_ms: Quantiles::exact(10.0),
             memory_bytes: Quantiles::exact(1e6),
             network_bytes: Quantiles::exact(1e4),
+            event: None,
+            target: None,
+            curve: Default::default(),
         }],
         components: vec![ComponentDemand {
             id: component_id.into(),

@@ -40,10 +40,8 @@ pub fn sane(x: f64) -> f64 {
 
 /// A path's CPU demand over time, reduced to what the planner reasons with.
 ///
-/// Today the estimator describes a path by quantiles only, so the path is one bucket spanning
-/// the policy horizon ([`CpuProfile::from_total`]). When `PathDemand` gains a time-bucketed
-/// demand curve (issue 3), [`path_profile`] is the one place to map its buckets through
-/// [`CpuProfile::from_buckets`]: the rest of the planner only sees the total and the peak.
+/// [`path_profile`] is the one place that reads a path's demand curve: the rest of the planner
+/// only sees the total and the peak rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CpuProfile {
     /// CPU time, ms.
@@ -82,8 +80,38 @@ impl CpuProfile {
 }
 
 /// The CPU profile of `path` at quantile `q`.
+///
+/// With a demand curve, the peak is the busiest window of `horizon_ms` along the curve, so a
+/// long path is no longer squeezed into one horizon; the curve is scaled to the path's own
+/// total at `q`, because the quantile of a sum is not the sum of the buckets' quantiles.
+/// Without a curve, the total is spread evenly over the horizon.
 pub fn path_profile(path: &PathDemand, q: f64, horizon_ms: f64) -> CpuProfile {
-    CpuProfile::from_total(path.cpu_ms.at(q), horizon_ms)
+    let total_ms = sane(path.cpu_ms.at(q));
+    let curve = &path.curve;
+    let usable = |v: f64| v.is_finite() && v > 0.0;
+    if !usable(curve.bucket_ms) || curve.buckets.is_empty() || !usable(horizon_ms) {
+        return CpuProfile::from_total(total_ms, horizon_ms);
+    }
+    let cpu: Vec<f64> = curve.buckets.iter().map(|b| sane(b.cpu_ms.at(q))).collect();
+    let curve_total: f64 = cpu.iter().sum();
+    if !usable(curve_total) {
+        return CpuProfile::from_total(total_ms, horizon_ms);
+    }
+    let per_window = ((horizon_ms / curve.bucket_ms).ceil() as usize).max(1);
+    let mut busiest = 0.0f64;
+    let mut in_window = 0.0;
+    for (i, c) in cpu.iter().enumerate() {
+        in_window += c;
+        if i >= per_window {
+            in_window -= cpu[i - per_window];
+        }
+        busiest = busiest.max(in_window);
+    }
+    let window_ms = per_window as f64 * curve.bucket_ms;
+    CpuProfile {
+        total_ms,
+        peak_millicores: busiest * (total_ms / curve_total) / window_ms * 1000.0,
+    }
 }
 
 /// This machine as the page will find it.
@@ -231,6 +259,50 @@ mod tests {
         let hostile = CpuProfile::from_buckets([(f64::NAN, 1.0), (10.0, f64::INFINITY)]);
         assert_eq!(hostile.total_ms, 1.0);
         assert_eq!(hostile.peak_millicores, 0.0);
+    }
+
+    fn path_with_curve(bucket_ms: f64, cpu_per_bucket: &[f64]) -> PathDemand {
+        use crate::protocol::Quantiles;
+        use crate::protocol::demand::{CurveBucket, DemandCurve, PathKind};
+        PathDemand {
+            name: "load".into(),
+            kind: PathKind::Load,
+            probability: 1.0,
+            cpu_ms: Quantiles::exact(cpu_per_bucket.iter().sum()),
+            memory_bytes: Quantiles::exact(0.0),
+            network_bytes: Quantiles::exact(0.0),
+            event: None,
+            target: None,
+            curve: DemandCurve {
+                bucket_ms,
+                buckets: cpu_per_bucket
+                    .iter()
+                    .map(|c| CurveBucket {
+                        cpu_ms: Quantiles::exact(*c),
+                        memory_bytes: Quantiles::exact(0.0),
+                        network_bytes: Quantiles::exact(0.0),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_long_path_is_judged_by_its_busiest_horizon_not_squeezed_into_one() {
+        // Ten seconds at half a core: 5 s of CPU, but never more than 500 millicores.
+        let long = path_with_curve(1000.0, &[500.0; 10]);
+        let profile = path_profile(&long, 0.5, 1000.0);
+        assert_eq!(profile.total_ms, 5000.0);
+        assert_eq!(profile.peak_millicores, 500.0);
+        // Without the curve the same total would read as 5,000 millicores.
+        let flat = PathDemand {
+            curve: Default::default(),
+            ..long
+        };
+        assert_eq!(path_profile(&flat, 0.5, 1000.0).peak_millicores, 5000.0);
+        // A path shorter than the horizon reads as before: its total over the horizon.
+        let short = path_with_curve(10.0, &[5.0, 0.0, 5.0]);
+        assert_eq!(path_profile(&short, 0.5, 1000.0).peak_millicores, 10.0);
     }
 
     #[test]

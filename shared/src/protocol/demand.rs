@@ -108,6 +108,10 @@ pub struct PageDemand {
     /// Things the estimator could not analyse (parse errors, missing sources), in words.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Whether the page exceeded the estimator's work budget, so that some of its code was
+    /// priced by size instead of analysed (the warnings say which).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +138,49 @@ pub struct PathDemand {
     /// Peak additional memory, bytes.
     pub memory_bytes: Quantiles,
     /// Bytes fetched over the network.
+    pub network_bytes: Quantiles,
+    /// For an interaction path: the event that triggers it (`click`, `input`, `submit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// For an interaction path: a CSS selector for the element the handler is registered on
+    /// (`#sort`, `button#go`; for a delegated handler, the ancestor it is registered on, such
+    /// as `document` or `window`). When the code names its element in a way that is not a
+    /// selector (a variable whose value is not known), the expression as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// How the path's demand is spread over time after it starts. Empty from estimators that
+    /// predate it.
+    #[serde(default)]
+    pub curve: DemandCurve,
+}
+
+/// A path's demand over time: consecutive buckets of equal width from the path's start (the
+/// start of navigation for the load path, the event's dispatch for an interaction).
+///
+/// The clock is the main thread's: code runs back to back in the order the browser would run
+/// it, and timers wait for their delay; waiting on the network is not modelled (requests are
+/// assumed to complete as fast as the page consumes them). Each bucket's `cpu_ms` quantiles
+/// come from laying the path out with every part at that quantile of its duration, so the
+/// p90 curve is the slow case throughout and stretches further in time than the p50 curve.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DemandCurve {
+    /// Width of each bucket in milliseconds (a 1, 2 or 5 times a power of ten).
+    #[serde(default)]
+    pub bucket_ms: f64,
+    /// Bucket `i` covers `[i * bucket_ms, (i + 1) * bucket_ms)`.
+    #[serde(default)]
+    pub buckets: Vec<CurveBucket>,
+}
+
+/// What a path demands during one bucket of its [`DemandCurve`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveBucket {
+    /// Main-thread CPU time spent in the bucket, ms (at most `bucket_ms`).
+    pub cpu_ms: Quantiles,
+    /// Memory the path holds by the end of the bucket, bytes (cumulative: the last bucket's
+    /// equals the path's `memory_bytes`).
+    pub memory_bytes: Quantiles,
+    /// Bytes requested during the bucket.
     pub network_bytes: Quantiles,
 }
 

@@ -9,7 +9,8 @@ use super::broker::{
     ScriptSource, ServerMessage, WorkerExitReason,
 };
 use super::demand::{
-    ComponentDemand, ComponentKind, GraphSummary, PageDemand, PathDemand, PathKind,
+    ComponentDemand, ComponentKind, CurveBucket, DemandCurve, GraphSummary, PageDemand, PathDemand,
+    PathKind,
 };
 use super::executor::{ConsoleLevel, ExecutorLimits, FromExecutor, ToExecutor};
 use super::host::{HostReply, HostRequest};
@@ -23,22 +24,119 @@ use super::{ErrorCode, PROTOCOL_VERSION, Quantiles};
 pub fn demand() -> PageDemand {
     PageDemand {
         url: "http://127.0.0.1:8080/index.html".into(),
-        paths: vec![PathDemand {
-            name: "load".into(),
-            kind: PathKind::Load,
-            probability: 1.0,
-            cpu_ms: Quantiles {
-                p10: 4.0,
-                p50: 9.0,
-                p90: 21.0,
+        paths: vec![
+            PathDemand {
+                name: "load".into(),
+                kind: PathKind::Load,
+                probability: 1.0,
+                cpu_ms: Quantiles {
+                    p10: 4.0,
+                    p50: 9.0,
+                    p90: 21.0,
+                },
+                memory_bytes: Quantiles {
+                    p10: 1.0e6,
+                    p50: 2.0e6,
+                    p90: 4.0e6,
+                },
+                network_bytes: Quantiles::exact(48_000.0),
+                event: None,
+                target: None,
+                curve: DemandCurve {
+                    bucket_ms: 10.0,
+                    buckets: vec![
+                        CurveBucket {
+                            cpu_ms: Quantiles {
+                                p10: 4.0,
+                                p50: 9.0,
+                                p90: 10.0,
+                            },
+                            memory_bytes: Quantiles {
+                                p10: 1.0e6,
+                                p50: 2.0e6,
+                                p90: 4.0e6,
+                            },
+                            network_bytes: Quantiles::exact(48_000.0),
+                        },
+                        CurveBucket {
+                            cpu_ms: Quantiles {
+                                p10: 0.0,
+                                p50: 0.0,
+                                p90: 10.0,
+                            },
+                            memory_bytes: Quantiles {
+                                p10: 1.0e6,
+                                p50: 2.0e6,
+                                p90: 4.0e6,
+                            },
+                            network_bytes: Quantiles::exact(0.0),
+                        },
+                        CurveBucket {
+                            cpu_ms: Quantiles {
+                                p10: 0.0,
+                                p50: 0.0,
+                                p90: 1.0,
+                            },
+                            memory_bytes: Quantiles {
+                                p10: 1.0e6,
+                                p50: 2.0e6,
+                                p90: 4.0e6,
+                            },
+                            network_bytes: Quantiles::exact(0.0),
+                        },
+                    ],
+                },
             },
-            memory_bytes: Quantiles {
-                p10: 1.0e6,
-                p50: 2.0e6,
-                p90: 4.0e6,
+            PathDemand {
+                name: "click #sort".into(),
+                kind: PathKind::Interaction,
+                probability: 0.5,
+                cpu_ms: Quantiles {
+                    p10: 0.5,
+                    p50: 1.5,
+                    p90: 6.0,
+                },
+                memory_bytes: Quantiles {
+                    p10: 1.0e4,
+                    p50: 5.0e4,
+                    p90: 2.0e5,
+                },
+                network_bytes: Quantiles::exact(0.0),
+                event: Some("click".into()),
+                target: Some("#sort".into()),
+                curve: DemandCurve {
+                    bucket_ms: 1.0,
+                    buckets: vec![
+                        CurveBucket {
+                            cpu_ms: Quantiles {
+                                p10: 0.5,
+                                p50: 1.0,
+                                p90: 1.0,
+                            },
+                            memory_bytes: Quantiles {
+                                p10: 1.0e4,
+                                p50: 5.0e4,
+                                p90: 2.0e5,
+                            },
+                            network_bytes: Quantiles::exact(0.0),
+                        },
+                        CurveBucket {
+                            cpu_ms: Quantiles {
+                                p10: 0.0,
+                                p50: 0.5,
+                                p90: 1.0,
+                            },
+                            memory_bytes: Quantiles {
+                                p10: 1.0e4,
+                                p50: 5.0e4,
+                                p90: 2.0e5,
+                            },
+                            network_bytes: Quantiles::exact(0.0),
+                        },
+                    ],
+                },
             },
-            network_bytes: Quantiles::exact(48_000.0),
-        }],
+        ],
         components: vec![ComponentDemand {
             id: "worker-0".into(),
             kind: ComponentKind::Worker,
@@ -61,6 +159,7 @@ pub fn demand() -> PageDemand {
             parse_errors: 0,
         },
         warnings: vec![],
+        truncated: false,
     }
 }
 

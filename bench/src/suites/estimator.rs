@@ -1,0 +1,294 @@
+//! The Resource Estimator's throughput over real library code, natively and in wasm, each
+//! as a ratio to raw swc parsing of the same text in the same runtime and run.
+//!
+//! The code is real: widely used libraries installed from npm at run time into
+//! `target/bench/jslibs` (never committed). Their license banners are cut off first, so the
+//! estimator does not recognise them (recognised libraries are priced from profiles without
+//! being parsed; that fast path is measured separately) and analyses them as it would any
+//! unknown page code. Targets: full analysis at least 0.5x the raw parse; a 2 MB page
+//! analysed in wasm in under 100 ms. The wasm figures run the extension's built module
+//! (`cargo xtask dist`) under Node.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use foresight_estimator::parse::{self, Goal, Parsed};
+use foresight_estimator::{Budget, Calibration, estimate_within};
+use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
+
+use crate::measure::{median_mb_per_s, percentile_us, samples};
+use crate::report::{Report, target_dir};
+
+/// npm packages and the classic-script files used, development and minified builds mixed.
+const PACKAGES: &[&str] = &[
+    "jquery@3.7.1",
+    "lodash@4.17.21",
+    "moment@2.30.1",
+    "d3@7.8.5",
+    "chart.js@4.4.1",
+    "three@0.149.0",
+    "react@18.3.1",
+    "react-dom@18.3.1",
+];
+const FILES: &[&str] = &[
+    "jquery/dist/jquery.js",
+    "lodash/lodash.js",
+    "moment/moment.js",
+    "d3/dist/d3.js",
+    "d3/dist/d3.min.js",
+    "chart.js/dist/chart.umd.js",
+    "three/build/three.js",
+    "three/build/three.min.js",
+    "react-dom/umd/react-dom.development.js",
+    "react-dom/umd/react-dom.production.min.js",
+];
+
+/// Alternating rounds of (parse, analysis) samples; medians are reported.
+const ROUNDS: usize = 9;
+
+/// Size of the page the wasm target is stated for.
+const WASM_PAGE_BYTES: usize = 2_000_000;
+
+fn libs_dir() -> PathBuf {
+    target_dir().join("bench/jslibs")
+}
+
+fn install() -> Result<PathBuf, String> {
+    let dir = libs_dir();
+    let modules = dir.join("node_modules");
+    if FILES.iter().all(|f| modules.join(f).exists()) {
+        return Ok(modules);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let manifest = dir.join("package.json");
+    if !manifest.exists() {
+        std::fs::write(&manifest, "{\"private\":true}")
+            .map_err(|e| format!("{}: {e}", manifest.display()))?;
+    }
+    eprintln!("estimator: npm install {} (once)", PACKAGES.join(" "));
+    let status = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .args(PACKAGES)
+        .current_dir(&dir)
+        .status()
+        .map_err(|e| format!("npm (needed to fetch the libraries): {e}"))?;
+    if !status.success() {
+        return Err(format!("npm install failed ({status})"));
+    }
+    Ok(modules)
+}
+
+/// The text after the leading comments (the license banner the recogniser reads).
+fn without_banner(src: &str) -> &str {
+    let mut rest = src.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("/*") {
+            match after.find("*/") {
+                Some(end) => rest = after[end + 2..].trim_start(),
+                None => return rest,
+            }
+        } else if rest.starts_with("//") {
+            match rest.find('\n') {
+                Some(end) => rest = rest[end + 1..].trim_start(),
+                None => return rest,
+            }
+        } else {
+            return rest;
+        }
+    }
+}
+
+fn page(scripts: Vec<String>) -> PageSources {
+    PageSources {
+        url: "http://127.0.0.1/bench.html".into(),
+        html_bytes: 2_000,
+        scripts: scripts
+            .into_iter()
+            .map(|s| ScriptSource {
+                url: None,
+                kind: ScriptKind::Classic,
+                bytes: s.len() as u64,
+                source: Some(s),
+            })
+            .collect(),
+        ..PageSources::default()
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+pub fn run(report: &mut Report) -> Result<(), String> {
+    let modules = install()?;
+    let mut originals = Vec::new();
+    for f in FILES {
+        let path = modules.join(f);
+        originals
+            .push(std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    let stripped: Vec<String> = originals
+        .iter()
+        .map(|s| without_banner(s).to_string())
+        .collect();
+    let bytes: usize = stripped.iter().map(String::len).sum();
+
+    // Native: raw swc parse of each file, against the whole estimate of a page made of them,
+    // alternated sample by sample so that load from elsewhere on the machine hits both alike.
+    let sources = page(stripped.clone());
+    let mut parse = Vec::new();
+    let mut analysis = Vec::new();
+    for _ in 0..ROUNDS {
+        parse.extend(samples(usize::from(parse.is_empty()), 1, || {
+            for s in &stripped {
+                let ok = matches!(parse::parse(s, Goal::Script), Parsed::Ok(_));
+                std::hint::black_box(ok);
+            }
+        }));
+        analysis.extend(samples(usize::from(analysis.is_empty()), 1, || {
+            let d = estimate_within(&sources, &Calibration::default(), Budget::UNLIMITED);
+            std::hint::black_box(d.paths.len());
+        }));
+    }
+    let parse_mb = median_mb_per_s(bytes, &parse);
+    let analysis_mb = median_mb_per_s(bytes, &analysis);
+    let note = format!(
+        "{} library files, {:.1} MB, banners cut",
+        FILES.len(),
+        bytes as f64 / 1e6
+    );
+    report.add(
+        "estimator.native.parse",
+        parse_mb,
+        "MB/s",
+        &format!("raw swc parse; {note}"),
+    );
+    report.add(
+        "estimator.native.analysis",
+        analysis_mb,
+        "MB/s",
+        "whole estimate of the same text",
+    );
+    report.add(
+        "estimator.native.analysis_vs_parse",
+        ratio(analysis_mb, parse_mb),
+        "ratio",
+        "target >= 0.5",
+    );
+    let recognised = page(originals.clone());
+    let known = samples(1, 5, || {
+        let d = estimate_within(&recognised, &Calibration::default(), Budget::default());
+        std::hint::black_box(d.paths.len());
+    });
+    report.add(
+        "estimator.native.recognised_libraries",
+        percentile_us(&known, 50.0) / 1e3,
+        "ms",
+        "the same files with banners: priced from profiles, not parsed",
+    );
+
+    wasm(report, &stripped)
+}
+
+/// The 2 MB page in the extension's wasm module under Node: raw parse (`bench_parse`) and the
+/// whole `estimate`, in the same process.
+fn wasm(report: &mut Report, stripped: &[String]) -> Result<(), String> {
+    let glue = target_dir().join("foresight/dist/chrome/wasm/foresight_wasm.js");
+    if !glue.exists() {
+        return Err(format!(
+            "{} is missing: run `cargo xtask dist` first (the wasm figures use the built module)",
+            glue.display()
+        ));
+    }
+    let mut scripts = Vec::new();
+    let mut total = 0;
+    for s in stripped.iter().cycle().take(stripped.len() * 4) {
+        if total >= WASM_PAGE_BYTES {
+            break;
+        }
+        let take = (WASM_PAGE_BYTES - total).min(s.len());
+        // Whole files only, except that the last may be any file that fits: keep it whole
+        // when it fits, else skip to a smaller one.
+        if take < s.len() {
+            continue;
+        }
+        total += s.len();
+        scripts.push(s.clone());
+    }
+    let sources = page(scripts);
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let json_path = dir.join("wasm-page.json");
+    let json = serde_json::to_string(&sources).map_err(|e| e.to_string())?;
+    std::fs::write(&json_path, &json).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    let script = dir.join("wasm-bench.mjs");
+    std::fs::write(&script, NODE_BENCH).map_err(|e| format!("{}: {e}", script.display()))?;
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&glue)
+        .arg(&json_path)
+        .output()
+        .map_err(|e| format!("node (runs the wasm figures): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "wasm bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("wasm bench output: {e}"))?;
+    let parse_ms = v["parse_ms"].as_f64().unwrap_or(0.0);
+    let estimate_ms = v["estimate_ms"].as_f64().unwrap_or(0.0);
+    let mb = total as f64 / 1e6;
+    report.add(
+        "estimator.wasm.page_2mb",
+        estimate_ms,
+        "ms",
+        &format!("{mb:.2} MB page, whole estimate in Node (target < 100 ms)"),
+    );
+    report.add(
+        "estimator.wasm.parse",
+        ratio(mb, parse_ms / 1e3),
+        "MB/s",
+        "raw swc parse in the same module",
+    );
+    report.add(
+        "estimator.wasm.analysis",
+        ratio(mb, estimate_ms / 1e3),
+        "MB/s",
+        "",
+    );
+    report.add(
+        "estimator.wasm.analysis_vs_parse",
+        ratio(parse_ms, estimate_ms),
+        "ratio",
+        "target >= 0.5",
+    );
+    eprintln!(
+        "estimator: wasm figures in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Times the module under Node: one warm-up each, then nine alternating rounds of (parse,
+/// estimate); the medians.
+const NODE_BENCH: &str = r#"
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const [glue, pagePath] = process.argv.slice(2);
+const mod = await import(pathToFileURL(glue).href);
+mod.initSync({ module: readFileSync(glue.replace(/\.js$/, "_bg.wasm")) });
+const json = readFileSync(pagePath, "utf8");
+const page = JSON.parse(json);
+const parse = () => { for (const s of page.scripts) if (!mod.bench_parse(s.source)) throw new Error("parse failed"); };
+const estimate = () => JSON.parse(mod.estimate(json, 1e6));
+const time = (f) => { const s = performance.now(); f(); return performance.now() - s; };
+parse(); estimate();
+const p = [], e = [];
+for (let i = 0; i < 9; i++) { p.push(time(parse)); e.push(time(estimate)); }
+const median = (t) => t.sort((a, b) => a - b)[t.length >> 1];
+console.log(JSON.stringify({ parse_ms: median(p), estimate_ms: median(e) }));
+"#;

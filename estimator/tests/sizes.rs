@@ -1,0 +1,82 @@
+//! Costly builtins and library entry points priced by the size of what they are handed, when
+//! the page builds it in counted loops (`rows.push(...)`, `html += ...`).
+
+mod common;
+
+use common::{inline, page, run};
+
+fn load_ms(src: &str) -> f64 {
+    run(&page(vec![inline(src)])).paths[0].cpu_ms.p50
+}
+
+#[test]
+fn sorting_a_pushed_array_costs_n_log_n_of_its_length() {
+    let sort = |n: u32| {
+        load_ms(&format!(
+            "const rows = [];\nfor (let i = 0; i < {n}; i++) {{ rows.push(i % 7); }}\nrows.sort((a, b) => a - b);"
+        ))
+    };
+    let (small, big) = (sort(10_000), sort(100_000));
+    let ratio = big / small;
+    // Ten times the items, a little more than ten times the work (n log n plus the loop).
+    assert!(ratio > 10.0 && ratio < 13.5, "{small} -> {big}: {ratio}");
+    assert!(big > 50.0, "{big}");
+}
+
+#[test]
+fn json_and_html_sinks_scale_with_what_they_are_handed() {
+    let json = |n: u32| {
+        load_ms(&format!(
+            "const rows = [];\nfor (let i = 0; i < {n}; i++) {{ rows.push({{ id: i }}); }}\nconst text = JSON.stringify(rows);"
+        ))
+    };
+    let ratio = json(100_000) / json(10_000);
+    assert!(ratio > 8.0 && ratio < 11.0, "{ratio}");
+    let html = load_ms(
+        "let html = '';\nfor (let i = 0; i < 5000; i++) { html += '<li>' + i + '</li>'; }\ndocument.getElementById('list').innerHTML = html;",
+    );
+    // 5,000 elements parsed and rendered: well over 100 ms at the default calibration.
+    assert!(html > 100.0, "{html}");
+}
+
+#[test]
+fn a_size_the_loops_do_not_give_keeps_the_unknown_size_guess() {
+    let known = load_ms(
+        "const rows = [];\nfor (let i = 0; i < 100000; i++) { rows.push(i); }\nrows.sort();",
+    );
+    let unknown = load_ms("const rows = [];\nwhile (more()) { rows.push(next()); }\nrows.sort();");
+    assert!(unknown < known / 10.0, "{unknown} vs {known}");
+    // Pushing elsewhere (a function called from anywhere) adds one item, not a loop's worth.
+    let elsewhere = load_ms(
+        "const rows = [];\nfunction add(x) { rows.push(x); }\nfor (let i = 0; i < 100000; i++) { add(i); }\nrows.sort();",
+    );
+    assert!(elsewhere < known / 10.0, "{elsewhere} vs {known}");
+}
+
+#[test]
+fn a_library_entry_point_gets_the_size_of_its_argument() {
+    let lodash = "/**\n * @license\n * Lodash <https://lodash.com/>\n */\n;(function(){}());";
+    let sort_by = |n: u32| {
+        let d = run(&page(vec![
+            inline(lodash),
+            inline(&format!(
+                "const rows = [];\nfor (let i = 0; i < {n}; i++) {{ rows.push({{ score: i % 100 }}); }}\nconst s = _.sortBy(rows, 'score');"
+            )),
+        ]));
+        d.paths[0].cpu_ms.p50
+    };
+    let (small, big) = (sort_by(1_000), sort_by(100_000));
+    // The 99,000 extra rows cost at least their measured per-item price (the model's spread
+    // can only widen it).
+    let per_item = foresight_estimator::libraries::PROFILES
+        .iter()
+        .find(|p| p.name == "lodash")
+        .and_then(|p| p.entry("sortBy"))
+        .map_or(0.0, |e| e.units_per_item);
+    assert!(per_item > 0.0);
+    let expected_ms = 99_000.0 * per_item / 1e6;
+    assert!(
+        big - small > 0.7 * expected_ms,
+        "{small} -> {big}, expected +{expected_ms}"
+    );
+}

@@ -1,0 +1,50 @@
+//! `foresight-accuracy` (run it through `cargo xtask accuracy`): scores the estimator's
+//! load-path predictions against real page loads in headless Chromium. See
+//! `foresight_tests::accuracy` for the method.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Score the Resource Estimator against real page loads in headless Chromium")]
+struct Args {
+    /// The Chromium binary.
+    #[arg(
+        long,
+        env = "FORESIGHT_CHROMIUM",
+        default_value = "/usr/lib/chromium/chromium"
+    )]
+    chromium: PathBuf,
+    /// Working folder (npm packages, the generated site, results.json).
+    #[arg(long)]
+    work: PathBuf,
+    /// Only measure what loading each profiled library costs (thread time, heap) and print it
+    /// as JSON, for `tools/lib-profiles/measure.mjs`.
+    #[arg(long)]
+    loads_only: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let options = foresight_tests::accuracy::Options {
+        chromium: args.chromium,
+        work: args.work,
+    };
+    let result = if args.loads_only {
+        foresight_tests::accuracy::measure_loads(options)
+            .await
+            .map(|v| println!("{v}"))
+    } else {
+        foresight_tests::accuracy::run(options).await
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("foresight-accuracy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
