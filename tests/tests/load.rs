@@ -149,6 +149,8 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
     let page_url = rig.site.url(PAGE);
     let worker_url = rig.site.url(WORKER);
 
+    // Estimates change once the device is calibrated: compare plans only after that.
+    rig.wait_for_calibration().await?;
     // Before: whatever this machine is doing right now.
     let (_, before) = plan_for_page(rig, &page_url, &worker_url).await?;
     let baseline = latest_contention(rig)
