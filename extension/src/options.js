@@ -15,11 +15,24 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const LISTS = ["offloadAllow", "offloadDeny", "disabledSites"];
-const FIELDS = ["brokerUrl", "brokerToken", "offload", "quantile", "priority", "discardIdleMinutes", ...LISTS];
+const FIELDS = [
+  "brokerUrl",
+  "brokerToken",
+  "offload",
+  "quantile",
+  "maxRemoteShare",
+  "priority",
+  "discardIdleMinutes",
+  ...LISTS,
+];
+// Shown as a percentage, stored as a share.
+const PERCENT = new Set(["maxRemoteShare"]);
 
 function fill(settings) {
   for (const key of FIELDS) {
-    $(key).value = LISTS.includes(key) ? settings[key].join("\n") : String(settings[key]);
+    if (LISTS.includes(key)) $(key).value = settings[key].join("\n");
+    else if (PERCENT.has(key)) $(key).value = String(Math.round(settings[key] * 100));
+    else $(key).value = String(settings[key]);
   }
   $("discardTabs").checked = settings.discardTabs;
 }
@@ -42,7 +55,10 @@ async function recalibrate() {
 
 function read(current) {
   const input = { ...current };
-  for (const key of FIELDS) input[key] = $(key).value;
+  for (const key of FIELDS) {
+    const value = $(key).value;
+    input[key] = PERCENT.has(key) && value.trim() !== "" ? Number(value) / 100 : value;
+  }
   input.discardTabs = $("discardTabs").checked;
   return input;
 }

@@ -24,6 +24,8 @@ export const DEFAULTS = Object.freeze({
   quantile: 0.9,
   // Lease priority, 0 (lowest) to 9.
   priority: 5,
+  // At most this share (0-1) of a page's predicted CPU may run on the broker.
+  maxRemoteShare: 1,
   // Opt-in: discard idle background tabs when a plan's predicted memory exceeds what is free.
   discardTabs: false,
   // A tab used within this many minutes is never discarded.
@@ -75,6 +77,11 @@ export function validate(input) {
     const q = Number(source.quantile);
     if (q >= 0.5 && q <= 0.99) settings.quantile = q;
     else errors.quantile = "must be between 0.5 and 0.99";
+  }
+  if (source.maxRemoteShare != null && source.maxRemoteShare !== "") {
+    const share = Number(source.maxRemoteShare);
+    if (Number.isFinite(share) && share >= 0 && share <= 1) settings.maxRemoteShare = share;
+    else errors.maxRemoteShare = "must be between 0% and 100%";
   }
   if (source.priority != null) {
     const p = Number(source.priority);
@@ -176,6 +183,7 @@ export function policyFor(settings, url) {
     offload: offloadAllowedFor(settings, url) ? "auto" : "never",
     quantile: settings.quantile,
     priority: settings.priority,
+    max_remote_share: settings.maxRemoteShare,
   };
 }
 

@@ -94,7 +94,11 @@ fn worker_started(events: &[BrokerEvent]) -> usize {
 async fn settings_survive_a_background_restart(kind: BrowserKind) -> Result<(), Error> {
     // The host does not name the broker: only the user's setting can lead the extension to it.
     let mut rig = rig(kind, false).await;
-    let options = save_options(&rig, json!({"brokerUrl": rig.broker.url()})).await?;
+    let options = save_options(
+        &rig,
+        json!({"brokerUrl": rig.broker.url(), "maxRemoteShare": "100", "priority": "7"}),
+    )
+    .await?;
     rig.browser.close(&options).await?;
     rig.browser.restart_background().await?;
     // The reloaded options page shows the stored value...
@@ -130,6 +134,15 @@ async fn settings_survive_a_background_restart(kind: BrowserKind) -> Result<(), 
         worker_started(&rig.broker.events()) >= 1,
         "no remote worker: {result}"
     );
+    // The policy the user set went into the plan request.
+    let (_, request) = rig
+        .host_log
+        .wait_for("the plan request", 0, DEADLINE, |e| {
+            e["dir"] == "in" && e["msg"]["type"] == "plan" && e["msg"]["demand"]["url"] == page_url
+        })
+        .await?;
+    assert_eq!(request["msg"]["policy"]["max_remote_share"], json!(1.0));
+    assert_eq!(request["msg"]["policy"]["priority"], json!(7));
     Ok(())
 }
 

@@ -99,26 +99,43 @@ struct Candidate {
     reason: String,
 }
 
-/// What the broker has left while components are placed.
+/// What the broker has left while components are placed, and what the user's cap on the
+/// remote share of the page's CPU still allows.
 struct Lease {
     remote: Remote,
     cpu: u64,
     memory: u64,
+    /// CPU time (ms) that may still go remote under `Policy::max_remote_share`.
+    share_left_ms: f64,
+}
+
+/// Why a component could not be added to the lease.
+enum Refusal {
+    /// The broker's announced capacity is used up.
+    Capacity,
+    /// The user's maximum remote share is reached.
+    Share,
 }
 
 impl Lease {
-    /// Takes room for one component, if the broker's announced capacity has it.
-    fn take(&mut self, memory: f64) -> bool {
+    /// Takes room for one component, if the broker's announced capacity and the user's cap
+    /// allow it.
+    fn take(&mut self, memory: f64, cpu_ms: f64) -> Result<(), Refusal> {
+        if cpu_ms > self.share_left_ms {
+            return Err(Refusal::Share);
+        }
         let memory = memory.ceil() as u64 + REMOTE_ENGINE_OVERHEAD_BYTES;
         let cpu = self.cpu + REMOTE_CPU_PER_COMPONENT;
         let mem = self.memory.saturating_add(memory);
         let fits = (self.remote.cpu_capacity == 0 || cpu <= self.remote.cpu_capacity)
             && (self.remote.memory_capacity == 0 || mem <= self.remote.memory_capacity);
-        if fits {
-            self.cpu = cpu;
-            self.memory = mem;
+        if !fits {
+            return Err(Refusal::Capacity);
         }
-        fits
+        self.cpu = cpu;
+        self.memory = mem;
+        self.share_left_ms -= cpu_ms;
+        Ok(())
     }
 }
 
@@ -191,10 +208,20 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         })
         .collect();
 
+    // The user's cap applies to the page's whole predicted CPU: load path and components.
+    let page_cpu_ms = load.map_or(0.0, |p| sane(p.cpu_ms.at(q)))
+        + candidates.iter().map(|c| c.cpu_ms).sum::<f64>();
+    let max_share = if policy.max_remote_share.is_finite() {
+        policy.max_remote_share.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
     let mut lease = remote.map(|remote| Lease {
         remote,
         cpu: 0,
         memory: 0,
+        // A little headroom so a cap of 100% never refuses on rounding.
+        share_left_ms: page_cpu_ms * max_share * (1.0 + 1e-9),
     });
 
     // Faster and heavy components first, biggest gain first.
@@ -485,17 +512,24 @@ fn place_remote(c: &mut Candidate, lease: Option<&mut Lease>, why: String) -> bo
     let Some(lease) = lease else {
         return false;
     };
-    if lease.take(c.memory) {
-        c.target = Target::Remote;
-        c.reason = format!(
-            "{why} ({:.0} ms remotely, {:.0} ms here)",
-            c.remote_ms.unwrap_or(0.0),
-            c.local_ms
-        );
-        true
-    } else {
-        c.reason = "the broker has no capacity left for it".to_string();
-        false
+    match lease.take(c.memory, c.cpu_ms) {
+        Ok(()) => {
+            c.target = Target::Remote;
+            c.reason = format!(
+                "{why} ({:.0} ms remotely, {:.0} ms here)",
+                c.remote_ms.unwrap_or(0.0),
+                c.local_ms
+            );
+            true
+        }
+        Err(Refusal::Capacity) => {
+            c.reason = "the broker has no capacity left for it".to_string();
+            false
+        }
+        Err(Refusal::Share) => {
+            c.reason = "your maximum remote share of this page's work is reached".to_string();
+            false
+        }
     }
 }
 

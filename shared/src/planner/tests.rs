@@ -560,3 +560,43 @@ fn a_thousand_components_are_all_placed() {
     // The broker's 4000 millicores hold four workers; the rest stay and say why.
     assert_eq!(remote_ids(&p).len(), 4);
 }
+
+#[test]
+fn the_users_maximum_remote_share_caps_what_leaves_the_machine() {
+    // Three heavy workers (300 ms each) on a hogged machine: all would go remote.
+    let d = page(vec![
+        component("worker-a", 300.0, 1e6),
+        component("worker-b", 300.0, 1e6),
+        component("worker-c", 300.0, 1e6),
+    ]);
+    let all = run(&d, &hogged(), &Policy::default(), Some(&near_broker()));
+    assert_eq!(remote_ids(&all).len(), 3);
+
+    // Half of the page's ~920 ms of CPU may go remote: one worker fits, a second would not.
+    let half = Policy {
+        max_remote_share: 0.5,
+        ..Policy::default()
+    };
+    let capped = run(&d, &hogged(), &half, Some(&near_broker()));
+    assert_eq!(remote_ids(&capped).len(), 1);
+    let refused: Vec<&Placement> = capped
+        .placements
+        .iter()
+        .filter(|p| p.target == Target::Local)
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .all(|p| p.reason.contains("maximum remote share")),
+        "{refused:?}"
+    );
+
+    // A cap of zero keeps everything here, and the plan asks for no lease.
+    let none = Policy {
+        max_remote_share: 0.0,
+        ..Policy::default()
+    };
+    let local = run(&d, &hogged(), &none, Some(&near_broker()));
+    assert!(remote_ids(&local).is_empty());
+    assert!(local.remote.is_none());
+}

@@ -186,6 +186,10 @@ pub struct Policy {
     /// slower and the component stays local.
     #[serde(default = "Policy::default_offload_slack")]
     pub offload_slack: f64,
+    /// At most this share (0.0-1.0) of the page's predicted CPU time may run remotely; the
+    /// user's cap on what leaves the machine. 1.0 places no cap.
+    #[serde(default = "Policy::default_max_remote_share")]
+    pub max_remote_share: f64,
 }
 
 impl Policy {
@@ -207,6 +211,9 @@ impl Policy {
     fn default_offload_slack() -> f64 {
         0.25
     }
+    fn default_max_remote_share() -> f64 {
+        1.0
+    }
 }
 
 impl Default for Policy {
@@ -219,6 +226,7 @@ impl Default for Policy {
             offload_min_cpu_ms: Self::default_offload_min_cpu_ms(),
             priority: Self::default_priority(),
             offload_slack: Self::default_offload_slack(),
+            max_remote_share: Self::default_max_remote_share(),
         }
     }
 }
