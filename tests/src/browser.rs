@@ -39,6 +39,9 @@ pub struct LaunchOptions<'a> {
     /// Extra environment for the browser (inherited by the native host it starts).
     pub env: Vec<(String, String)>,
     pub headless: bool,
+    /// Chromium's `--user-data-dir` when not the usual one inside `dir`
+    /// ([`crate::chromium::user_data_dir`]); Firefox ignores it.
+    pub chromium_profile: Option<PathBuf>,
 }
 
 /// A page the browser has open.

@@ -23,7 +23,10 @@ pub fn user_data_dir(dir: &std::path::Path) -> std::path::PathBuf {
 impl Chromium {
     pub async fn launch(options: LaunchOptions<'_>) -> Result<Self, Error> {
         let extension = options.artifacts.extension("chrome");
-        let profile = user_data_dir(options.dir);
+        let profile = options
+            .chromium_profile
+            .clone()
+            .unwrap_or_else(|| user_data_dir(options.dir));
         std::fs::create_dir_all(&profile)?;
         let mut cmd = Command::new(&options.artifacts.chromium);
         if options.headless {

@@ -18,16 +18,49 @@ pub const ENV_HOST_LOG: &str = "FORESIGHT_HOST_LOG";
 /// The environment variable the host reads for the broker it tells the extension about.
 pub const ENV_BROKER_URL: &str = "FORESIGHT_BROKER_URL";
 
-/// Runs `foresight-host install` for `kind`, targeting the scenario directory `dir`.
-pub fn install(artifacts: &Artifacts, kind: BrowserKind, dir: &Path) -> Result<(), Error> {
+/// Where a scenario installs the host and, for Chromium, which profile the browser runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `--browser chromium` (or `firefox`) into the scenario's own browser profile.
+    Profile,
+    /// `--browser chrome --home <scenario>/home`, exactly as for a Chrome user, and Chromium
+    /// started with Chrome's default profile folder (`$HOME/.config/google-chrome`). Chrome
+    /// reads user-level host manifests from `<its user data dir>/NativeMessagingHosts`, and
+    /// branded Chrome cannot be installed here (Debian ships only Chromium), so this is how
+    /// the tests show that a Chrome install is found.
+    ChromeDefault,
+}
+
+/// The home folder a [`Layout::ChromeDefault`] scenario installs into.
+pub fn chrome_home(dir: &Path) -> PathBuf {
+    dir.join("home")
+}
+
+/// Chrome's default user data dir under [`chrome_home`].
+pub fn chrome_profile(dir: &Path) -> PathBuf {
+    chrome_home(dir).join(".config/google-chrome")
+}
+
+/// Runs `foresight-host install` for `kind` laid out as `layout`, targeting the scenario
+/// directory `dir`.
+pub fn install(
+    artifacts: &Artifacts,
+    kind: BrowserKind,
+    layout: Layout,
+    dir: &Path,
+) -> Result<(), Error> {
     let mut cmd = Command::new(artifacts.host_binary());
     cmd.arg("install");
-    match kind {
-        BrowserKind::Chromium => {
+    match (kind, layout) {
+        (BrowserKind::Chromium, Layout::ChromeDefault) => {
+            cmd.args(["--browser", "chrome", "--home"])
+                .arg(chrome_home(dir));
+        }
+        (BrowserKind::Chromium, Layout::Profile) => {
             cmd.args(["--browser", "chromium", "--chrome-user-data-dir"])
                 .arg(chromium::user_data_dir(dir));
         }
-        BrowserKind::Firefox => {
+        (BrowserKind::Firefox, _) => {
             cmd.args(["--browser", "firefox", "--home"])
                 .arg(firefox::home_dir(dir));
         }

@@ -56,6 +56,8 @@ pub struct RigOptions {
     /// Whether the native host names the rig's broker to the extension (through
     /// `FORESIGHT_BROKER_URL`). Without it the extension uses its settings or the default.
     pub announce_broker: bool,
+    /// Where the host is installed and which profile Chromium uses.
+    pub layout: host::Layout,
 }
 
 impl Default for RigOptions {
@@ -64,6 +66,7 @@ impl Default for RigOptions {
             headless: true,
             artifacts: None,
             announce_broker: true,
+            layout: host::Layout::Profile,
         }
     }
 }
@@ -91,7 +94,7 @@ impl Rig {
             .tempdir()?;
         let site = StaticServer::start(Artifacts::fixtures_dir()).await?;
         let broker = LocalBroker::start(&artifacts).await?;
-        host::install(&artifacts, kind, dir.path())?;
+        host::install(&artifacts, kind, options.layout, dir.path())?;
         let host_log = HostLog::new(dir.path().join("host-audit.jsonl"));
         // The browser passes its environment to the native host it starts; the host tells
         // the extension which broker to use, exactly as a user's configured host would.
@@ -109,6 +112,8 @@ impl Rig {
                 dir: dir.path(),
                 env,
                 headless,
+                chromium_profile: (options.layout == host::Layout::ChromeDefault)
+                    .then(|| host::chrome_profile(dir.path())),
             },
         )
         .await?;

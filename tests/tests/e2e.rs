@@ -4,7 +4,8 @@
 
 use foresight_tests::browser::BrowserKind;
 use foresight_tests::conformance;
-use foresight_tests::scenario::{self, Rig};
+use foresight_tests::host::Layout;
+use foresight_tests::scenario::{self, Rig, RigOptions};
 
 async fn whole_data_flow(kind: BrowserKind) {
     let mut rig = match Rig::start(kind, true).await {
@@ -35,6 +36,44 @@ async fn chromium_runs_the_whole_data_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_runs_the_whole_data_flow() {
     whole_data_flow(BrowserKind::Firefox).await;
+}
+
+/// `foresight-host install --browser chrome` writes the manifest where Chrome looks for it:
+/// Chromium started with Chrome's default profile folder (see [`Layout::ChromeDefault`])
+/// finds the host, starts it, and the page gets a plan from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chrome_finds_the_host_installed_for_chrome() {
+    let options = RigOptions {
+        layout: Layout::ChromeDefault,
+        ..RigOptions::default()
+    };
+    let rig = match Rig::start_with(BrowserKind::Chromium, options).await {
+        Ok(rig) => rig,
+        Err(e) => panic!("chromium could not be set up: {e}"),
+    };
+    let page_url = rig.site.url(scenario::PAGE);
+    if let Err(e) = rig.browser.open(&page_url).await {
+        panic!("the page did not load: {}", rig.context(e));
+    }
+    let planned = rig
+        .host_log
+        .wait_for(
+            "the host's plan for the page",
+            0,
+            std::time::Duration::from_secs(60),
+            |e| {
+                e["dir"] == "out"
+                    && e["msg"]["type"] == "plan"
+                    && e["msg"]["plan"]["url"] == page_url
+            },
+        )
+        .await;
+    if let Err(e) = planned {
+        panic!(
+            "the host installed for Chrome was not used: {}",
+            rig.context(e)
+        );
+    }
 }
 
 /// Remote workers from a page's point of view: conformance (the same programs locally and

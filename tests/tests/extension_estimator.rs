@@ -61,6 +61,7 @@ async fn extension_page(dir: &std::path::Path) -> (Browser, Tab) {
             dir,
             env: vec![],
             headless: true,
+            chromium_profile: None,
         },
     )
     .await
