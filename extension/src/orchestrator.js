@@ -341,7 +341,7 @@ export class Orchestrator {
       contention = reply.contention;
     } catch (error) {
       contention = await browserContention();
-      plan = await fallbackPlan(demand, contention, policy, broker);
+      plan = await fallbackPlan(demand, contention, policy, broker, tabs);
       plan.reasons.unshift(`native host unavailable (${error.message}): planned in the extension`);
     }
     if (why) plan.reasons.unshift(`re-planned: ${why}`);
