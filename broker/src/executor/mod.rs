@@ -296,11 +296,21 @@ fn read_input(mut reader: Pipe, tx: mpsc::Sender<Input>, stop: Arc<AtomicBool>) 
                         return;
                     }
                 }
-                Err(e) => note(&format!("ignoring an undecodable frame: {e}")),
+                // Passed on as `Unknown`: before `start` that is a protocol error (the
+                // process exits), afterwards the event loop ignores it.
+                Err(e) => {
+                    note(&format!("undecodable frame: {e}"));
+                    if tx.send(Input::Control(ToExecutor::Unknown)).is_err() {
+                        return;
+                    }
+                }
             },
             Ok(None) => break,
             Err(FrameError::TooLarge { len, max }) => {
-                note(&format!("ignoring a {len}-byte frame (limit {max})"));
+                note(&format!("a {len}-byte frame (limit {max})"));
+                if tx.send(Input::Control(ToExecutor::Unknown)).is_err() {
+                    return;
+                }
             }
             Err(e) => {
                 note(&format!("input failed: {e}"));
