@@ -174,3 +174,41 @@ async fn a_bad_config_file_is_refused_with_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("limits.messages_per_sec"), "{stderr}");
 }
+
+/// A spare executor waits for `start` with its threads running; a first frame that is not a
+/// decodable `start` still ends it at once with a protocol error (exit code 2), rather than
+/// leaving it waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_refuses_a_first_frame_that_is_not_start() {
+    use tokio::io::AsyncWriteExt;
+    for payload in [&b"{not json"[..], br#"{"type":"worker_message"}"#] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_foresight-broker"))
+            .arg("executor")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start an executor");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut frame = u32::try_from(payload.len())
+            .expect("small payload")
+            .to_ne_bytes()
+            .to_vec();
+        frame.extend_from_slice(payload);
+        stdin.write_all(&frame).await.expect("write the frame");
+        stdin.flush().await.expect("flush");
+        // stdin stays open: the executor must leave because of the frame, not because of EOF.
+        let status = tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .expect("the executor exits in time")
+            .expect("wait");
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "{:?}: {status}",
+            String::from_utf8_lossy(payload)
+        );
+        drop(stdin);
+    }
+}

@@ -8,6 +8,8 @@
 // arrives after we gave up is released at once, so no lease leaks. `lease_revoking` (the
 // broker takes a lease back after a notice period) marks the lease so no new work goes to
 // it; the `lease_ended` that follows reaches the orchestrator like any other end.
+// Browsers cannot send websocket pings, so leases are kept alive with `lease_renew`; the
+// orchestrator decides when (only while a tab still has remote workers on the lease).
 // Control messages are JSON in text frames. Worker messages are structured-clone bytes in
 // binary frames (feature "structured_clone_v1", named in both hellos); they reach and leave
 // this file as base64 text, the form the page's content scripts hand them over in.
@@ -173,18 +175,24 @@ export class BrokerClient {
     }
   }
 
-  /** Resolves with `{lease}` or `{denied: message}`, after any wait in the broker's queue. */
-  async requestLease({ resources, ttl_ms, priority, purpose }) {
+  /**
+   * Resolves with `{lease}` or `{denied: message}`, after any wait in the broker's queue
+   * (`wait: false`: the broker answers at once). `onQueued(position)` hears `lease_queued`.
+   */
+  async requestLease({ resources, ttl_ms, priority, purpose }, { wait = true, onQueued = null } = {}) {
     if (!this.ready) throw new Error("not connected to a broker");
     await this.ready;
-    const reply = await this.#request({
-      type: "lease_request",
-      resources,
-      ttl_ms,
-      priority,
-      purpose,
-      max_wait_ms: LEASE_MAX_WAIT_MS,
-    });
+    const reply = await this.#request(
+      {
+        type: "lease_request",
+        resources,
+        ttl_ms,
+        priority,
+        purpose,
+        max_wait_ms: wait ? LEASE_MAX_WAIT_MS : 0,
+      },
+      onQueued,
+    );
     if (reply.type === "lease_granted") return { lease: reply.lease };
     if (reply.type === "lease_denied") return { denied: `${reply.reason}: ${reply.message}` };
     return { denied: `unexpected answer ${reply.type}: ${reply.message ?? ""}` };
@@ -193,6 +201,14 @@ export class BrokerClient {
   /** Whether the broker is taking this lease back (no new work should go to it). */
   isRevoking(lease_id) {
     return this.revoking.has(lease_id);
+  }
+
+  /**
+   * Asks for another `ttl_ms` from now (the broker answers `lease_renewed`, or an error
+   * while it is revoking the lease). The stand-in for the websocket pings browsers cannot send.
+   */
+  renewLease(lease_id, ttl_ms) {
+    this.#send({ type: "lease_renew", lease_id, ttl_ms });
   }
 
   releaseLease(lease_id) {
@@ -222,10 +238,10 @@ export class BrokerClient {
     socket.close();
   }
 
-  #request(message) {
+  #request(message, onQueued = null) {
     const request_id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, timer: null, kind: message.type };
+      const entry = { resolve, reject, timer: null, kind: message.type, onQueued };
       this.#deadline(request_id, entry, REQUEST_TIMEOUT_MS);
       this.pending.set(request_id, entry);
       this.#send({ ...message, request_id });
@@ -251,7 +267,10 @@ export class BrokerClient {
     if (message.type === "lease_queued") {
       // Not the answer yet: wait for it, up to the broker's deadline and a little more.
       const entry = this.pending.get(message.request_id);
-      if (entry) this.#deadline(message.request_id, entry, LEASE_MAX_WAIT_MS + QUEUED_ANSWER_SLACK_MS);
+      if (entry) {
+        this.#deadline(message.request_id, entry, LEASE_MAX_WAIT_MS + QUEUED_ANSWER_SLACK_MS);
+        entry.onQueued?.(message.position, message.estimated_wait_ms ?? null);
+      }
       return;
     }
     if (message.request_id != null && this.pending.has(message.request_id)) {

@@ -87,8 +87,8 @@ export async function estimatePage(sources, unitsPerMs) {
 }
 
 /** The planner compiled into the extension, for when no native host answers. */
-export async function fallbackPlan(demand, contention, policy, broker) {
-  const args = [demand, contention, policy, broker].map((v) => JSON.stringify(v));
+export async function fallbackPlan(demand, contention, policy, broker, tabs = []) {
+  const args = [demand, contention, policy, broker, tabs].map((v) => JSON.stringify(v));
   return guarded(() => JSON.parse(plan_fallback(...args)));
 }
 

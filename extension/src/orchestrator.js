@@ -9,9 +9,17 @@
 // Monitor and adjust: when a remote worker's lease ends, its executor crashes or the broker
 // connection is lost, the page's stand-in is told `worker-fallback` and moves the worker to a
 // local Worker, replaying the messages it had not answered (content-main.js). Limits the
-// worker hit itself (CPU, memory) are not retried: the page gets a typed error. New workers
-// follow the session's current state: without a lease, they run locally. Module workers go
-// remote like classic ones, with their static module graph fetched up front.
+// worker hit itself (CPU, memory) are not retried: the page gets a typed error. Module
+// workers go remote like classic ones, with their static module graph fetched up front.
+//
+// Re-planning (ARCHITECTURE.md, "Re-planning"): a tab is planned again, with the latest
+// contention and the other tabs, when the native host pushes `contention_changed`, when the
+// broker takes its lease back or ends it, or when the broker connection is lost. The new plan
+// governs `new Worker()` calls from then on; running workers stay where they are. A plan that
+// wants remote resources and holds no lease asks for one; a plan that offloads nothing lets
+// go of a lease no worker uses. Leases are renewed (`lease_renew`) while the tab has remote
+// workers on them, and left to expire otherwise; a worker placed remotely after that asks for
+// a lease again, without waiting in the broker's queue.
 
 import { BrokerClient } from "./broker-client.js";
 import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
@@ -38,6 +46,16 @@ const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
 const MAX_IMPORTS = 32;
 
 const MAX_MODULES = 64;
+
+// How often a lease with remote workers on it is renewed (at most; sooner for short TTLs).
+const RENEW_PERIOD_MS = 10_000;
+// Re-plans kept for the popup, newest last.
+const MAX_REPLANS_SHOWN = 5;
+
+/** When to renew a lease of `ttlMs` again: half its TTL, at most RENEW_PERIOD_MS. */
+export function renewPeriodMs(ttlMs) {
+  return Math.max(500, Math.min(RENEW_PERIOD_MS, Math.floor(ttlMs / 2)));
+}
 
 /**
  * URLs a worker's source may load, resolved against `base`: the string literals of its
@@ -118,6 +136,16 @@ class TabSession {
     this.remoteWorkers = new Map(); // broker worker_id -> page worker id
     this.terminated = new Set(); // page worker ids terminated before their placement
     this.placements = []; // {url, target, reason} per worker the page created
+    this.sources = null; // what the page's content script captured
+    this.demand = null; // the estimate, made once per page
+    this.planning = null; // Promise of the plan being made, if any
+    this.replanWanted = null; // why another plan is due once the current one is made
+    this.replans = []; // {at, why} of the latest re-plans, for the popup
+    this.leasing = null; // Promise of a lease request in flight, if any
+    this.leaseDeadline = 0; // performance.now() by which the lease ends unless renewed
+    this.renewTimer = null;
+    this.revoking = null; // why the broker is taking the lease back, while it does
+    this.movedByLeaseEnd = false; // a remote worker was moved to the page by the lease's end
     this.error = "";
     this.ended = false;
     this.settings = null; // the settings the analysis ran with
@@ -138,6 +166,7 @@ export class Orchestrator {
     this.usage = new Map();
     this.nextWorker = 1;
     this.host = new HostClient();
+    this.host.onContention = (_contention, reasons) => this.#contentionChanged(reasons);
     this.broker = new BrokerClient({
       onWorker: (message) => this.#fromBroker(message),
       onClosed: () => this.#brokerLost(),
@@ -186,6 +215,7 @@ export class Orchestrator {
         lease: session.lease,
         leaseNote: session.leaseNote,
         placements: session.placements,
+        replans: session.replans,
       },
     };
   }
@@ -277,8 +307,23 @@ export class Orchestrator {
     for (const s of sources.scripts) {
       if (s.kind === "worker" && s.source != null) session.workerSources.set(s.url, s.source);
     }
+    session.sources = sources;
+    session.demand = demand;
+    await this.#runPlan(session, null);
+    if (!session.result) throw new Error(session.error || "no plan");
+    session.analysis.resolve(session.result);
+  }
 
-    session.phase = "planning";
+  /**
+   * Plans the tab (again, when `why` says why) against the latest contention, the other tabs
+   * and the broker's terms, then brings the lease in line with the plan. Later `new Worker()`
+   * calls follow the new plan; workers already running stay where they are.
+   */
+  async #plan(session, why) {
+    const settings = session.settings;
+    const sources = session.sources;
+    const demand = session.demand;
+    session.phase = why ? "re-planning" : "planning";
     const hostHello = await this.host.connect().catch(() => null);
     // A site not allowed to offload never reaches the broker: not even a connection is made.
     const policy = policyFor(settings, sources.url);
@@ -296,33 +341,133 @@ export class Orchestrator {
       contention = reply.contention;
     } catch (error) {
       contention = await browserContention();
-      plan = await fallbackPlan(demand, contention, policy, broker);
+      plan = await fallbackPlan(demand, contention, policy, broker, tabs);
       plan.reasons.unshift(`native host unavailable (${error.message}): planned in the extension`);
     }
+    if (why) plan.reasons.unshift(`re-planned: ${why}`);
+    if (session.ended) return;
 
-    if (plan.remote && broker) {
-      session.phase = "leasing";
-      try {
-        const answer = await this.broker.requestLease({ ...plan.remote, purpose: sources.url });
-        if (answer.lease) {
-          if (session.ended) {
-            this.broker.releaseLease(answer.lease.lease_id);
-          } else {
-            session.lease = answer.lease;
-          }
-        } else {
-          session.leaseNote = `lease denied: ${answer.denied}`;
-        }
-      } catch (error) {
-        session.leaseNote = `lease failed: ${error.message}`;
-      }
+    if (plan.remote && broker && !session.lease) {
+      session.phase = why ? "re-planning: leasing" : "leasing";
+      await this.#acquireLease(session, plan, { wait: true });
+    } else if (!plan.remote && session.lease && session.remoteWorkers.size === 0) {
+      // Nothing to offload any more, and no worker uses the lease: give it back.
+      this.broker.releaseLease(session.lease.lease_id);
+      this.#dropLease(session, why ? `released: ${why}` : "released");
     }
 
-    if (settings.discardTabs) await this.#freeMemory(session, plan, contention, settings);
+    if (settings.discardTabs && !why) await this.#freeMemory(session, plan, contention, settings);
 
     session.result = { demand, plan, contention };
-    session.phase = "planned";
-    session.analysis.resolve(session.result);
+    session.phase = why ? "re-planned" : "planned";
+  }
+
+  /**
+   * Plans the tab again for `why`, after the plan being made (if any): triggers that arrive
+   * while one is made are folded into one more plan.
+   */
+  #replan(session, why) {
+    if (session.ended || !session.demand) return;
+    if (session.planning) {
+      session.replanWanted = session.replanWanted ? `${session.replanWanted}; ${why}` : why;
+      return;
+    }
+    session.replans.push({ at: Date.now(), why });
+    if (session.replans.length > MAX_REPLANS_SHOWN) session.replans.shift();
+    this.#runPlan(session, why);
+  }
+
+  /** Runs #plan with the tab marked as planning, then any re-plan that was asked meanwhile. */
+  #runPlan(session, why) {
+    session.planning = this.#plan(session, why)
+      .catch((error) => {
+        session.error = `${why ? "re-planning" : "planning"} failed: ${error?.message ?? error}`;
+      })
+      .finally(() => {
+        session.planning = null;
+        const again = session.replanWanted;
+        session.replanWanted = null;
+        if (again) this.#replan(session, again);
+      });
+    return session.planning;
+  }
+
+  /** The host says the machine's capacity moved: every analysed tab is planned again. */
+  #contentionChanged(reasons) {
+    // The watch's first answer (no reasons) is a snapshot, not a change.
+    if (!reasons || reasons.length === 0) return;
+    const why = `contention changed (${reasons.join("; ")})`;
+    for (const session of this.sessions.values()) this.#replan(session, why);
+  }
+
+  /** Asks the broker for the plan's lease (once at a time per tab); keeps it renewed. */
+  #acquireLease(session, plan, { wait }) {
+    if (session.leasing) return session.leasing;
+    const onQueued = (position, estimatedMs) => {
+      session.leaseNote =
+        `waiting in the broker's queue (position ${position}` +
+        (estimatedMs != null ? `, about ${Math.ceil(estimatedMs / 1000)} s` : "") +
+        ")";
+    };
+    session.leasing = this.broker
+      .requestLease({ ...plan.remote, purpose: session.url }, { wait, onQueued })
+      .then(
+        (answer) => {
+          if (answer.lease) {
+            if (session.ended || session.lease) {
+              this.broker.releaseLease(answer.lease.lease_id);
+            } else {
+              this.#adoptLease(session, answer.lease);
+            }
+          } else {
+            session.leaseNote = `lease denied: ${answer.denied}`;
+          }
+        },
+        (error) => {
+          session.leaseNote = `lease failed: ${error.message}`;
+        },
+      )
+      .finally(() => {
+        session.leasing = null;
+      });
+    return session.leasing;
+  }
+
+  #adoptLease(session, lease) {
+    session.lease = lease;
+    session.leaseNote = "";
+    session.leaseDeadline = performance.now() + lease.ttl_ms;
+    this.#scheduleRenewal(session);
+  }
+
+  #dropLease(session, note) {
+    clearTimeout(session.renewTimer);
+    session.renewTimer = null;
+    session.lease = null;
+    session.leaseNote = note;
+  }
+
+  /**
+   * Browsers cannot send websocket pings: a lease is renewed with `lease_renew` every
+   * renewPeriodMs while the tab has remote workers on it. One without workers is left to
+   * expire (the broker's capacity goes back to others); a worker placed close to the end
+   * renews it first (#placeWorker).
+   */
+  #scheduleRenewal(session) {
+    clearTimeout(session.renewTimer);
+    const lease = session.lease;
+    if (!lease || session.ended) return;
+    session.renewTimer = setTimeout(() => {
+      if (session.lease !== lease || session.ended) return;
+      if (session.remoteWorkers.size > 0) this.#renew(session);
+      this.#scheduleRenewal(session);
+    }, renewPeriodMs(lease.ttl_ms));
+  }
+
+  #renew(session) {
+    const lease = session.lease;
+    if (!lease || this.broker.isRevoking(lease.lease_id)) return;
+    this.broker.renewLease(lease.lease_id, lease.ttl_ms);
   }
 
   /** Discards idle background tabs when the plan needs more memory than is free (opt-in). */
@@ -353,8 +498,16 @@ export class Orchestrator {
 
   async #placeWorker(session, { id, url, options, source }) {
     const deadline = new Promise((resolve) => setTimeout(() => resolve(null), PLACEMENT_DEADLINE_MS));
-    const analysis = await Promise.race([session.analysis.promise, deadline]);
+    const first = await Promise.race([session.analysis.promise, deadline]);
+    // The latest plan: re-planning may have replaced the first one since.
+    const analysis = first && (session.result ?? first);
     let decision = this.#decide(session, analysis, url, options);
+    if (decision.leaseWanted && !session.planning) {
+      // The plan offloads this worker but the tab's lease expired unused (or was denied):
+      // ask again, without waiting in the broker's queue, since the page is waiting.
+      await this.#acquireLease(session, analysis.plan, { wait: false });
+      decision = this.#decide(session, analysis, url, options);
+    }
     let script = null;
     if (decision.target === "remote") {
       script = await this.#workerScript(session, url, source, options?.type === "module");
@@ -375,6 +528,11 @@ export class Orchestrator {
     };
     session.placements.push(record);
     if (decision.target === "remote") {
+      // Close to its end, the lease is renewed before the worker is spawned under it (the
+      // broker handles the two in order).
+      if (session.leaseDeadline - performance.now() < renewPeriodMs(session.lease.ttl_ms)) {
+        this.#renew(session);
+      }
       const workerId = `t${session.tabId}-w${this.nextWorker++}`;
       this.usage.set(workerId, record);
       session.remoteWorkers.set(workerId, id);
@@ -433,7 +591,10 @@ export class Orchestrator {
     if (!placement && !placements.some((p) => p.target === "remote")) {
       return local("the plan offloads none of this page's workers");
     }
-    if (!session.lease) return local(session.leaseNote || "no lease");
+    if (!session.lease) {
+      const wanted = !!analysis.plan.remote && !session.leasing && this.broker.status.state === "connected";
+      return { ...local(session.leaseNote ? `no lease: ${session.leaseNote}` : "no lease"), leaseWanted: wanted };
+    }
     if (this.broker.isRevoking(session.lease.lease_id)) return local("the broker is taking the lease back");
     if (this.broker.status.state !== "connected") return local("the broker connection is gone");
     if (!this.broker.structuredClone) return local("the broker does not speak structured_clone_v1");
@@ -459,13 +620,9 @@ export class Orchestrator {
       this.usage.delete(message.worker_id);
       if (record && typeof message.cpu_ms === "number") record.used_cpu_ms = message.cpu_ms;
     }
-    if (message.type === "lease_ended") {
-      for (const session of this.sessions.values()) {
-        if (session.lease?.lease_id === message.lease_id) {
-          session.lease = null;
-          session.leaseNote = `lease ended: ${message.reason}`;
-        }
-      }
+    if (message.type === "lease_revoking" || message.type === "lease_renewed" || message.type === "lease_ended") {
+      const session = [...this.sessions.values()].find((s) => s.lease?.lease_id === message.lease_id);
+      if (session) this.#leaseNews(session, message);
       return;
     }
     const session = this.workerOwners.get(message.worker_id);
@@ -496,6 +653,7 @@ export class Orchestrator {
           case "crashed":
           case "unknown":
             // Not the worker's doing: it moves to the page, replaying what it had not answered.
+            if (message.reason === "lease_ended") session.movedByLeaseEnd = true;
             session.send({ kind: "worker-fallback", id, reason: `remote worker ${message.reason}` });
             break;
           default:
@@ -514,6 +672,35 @@ export class Orchestrator {
     }
   }
 
+  /** What the broker says about a tab's lease. */
+  #leaseNews(session, message) {
+    switch (message.type) {
+      case "lease_revoking":
+        // No new worker goes to it from now on (#decide); the plan is made again when it ends.
+        session.revoking = message.cause;
+        session.leaseNote = `the broker is taking the lease back (${message.cause})`;
+        break;
+      case "lease_renewed":
+        session.lease = { ...session.lease, expires_at_ms: message.expires_at_ms };
+        session.leaseDeadline = performance.now() + session.lease.ttl_ms;
+        break;
+      case "lease_ended": {
+        const cause = message.reason === "revoked" && session.revoking ? ` (${session.revoking})` : "";
+        // The broker reports the lease's workers (`worker_exited`) before the lease's end.
+        const hadWorkers = session.movedByLeaseEnd || session.remoteWorkers.size > 0;
+        session.movedByLeaseEnd = false;
+        this.#dropLease(session, `lease ${message.reason === "expired" ? "expired" : `ended: ${message.reason}`}${cause}`);
+        session.revoking = null;
+        // A lease left to expire unused needs no new plan: the next worker asks for one. A
+        // lease the broker took back means the broker's terms changed: plan again.
+        if (message.reason !== "expired" || hadWorkers) this.#replan(session, session.leaseNote);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
   #brokerLost() {
     this.usage.clear();
     for (const [workerId, session] of this.workerOwners) {
@@ -524,8 +711,8 @@ export class Orchestrator {
     for (const session of this.sessions.values()) {
       session.remoteWorkers.clear();
       if (session.lease) {
-        session.lease = null;
-        session.leaseNote = "the broker connection was lost";
+        this.#dropLease(session, "the broker connection was lost");
+        this.#replan(session, "the broker connection was lost");
       }
     }
   }
@@ -538,7 +725,7 @@ export class Orchestrator {
       this.workerOwners.delete(workerId);
     }
     if (session.lease) this.broker.releaseLease(session.lease.lease_id);
-    session.lease = null;
+    this.#dropLease(session, "the page is gone");
     if (this.sessions.get(session.tabId) === session) this.sessions.delete(session.tabId);
   }
 }

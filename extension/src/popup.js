@@ -124,7 +124,9 @@ function renderPlan(tab) {
     ? tab.placements.map((p) => `${fileName(p.url)}: ${p.target} — ${p.reason}`)
     : plan.placements.map((p) => `${fileName(p.url)}: ${p.target} (planned) — ${p.reason}`);
   list("placements", placed.length ? placed : ["no offloadable components"]);
-  list("reasons", plan.reasons);
+  // plan.reasons already starts with the latest re-plan's cause; earlier ones are listed too.
+  const earlier = (tab.replans ?? []).slice(0, -1).map((r) => `earlier re-plan: ${r.why}`);
+  list("reasons", [...plan.reasons, ...earlier]);
 }
 
 function renderContention(tab) {

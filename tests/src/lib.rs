@@ -8,6 +8,7 @@
 //! * [`artifacts`] finds what `cargo xtask dist` and `cargo build` produced.
 //! * [`conformance`] runs worker programs locally and remotely in a real page and compares
 //!   what the page saw; it also plays a hostile page and a hostile worker.
+//! * [`lease_client`] is another tenant of the broker, to fill its pool or preempt a page.
 //!
 //! The end-to-end tests (`tests/e2e.rs`), the demo (`foresight-demo`) and the accuracy scoring
 //! ([`accuracy`], `foresight-accuracy`) are all built on it.
@@ -21,6 +22,7 @@ pub mod conformance;
 pub mod firefox;
 pub mod host;
 pub mod http;
+pub mod lease_client;
 pub mod rpc;
 pub mod scenario;
 

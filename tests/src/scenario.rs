@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::Error;
 use crate::artifacts::Artifacts;
 use crate::broker::LocalBroker;
-use crate::browser::{Browser, BrowserKind, LaunchOptions};
+use crate::browser::{Browser, BrowserKind, LaunchOptions, Tab};
 use crate::host::{self, HostLog};
 use crate::http::StaticServer;
 
@@ -478,4 +478,45 @@ pub async fn local_fallback_run(rig: &mut Rig, report: Report<'_>) -> Result<Val
     );
     rig.browser.close(&tab).await?;
     Ok(page_result)
+}
+
+impl Rig {
+    /// What the popup would show for the tab at `page_url` (the orchestrator's
+    /// `popup-state`), asked from `control`, an extension page of the rig's browser.
+    pub async fn popup_state(&self, control: &Tab, page_url: &str) -> Result<Value, Error> {
+        self.browser
+            .eval(control, &popup_state_expression(page_url, "true"))
+            .await
+    }
+
+    /// Waits until `condition` (JavaScript over `s`, the tab's popup state) holds, and
+    /// returns that state.
+    pub async fn wait_for_popup_state(
+        &self,
+        control: &Tab,
+        page_url: &str,
+        condition: &str,
+        deadline: Duration,
+    ) -> Result<Value, Error> {
+        self.browser
+            .wait_for(
+                control,
+                &popup_state_expression(page_url, condition),
+                deadline,
+            )
+            .await
+    }
+}
+
+/// The popup state of the tab at `page_url` if `condition` holds of it (as `s`), else false.
+fn popup_state_expression(page_url: &str, condition: &str) -> String {
+    let url = serde_json::to_string(page_url).unwrap_or_default();
+    format!(
+        "(async api => {{
+            const [t] = (await api.tabs.query({{}})).filter(t => t.url === {url});
+            if (!t) return false;
+            const s = await api.runtime.sendMessage({{ kind: 'popup-state', tabId: t.id }});
+            return ({condition}) && s;
+        }})(globalThis.browser ?? globalThis.chrome)"
+    )
 }

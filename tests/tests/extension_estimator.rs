@@ -5,7 +5,9 @@
 //!   `extension/src/estimator.js` re-instantiates the module and the next estimate is the
 //!   same as before the trap;
 //! * the background calibrates the device on start-up and keeps the factor in extension
-//!   storage, where the settings the estimator is called with pick it up.
+//!   storage, where the settings the estimator is called with pick it up;
+//! * the planner compiled into the extension (the fallback when no native host answers)
+//!   accounts for the browser's other tabs as the host's planner does.
 //!
 //! Chromium only: the extension's own pages are where its modules can be imported directly,
 //! and WebDriver BiDi cannot open `moz-extension://` pages in Firefox.
@@ -132,4 +134,42 @@ async fn chromium_calibrates_the_device_and_keeps_the_factor() {
     // And the factor is what converts units to ms: half the speed, twice the time.
     let ratio = r["ratio"].as_f64().unwrap_or(0.0);
     assert!((ratio - 2.0).abs() < 1e-6, "{r}");
+}
+
+/// The fallback planner with and without a busy visible tab beside the page, with contention
+/// as the browser measures it.
+const FALLBACK_WITH_TABS: &str = r#"(async () => {
+  const est = await import(new URL("estimator.js", location.href).href);
+  const { browserContention } = await import(new URL("platform.js", location.href).href);
+  const { loadSettings, policyFor } = await import(new URL("settings.js", location.href).href);
+  const sources = { url: "http://127.0.0.1/p.html", html_bytes: 100, scripts: [{ url: null, kind: "classic", source: "let x = 0; for (let i = 0; i < 1e6; i++) { x = x + i; }", bytes: 60 }], handlers: [], stylesheets: [] };
+  const demand = await est.estimatePage(sources, 1e6);
+  const contention = await browserContention();
+  const policy = policyFor(await loadSettings(), sources.url);
+  const busy = [{ tab_id: 7, active: true, visible: true, audible: false, discarded: false, predicted_cpu_ms: 1e6, predicted_memory_bytes: 0 }];
+  const alone = await est.fallbackPlan(demand, contention, policy, null);
+  const beside = await est.fallbackPlan(demand, contention, policy, null, busy);
+  return { alone: alone.reasons, beside: beside.reasons, source: beside.source ?? null };
+})()"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_fallback_planner_sees_the_other_tabs() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (browser, tab) = extension_page(dir.path()).await;
+    let r: Value = browser
+        .eval(&tab, FALLBACK_WITH_TABS)
+        .await
+        .expect("the probe runs");
+    eprintln!("{r:#}");
+    let mentions_tabs = |key: &str| {
+        r[key].as_array().into_iter().flatten().any(|reason| {
+            reason
+                .as_str()
+                .unwrap_or("")
+                .contains("other tabs are expected to need")
+        })
+    };
+    assert_eq!(r["source"], "extension_fallback", "{r}");
+    assert!(!mentions_tabs("alone"), "{r}");
+    assert!(mentions_tabs("beside"), "{r}");
 }

@@ -7,14 +7,15 @@
 //! an executor:
 //!
 //! 1. [`sandbox::harden_early`] while single-threaded, then the engine and the worker's world
-//!    (codec, prelude) are prepared, so that a spare executor waits for its worker ready;
-//! 2. read `start`, then apply the process limits ([`sandbox::apply_limits`]) and the
-//!    engine's;
-//! 3. a thread reads the rest of stdin into a channel, so the main thread can wait on input
-//!    *or* the next timer, and so a closed stdin stops even a script stuck in a loop; a
-//!    watchdog thread ends the process if the CPU budget is overrun by more than a grace
-//!    period (the engine's own check is coarse);
-//! 4. [`drive`] runs the worker's event loop over an [`engine::Engine`] until the worker
+//!    (codec, prelude) are prepared, and the two helper threads are started: one reads stdin
+//!    into a channel (so the main thread can wait on input *or* the next timer, and so a
+//!    closed stdin stops even a script stuck in a loop), and a watchdog that, once it knows
+//!    the budget, ends the process if the CPU budget is overrun by more than a grace period
+//!    (the engine's own check is coarse). A spare executor waits with all of this ready, so
+//!    a worker's start costs only its limits and its own script;
+//! 2. the first frame must be `start`: the process limits ([`sandbox::apply_limits`]), the
+//!    seccomp filter ([`sandbox::confine`]) and the engine's limits are applied;
+//! 3. [`drive`] runs the worker's event loop over an [`engine::Engine`] until the worker
 //!    closes, hits a limit or is told to stop; `exited` says why, and the process exits.
 
 pub mod engine;
@@ -132,8 +133,12 @@ fn cpu_ms() -> u64 {
 /// engine is stuck: QuickJS checks for interrupts only every few thousand instructions, and a
 /// script that keeps catching its own out-of-memory errors spends seconds in the collector
 /// between two checks (../shared/PLATFORM.md). RLIMIT_CPU stays behind this as the kernel's
-/// last word.
-fn watchdog(budget: Duration) {
+/// last word. Started before `start` arrives; it waits for the budget, and leaves if the
+/// worker never starts.
+fn watchdog(budget: Receiver<Duration>) {
+    let Ok(budget) = budget.recv() else {
+        return;
+    };
     let limit = budget.saturating_add(WATCHDOG_GRACE);
     loop {
         std::thread::sleep(WATCHDOG_PERIOD);
@@ -160,12 +165,15 @@ pub fn main() -> ExitCode {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let outbox = Rc::new(PipeOutbox { stop: stop.clone() });
-    // The engine and the worker's world are made before `start` arrives: a spare executor
-    // waits with them ready, and a worker's start costs only its own script.
+    // The engine, the worker's world and the helper threads are made before `start` arrives:
+    // a spare executor waits with them ready, and a worker's start costs only its own script.
     let engine = quickjs::QuickJs::prepare(outbox.clone(), stop.clone());
-    match read_start() {
-        Ok(Some((reader, script, limits))) => match engine {
-            Ok(engine) => run(reader, engine, &outbox, stop, &script, &limits),
+    let Some((inbox, budget)) = start_threads(stop.clone()) else {
+        return ExitCode::from(EXIT_SETUP);
+    };
+    match read_start(&inbox) {
+        Ok(Some((script, limits))) => match engine {
+            Ok(engine) => run(&inbox, budget, engine, &outbox, &script, &limits),
             Err(e) => {
                 note(&e);
                 outbox.send(FromExecutor::Exited {
@@ -182,29 +190,42 @@ pub fn main() -> ExitCode {
 
 type Pipe = FrameReader<Stdin>;
 
-type Start = (Pipe, Script, ExecutorLimits);
+/// Starts the input thread (stdin into the returned channel) and the watchdog (which waits
+/// for the budget sent on the returned sender). `None`, said why, if a thread cannot start.
+fn start_threads(stop: Arc<AtomicBool>) -> Option<(Receiver<Input>, mpsc::Sender<Duration>)> {
+    let reader = FrameReader::new(io::stdin(), EXECUTOR_MAX_FRAME);
+    let (tx, inbox) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("executor-input".into())
+        .stack_size(INPUT_THREAD_STACK)
+        .spawn(move || read_input(reader, tx, stop));
+    if let Err(e) = spawned {
+        note(&format!("cannot start the input thread: {e}"));
+        return None;
+    }
+    let (budget, budget_rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("executor-watchdog".into())
+        .stack_size(INPUT_THREAD_STACK)
+        .spawn(move || watchdog(budget_rx));
+    if let Err(e) = spawned {
+        note(&format!("cannot start the watchdog thread: {e}"));
+        return None;
+    }
+    Some((inbox, budget))
+}
 
-fn read_start() -> Result<Option<Start>, u8> {
-    let mut reader = FrameReader::new(io::stdin(), EXECUTOR_MAX_FRAME);
-    let frame = match reader.read_frame() {
-        Ok(Some(frame)) => frame,
-        // The broker went away before starting us: nothing to do.
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            note(&format!("cannot read the start message: {e}"));
-            return Err(EXIT_PROTOCOL);
-        }
-    };
-    match serde_json::from_slice::<ToExecutor>(&frame) {
-        Ok(ToExecutor::Start {
+/// Waits for the first frame, which must be `start`. `Ok(None)`: the broker went away first.
+fn read_start(inbox: &Receiver<Input>) -> Result<Option<(Script, ExecutorLimits)>, u8> {
+    match inbox.recv() {
+        Ok(Input::Control(ToExecutor::Start {
             script_url,
             source,
             limits,
             imports,
             name,
             module,
-        }) => Ok(Some((
-            reader,
+        })) => Ok(Some((
             Script {
                 url: script_url,
                 source,
@@ -214,43 +235,30 @@ fn read_start() -> Result<Option<Start>, u8> {
             },
             limits,
         ))),
-        Ok(other) => {
+        Ok(Input::Data(_)) => {
+            note("expected start, got worker data");
+            Err(EXIT_PROTOCOL)
+        }
+        Ok(Input::Control(other)) => {
             note(&format!("expected start, got {other:?}"));
             Err(EXIT_PROTOCOL)
         }
-        Err(e) => {
-            note(&format!("undecodable start message: {e}"));
-            Err(EXIT_PROTOCOL)
-        }
+        // The broker went away before starting us: nothing to do.
+        Err(_) => Ok(None),
     }
 }
 
 fn run(
-    reader: Pipe,
+    inbox: &Receiver<Input>,
+    budget: mpsc::Sender<Duration>,
     mut engine: quickjs::QuickJs,
     outbox: &Rc<PipeOutbox>,
-    stop: Arc<AtomicBool>,
     script: &Script,
     limits: &ExecutorLimits,
 ) -> ExitCode {
-    let (tx, inbox) = mpsc::channel();
-    let input_stop = stop.clone();
-    let spawned = std::thread::Builder::new()
-        .name("executor-input".into())
-        .stack_size(INPUT_THREAD_STACK)
-        .spawn(move || read_input(reader, tx, input_stop));
-    if let Err(e) = spawned {
-        note(&format!("cannot start the input thread: {e}"));
-        return ExitCode::from(EXIT_SETUP);
-    }
-    let budget = Duration::from_millis(limits.cpu_ms);
-    let spawned = std::thread::Builder::new()
-        .name("executor-watchdog".into())
-        .stack_size(INPUT_THREAD_STACK)
-        .spawn(move || watchdog(budget));
-    if let Err(e) = spawned {
-        note(&format!("cannot start the watchdog thread: {e}"));
-        return ExitCode::from(EXIT_SETUP);
+    // A watchdog that is gone cannot guard the budget: the kernel's RLIMIT_CPU still does.
+    if budget.send(Duration::from_millis(limits.cpu_ms)).is_err() {
+        note("the watchdog is gone; RLIMIT_CPU alone bounds the worker's CPU time");
     }
     for n in sandbox::apply_limits(limits) {
         note(&n);
@@ -260,7 +268,7 @@ fn run(
         note(&e);
     }
     engine.limit(limits);
-    let reason = drive(&mut engine, script, &inbox, &**outbox);
+    let reason = drive(&mut engine, script, inbox, &**outbox);
     outbox.send(FromExecutor::Exited {
         reason,
         cpu_ms: Some(cpu_ms()),
@@ -288,11 +296,21 @@ fn read_input(mut reader: Pipe, tx: mpsc::Sender<Input>, stop: Arc<AtomicBool>) 
                         return;
                     }
                 }
-                Err(e) => note(&format!("ignoring an undecodable frame: {e}")),
+                // Passed on as `Unknown`: before `start` that is a protocol error (the
+                // process exits), afterwards the event loop ignores it.
+                Err(e) => {
+                    note(&format!("undecodable frame: {e}"));
+                    if tx.send(Input::Control(ToExecutor::Unknown)).is_err() {
+                        return;
+                    }
+                }
             },
             Ok(None) => break,
             Err(FrameError::TooLarge { len, max }) => {
-                note(&format!("ignoring a {len}-byte frame (limit {max})"));
+                note(&format!("a {len}-byte frame (limit {max})"));
+                if tx.send(Input::Control(ToExecutor::Unknown)).is_err() {
+                    return;
+                }
             }
             Err(e) => {
                 note(&format!("input failed: {e}"));

@@ -9,7 +9,9 @@ use foresight_estimator::Calibration;
 use foresight_shared::planner::{self, PlanInput};
 use foresight_shared::protocol::PROTOCOL_VERSION;
 use foresight_shared::protocol::demand::{PageDemand, PageSources};
-use foresight_shared::protocol::plan::{BrokerTerms, ContentionSnapshot, PlanSource, Policy};
+use foresight_shared::protocol::plan::{
+    BrokerTerms, ContentionSnapshot, PlanSource, Policy, TabLoad,
+};
 use wasm_bindgen::prelude::*;
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, JsError> {
@@ -40,25 +42,28 @@ pub fn calibration_units(source: &str, entry: &str) -> f64 {
 }
 
 /// Plans a page inside the extension, for when no native host answers. `broker_json` is
-/// `null` when no broker is reachable.
+/// `null` when no broker is reachable; `tabs_json` lists the browser's other tabs (`[]` or
+/// `null` when unknown), the same `TabLoad`s the host's `plan` request carries, so the
+/// fallback accounts for other tabs as the host does.
 #[wasm_bindgen]
 pub fn plan_fallback(
     demand_json: &str,
     contention_json: &str,
     policy_json: &str,
     broker_json: &str,
+    tabs_json: &str,
 ) -> Result<String, JsError> {
     let demand: PageDemand = parse("demand", demand_json)?;
     let contention: ContentionSnapshot = parse("contention", contention_json)?;
     let policy: Policy = parse("policy", policy_json)?;
     let broker: Option<BrokerTerms> = parse("broker terms", broker_json)?;
+    let tabs: Option<Vec<TabLoad>> = parse("tabs", tabs_json)?;
     let plan = planner::plan(PlanInput {
         demand: &demand,
         contention: &contention,
         policy: &policy,
         broker: broker.as_ref(),
-        // The fallback has no view of other tabs' plans yet; it plans as if alone.
-        tabs: &[],
+        tabs: tabs.as_deref().unwrap_or_default(),
         source: PlanSource::ExtensionFallback,
     });
     to_json(&plan)
