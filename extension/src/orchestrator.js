@@ -34,7 +34,7 @@ import {
   policyFor,
   saveCalibration,
 } from "./settings.js";
-import { otherTabs } from "./tab-activity.js";
+import { otherTabs, watchTabs } from "./tab-activity.js";
 import { chooseTabsToDiscard } from "./tab-discard.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
@@ -165,6 +165,7 @@ export class Orchestrator {
     // broker worker_id -> its placement record, until the broker reports what it used
     this.usage = new Map();
     this.nextWorker = 1;
+    this.watchingTabs = false; // tab events re-plan once the first page is analysed
     this.host = new HostClient();
     this.host.onContention = (_contention, reasons) => this.#contentionChanged(reasons);
     this.broker = new BrokerClient({
@@ -191,6 +192,10 @@ export class Orchestrator {
 
   /** Adopts a content script's port for its tab. */
   attach(port) {
+    if (!this.watchingTabs) {
+      this.watchingTabs = true;
+      watchTabs((what) => this.#tabsChanged(what));
+    }
     const previous = this.sessions.get(port.sender.tab.id);
     if (previous) this.#end(previous);
     const session = new TabSession(port);
@@ -397,6 +402,12 @@ export class Orchestrator {
     // The watch's first answer (no reasons) is a snapshot, not a change.
     if (!reasons || reasons.length === 0) return;
     const why = `contention changed (${reasons.join("; ")})`;
+    for (const session of this.sessions.values()) this.#replan(session, why);
+  }
+
+  /** Other tabs opened, closed, came to the front, or started or stopped playing sound. */
+  #tabsChanged(what) {
+    const why = `tabs changed (${what})`;
     for (const session of this.sessions.values()) this.#replan(session, why);
   }
 

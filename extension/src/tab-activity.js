@@ -5,12 +5,43 @@
 // tabs the user is likely to come back to, not only for other programs.
 //
 // Read fresh from the tabs API for each plan (no permission needed for these fields), so no
-// state lives in globals that a stopped background would lose.
+// state lives in globals that a stopped background would lose. Plans are kept current by
+// the tab events (`watchTabs`): a tab opened, closed, brought to the front, starting or
+// stopping sound, or discarded makes the orchestrator plan its analysed tabs again.
 
 import { api } from "./platform.js";
 
 // A window with more tabs than this is summarised by its first ones; the planner only sums.
 const MAX_TABS = 500;
+
+// Tab events this close together are one change (closing a window closes many tabs).
+const SETTLE_MS = 250;
+
+/**
+ * Calls `onChange(what)` after each burst of tab changes a plan accounts for, `what` naming
+ * them ("tab closed; tab activated"). The listeners are added when the first page is
+ * analysed, not at the background's start-up: tab events are then no reason to wake a
+ * stopped background, which has no plans to keep current anyway.
+ */
+export function watchTabs(onChange) {
+  const seen = [];
+  let timer = null;
+  const changed = (what) => {
+    if (!seen.includes(what)) seen.push(what);
+    if (timer != null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      onChange(seen.splice(0).join("; "));
+    }, SETTLE_MS);
+  };
+  api.tabs.onCreated.addListener(() => changed("tab opened"));
+  api.tabs.onRemoved.addListener(() => changed("tab closed"));
+  api.tabs.onActivated.addListener(() => changed("tab activated"));
+  api.tabs.onUpdated.addListener((_tabId, change) => {
+    if (change.audible !== undefined) changed(change.audible ? "tab playing sound" : "tab silent");
+    if (change.discarded !== undefined) changed(change.discarded ? "tab discarded" : "tab reloaded");
+  });
+}
 
 /**
  * The tabs other than `currentTabId`, each with its state and predicted demand.
