@@ -9,7 +9,7 @@
 
 use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
 
-use crate::{Calibration, analyse, cost};
+use crate::{Calibration, cost};
 
 /// A kernel with the operation mix the cost model counts (a counted loop, arithmetic,
 /// typed-array reads and writes, a call), long enough (tens of ms) to time with a coarse clock.
@@ -37,6 +37,11 @@ pub const MAX_UNITS_PER_MS: f64 = 1e9;
 /// Work units the estimator predicts for one call of `entry` after `source` has been loaded
 /// (the median: a kernel is written so that its cost is exact).
 pub fn call_units(source: &str, entry: &str) -> f64 {
+    call_units_weighted(source, entry, crate::Weights::default())
+}
+
+/// [`call_units`] with explicit unit weights (for the weight fit).
+pub fn call_units_weighted(source: &str, entry: &str, weights: crate::Weights) -> f64 {
     let script = format!("{source}\n{entry}();");
     let sources = PageSources {
         url: "about:blank".into(),
@@ -48,7 +53,7 @@ pub fn call_units(source: &str, entry: &str) -> f64 {
         }],
         ..PageSources::default()
     };
-    let a = analyse(&sources);
+    let a = crate::analyse_weighted(&sources, crate::Budget::default(), weights);
     let model = cost::CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
     match a.collected.scripts.first() {
         Some(crate::ir::ScriptStatus::Parsed(top)) => model.body(*top).cpu.p50,

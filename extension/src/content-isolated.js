@@ -183,6 +183,13 @@
         rules,
       });
     }
+    // Elements with an id but no box (display: none, detached): handlers bound to them are
+    // less likely to run (estimator/src/interaction.rs). Bounded, one layout at most.
+    const hidden_targets = [];
+    for (const el of document.querySelectorAll("[id]")) {
+      if (hidden_targets.length >= 256) break;
+      if (el.getClientRects().length === 0 && el.id.length <= 256) hidden_targets.push(`#${el.id}`);
+    }
     const navigation = performance.getEntriesByType("navigation")[0];
     extension().postMessage({
       kind: "page-sources",
@@ -197,6 +204,7 @@
           focused: document.hasFocus(),
           dom_nodes: document.getElementsByTagName("*").length,
           interactions,
+          hidden_targets,
         },
       },
     });
