@@ -16,6 +16,7 @@
 import { BrokerClient } from "./broker-client.js";
 import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
+import { Learner } from "./learning.js";
 import { api, browserContention } from "./platform.js";
 import {
   brokerUrlFrom,
@@ -121,6 +122,8 @@ class TabSession {
     this.error = "";
     this.ended = false;
     this.settings = null; // the settings the analysis ran with
+    this.learning = null; // {origin, page, raw demand, corrections applied} (learning.js)
+    this.brokerSpeed = null; // the broker's speed factor when planned, for its CPU reports
     this.busy = false; // unsaved form input or playing media: never discard this tab
     this.discarded = []; // tabs discarded to make room for this page
   }
@@ -137,6 +140,7 @@ export class Orchestrator {
     // broker worker_id -> its placement record, until the broker reports what it used
     this.usage = new Map();
     this.nextWorker = 1;
+    this.learner = new Learner(api.storage.local);
     this.host = new HostClient();
     this.broker = new BrokerClient({
       onWorker: (message) => this.#fromBroker(message),
@@ -186,6 +190,7 @@ export class Orchestrator {
         lease: session.lease,
         leaseNote: session.leaseNote,
         placements: session.placements,
+        learning: session.learning && { origin: session.learning.origin, applied: session.learning.applied },
       },
     };
   }
@@ -211,6 +216,11 @@ export class Orchestrator {
         break;
       case "tab-state":
         session.busy = message.busy === true;
+        break;
+      case "page-observed":
+      case "page-events":
+        // Learned against the estimate this page was planned with, once there is one.
+        session.analysis.promise.then(() => this.learner.page(session.learning, message));
         break;
       case "worker-post": {
         const workerId = this.#brokerWorkerId(session, message.id);
@@ -278,6 +288,8 @@ export class Orchestrator {
       if (s.kind === "worker" && s.source != null) session.workerSources.set(s.url, s.source);
     }
 
+    ({ demand, learning: session.learning } = await this.learner.correct(sources, demand));
+
     session.phase = "planning";
     const hostHello = await this.host.connect().catch(() => null);
     // A site not allowed to offload never reaches the broker: not even a connection is made.
@@ -287,6 +299,7 @@ export class Orchestrator {
       policy.offload === "never"
         ? null
         : await this.broker.terms(brokerUrl, settings.brokerToken);
+    session.brokerSpeed = broker?.speed_factor ?? null;
     const tabs = await otherTabs(session.tabId, this.sessions).catch(() => []);
     let plan;
     let contention;
@@ -372,6 +385,7 @@ export class Orchestrator {
       reason: decision.reason,
       predicted_cpu_ms: component ? component.cpu_ms : null,
       used_cpu_ms: null,
+      learn: Learner.forWorker(session.learning, url, session.brokerSpeed),
     };
     session.placements.push(record);
     if (decision.target === "remote") {
@@ -457,7 +471,10 @@ export class Orchestrator {
     if (message.type === "worker_exited") {
       const record = this.usage.get(message.worker_id);
       this.usage.delete(message.worker_id);
-      if (record && typeof message.cpu_ms === "number") record.used_cpu_ms = message.cpu_ms;
+      if (record && typeof message.cpu_ms === "number") {
+        record.used_cpu_ms = message.cpu_ms;
+        this.learner.worker(record.learn, message.cpu_ms);
+      }
     }
     if (message.type === "lease_ended") {
       for (const session of this.sessions.values()) {
