@@ -184,7 +184,7 @@ impl<'a> CostModel<'a> {
     /// by them again.
     fn warm(&self, straight: Dist, runs: f64) -> Dist {
         let w = &self.c.weights;
-        if w.warm_factor <= 0.0 || !(runs >= 1.0) {
+        if w.warm_factor <= 0.0 || runs.is_nan() || runs < 1.0 {
             return Dist::ZERO;
         }
         straight.scale(w.warm_factor * runs.min(w.warm_trips) / runs)
