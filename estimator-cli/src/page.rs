@@ -214,6 +214,8 @@ pub fn from_html(
                 focused: true,
                 dom_nodes: scanned.elements,
                 interactions: 0,
+                // A static scan cannot tell which elements have a box.
+                hidden_targets: Vec::new(),
             },
         },
         notes,

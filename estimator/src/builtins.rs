@@ -11,6 +11,7 @@
 //! a small page); the later cost-model issue is where they get measured.
 
 use crate::dist::Dist;
+use crate::weights::Class;
 
 /// What one call (or property access) of a builtin costs beyond the call itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +30,8 @@ pub struct Builtin {
     pub sorts: bool,
     /// Extra bytes allocated per item (copies and results).
     pub bytes_per_item: f64,
+    /// The operation class whose fitted weight scales this builtin's CPU cost.
+    pub class: Class,
 }
 
 impl Builtin {
@@ -40,6 +43,11 @@ impl Builtin {
             sorts,
             ..self
         }
+    }
+
+    /// The same builtin in operation class `class`.
+    const fn class(self, class: Class) -> Builtin {
+        Builtin { class, ..self }
     }
 
     /// Work units and bytes the items add for a value of `n` items.
@@ -61,6 +69,7 @@ const fn b(name: &'static str, cpu: Dist) -> Builtin {
         per_item: 0.0,
         sorts: false,
         bytes_per_item: 0.0,
+        class: Class::OtherBuiltin,
     }
 }
 
@@ -73,6 +82,7 @@ const fn b_mem(name: &'static str, cpu: Dist, mem: Dist) -> Builtin {
         per_item: 0.0,
         sorts: false,
         bytes_per_item: 0.0,
+        class: Class::OtherBuiltin,
     }
 }
 
@@ -85,14 +95,17 @@ const fn b_dom(name: &'static str, cpu: Dist, per_dom_node: f64) -> Builtin {
         per_item: 0.0,
         sorts: false,
         bytes_per_item: 0.0,
+        class: Class::OtherBuiltin,
     }
 }
 
 /// A builtin that is cheap and bounded (Math.floor, push, classList.add...).
-pub static CHEAP: Builtin = b("cheap builtin", Dist::new(2.0, 5.0, 20.0));
+pub static CHEAP: Builtin = b("cheap builtin", Dist::new(2.0, 5.0, 20.0)).class(Class::Cheap);
 /// Per item: a comparison with a JS comparator is a call, a few tens of units, `n log n` of
 /// them.
-pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0)).sized(40.0, 0.0, true);
+pub static SORT: Builtin = b("sort", Dist::new(30.0, 1_000.0, 50_000.0))
+    .sized(40.0, 0.0, true)
+    .class(Class::Sort);
 /// Per item: an object of a few fields serialised or parsed, a few hundred units and about
 /// its text again in memory.
 pub static JSON: Builtin = b_mem(
@@ -100,12 +113,18 @@ pub static JSON: Builtin = b_mem(
     Dist::new(100.0, 5_000.0, 500_000.0),
     Dist::new(256.0, 16_384.0, 1_048_576.0),
 )
-.sized(400.0, 64.0, false);
-pub static REGEX_OP: Builtin = b("regex match", Dist::new(20.0, 200.0, 5_000.0));
-pub static REGEX_COMPILE: Builtin = b("RegExp compile", Dist::new(100.0, 500.0, 5_000.0));
-pub static QUERY_ALL: Builtin = b_dom("querySelectorAll", Dist::new(20.0, 100.0, 1_000.0), 1.0);
-pub static QUERY_ONE: Builtin = b_dom("querySelector", Dist::new(20.0, 50.0, 500.0), 0.5);
-pub static GET_BY_ID: Builtin = b("getElementById", Dist::new(10.0, 20.0, 50.0));
+.sized(400.0, 64.0, false)
+.class(Class::Json);
+pub static REGEX_OP: Builtin =
+    b("regex match", Dist::new(20.0, 200.0, 5_000.0)).class(Class::Regex);
+pub static REGEX_COMPILE: Builtin =
+    b("RegExp compile", Dist::new(100.0, 500.0, 5_000.0)).class(Class::Regex);
+pub static QUERY_ALL: Builtin =
+    b_dom("querySelectorAll", Dist::new(20.0, 100.0, 1_000.0), 1.0).class(Class::Query);
+pub static QUERY_ONE: Builtin =
+    b_dom("querySelector", Dist::new(20.0, 50.0, 500.0), 0.5).class(Class::Query);
+pub static GET_BY_ID: Builtin =
+    b("getElementById", Dist::new(10.0, 20.0, 50.0)).class(Class::Query);
 /// Per item (a piece appended to the markup, typically one element): parsing it, then the
 /// style, layout and paint of the element, like [`DOM_INSERT`] and then some.
 pub static HTML_PARSE: Builtin = b_mem(
@@ -113,13 +132,16 @@ pub static HTML_PARSE: Builtin = b_mem(
     Dist::new(500.0, 5_000.0, 100_000.0),
     Dist::new(1_024.0, 10_240.0, 524_288.0),
 )
-.sized(30_000.0, 256.0, false);
-pub static LAYOUT: Builtin = b("forced layout", Dist::new(10.0, 500.0, 20_000.0));
+.sized(30_000.0, 256.0, false)
+.class(Class::HtmlParse);
+pub static LAYOUT: Builtin =
+    b("forced layout", Dist::new(10.0, 500.0, 20_000.0)).class(Class::Layout);
 pub static DOM_MUTATION: Builtin = b_mem(
     "DOM mutation",
     Dist::new(20.0, 50.0, 500.0),
     Dist::new(0.0, 128.0, 1_024.0),
-);
+)
+.class(Class::DomMutation);
 /// Inserting a node into the document: the call is cheap, but the browser then styles, lays
 /// out and paints what was inserted on the same main thread. Measured by `cargo xtask
 /// accuracy` (page `dom-create`): 5,000 inserted `div`s with text cost ~100 ms of main-thread
@@ -128,14 +150,17 @@ pub static DOM_INSERT: Builtin = b_mem(
     "DOM insertion (style, layout, paint)",
     Dist::new(2_000.0, 20_000.0, 100_000.0),
     Dist::new(64.0, 512.0, 4_096.0),
-);
+)
+.class(Class::DomInsert);
 pub static LINEAR: Builtin = b_mem(
     "linear array/string operation",
     Dist::new(10.0, 100.0, 5_000.0),
     Dist::new(0.0, 256.0, 65_536.0),
 )
-.sized(3.0, 8.0, false);
-pub static STRING_OP: Builtin = b("string operation", Dist::new(5.0, 20.0, 500.0));
+.sized(3.0, 8.0, false)
+.class(Class::Linear);
+pub static STRING_OP: Builtin =
+    b("string operation", Dist::new(5.0, 20.0, 500.0)).class(Class::StringOp);
 pub static CONSOLE: Builtin = b("console", Dist::new(50.0, 200.0, 2_000.0));
 pub static STORAGE: Builtin = b("storage", Dist::new(50.0, 200.0, 2_000.0));
 pub static POST_MESSAGE: Builtin = b("postMessage", Dist::new(100.0, 500.0, 50_000.0));
@@ -151,7 +176,8 @@ pub static ALLOC_OBJECT: Builtin = b_mem(
     "object creation",
     Dist::new(5.0, 10.0, 50.0),
     Dist::exact(64.0),
-);
+)
+.class(Class::AllocObject);
 /// `s += "..."` inside a loop: V8 builds ropes, so each step is a small allocation rather than
 /// a copy, but flattening later costs about as much again, and the pieces appended are
 /// usually numbers turned into text first. `cargo xtask accuracy` (page `string-build`)
@@ -160,7 +186,8 @@ pub static STRING_CONCAT: Builtin = b_mem(
     "string concatenation",
     Dist::new(30.0, 100.0, 400.0),
     Dist::exact(32.0),
-);
+)
+.class(Class::StringConcat);
 /// `a.push(x)`: amortised growth of the backing store (copies on each doubling) and the new
 /// element's slot; `cargo xtask accuracy` (page `array-push`) measures ~15 ns and ~15 bytes
 /// per push of a number.
@@ -168,7 +195,8 @@ pub static PUSH: Builtin = b_mem(
     "array push",
     Dist::new(10.0, 40.0, 150.0),
     Dist::new(8.0, 16.0, 32.0),
-);
+)
+.class(Class::Push);
 
 /// Global objects and namespaces whose methods are builtins, unless page code shadows them.
 pub fn is_global_object(name: &str) -> bool {

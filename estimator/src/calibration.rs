@@ -9,7 +9,7 @@
 
 use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
 
-use crate::{Calibration, analyse, cost};
+use crate::{Calibration, cost};
 
 /// A kernel with the operation mix the cost model counts (a counted loop, arithmetic,
 /// typed-array reads and writes, a call), long enough (tens of ms) to time with a coarse clock.
@@ -37,6 +37,11 @@ pub const MAX_UNITS_PER_MS: f64 = 1e9;
 /// Work units the estimator predicts for one call of `entry` after `source` has been loaded
 /// (the median: a kernel is written so that its cost is exact).
 pub fn call_units(source: &str, entry: &str) -> f64 {
+    call_units_weighted(source, entry, crate::Weights::default())
+}
+
+/// [`call_units`] with explicit unit weights (for the weight fit).
+pub fn call_units_weighted(source: &str, entry: &str, weights: crate::Weights) -> f64 {
     let script = format!("{source}\n{entry}();");
     let sources = PageSources {
         url: "about:blank".into(),
@@ -48,7 +53,7 @@ pub fn call_units(source: &str, entry: &str) -> f64 {
         }],
         ..PageSources::default()
     };
-    let a = analyse(&sources);
+    let a = crate::analyse_weighted(&sources, crate::Budget::default(), weights);
     let model = cost::CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
     match a.collected.scripts.first() {
         Some(crate::ir::ScriptStatus::Parsed(top)) => model.body(*top).cpu.p50,
@@ -71,16 +76,22 @@ pub fn from_measurement(units: f64, measured_ms: f64) -> Option<Calibration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Weights;
 
     #[test]
     fn the_kernel_is_priced_exactly_and_mostly_by_its_loop() {
         let units = call_units(KERNEL_JS, "foresightKernel");
         // 4 million iterations of a couple of dozen units each.
         assert!(units > 4e7 && units < 2e8, "{units}");
-        // Twice the trips, about twice the units: the loop dominates.
+        // Twice the trips, twice the units at the hand-set weights: the loop dominates...
         let doubled = KERNEL_JS.replace("4000000", "8000000");
-        let ratio = call_units(&doubled, "foresightKernel") / units;
+        let hand = |src: &str| call_units_weighted(src, "foresightKernel", Weights::hand_set());
+        let ratio = hand(&doubled) / hand(KERNEL_JS);
         assert!((ratio - 2.0).abs() < 0.01, "{ratio}");
+        // ...and with the fitted ones, whose warm-up makes the first trips dearer, still more
+        // than one and a half times.
+        let ratio = call_units(&doubled, "foresightKernel") / units;
+        assert!(ratio > 1.5 && ratio <= 2.0 + 1e-9, "{ratio}");
         assert_eq!(call_units("syntax error (", "f"), 0.0);
     }
 

@@ -25,6 +25,7 @@ use crate::graph::{Edge, ExecGraph, Node};
 use crate::ir::{Block, BodyId, Collected, Item};
 use crate::libraries;
 use crate::resolve::{Resolution, Target};
+use crate::weights::Class;
 
 /// Parse and compile cost per source byte. V8 pre-parses lazily compiled functions at roughly
 /// 100 MB/s on a mid-range laptop and fully parses and compiles top-level code several times
@@ -123,6 +124,9 @@ pub struct CostModel<'a> {
     dom_nodes: f64,
     /// Total cost of each body (own work plus callees), once computed.
     totals: Vec<Option<Cost>>,
+    /// CPU of each body's straight-line part (outside its loops, callees' included): the
+    /// code that runs as often as the body does, and so as cold as its caller's code.
+    straights: Vec<Dist>,
     /// The call sites in each body.
     sites_by_body: Vec<Vec<usize>>,
 }
@@ -140,6 +144,7 @@ impl<'a> CostModel<'a> {
             r,
             dom_nodes,
             totals: vec![None; c.bodies.len()],
+            straights: vec![Dist::ZERO; c.bodies.len()],
             sites_by_body: {
                 let mut by = vec![Vec::new(); c.bodies.len()];
                 for (i, s) in c.sites.iter().enumerate() {
@@ -154,8 +159,17 @@ impl<'a> CostModel<'a> {
         model
     }
 
-    /// The total cost of running body `b` once (unresolved-call cost if `b` is unknown).
+    /// The total cost of running body `b` once from outside (a script's top level, a
+    /// handler): its code runs cold, so its straight-line part pays the warm-up (see
+    /// [`CostModel::warm`]). Unresolved-call cost if `b` is unknown.
     pub fn body(&self, b: BodyId) -> Cost {
+        let mut cost = self.callee(b);
+        cost.cpu += self.warm(self.straights.get(b).copied().unwrap_or(Dist::ZERO), 1.0);
+        cost
+    }
+
+    /// The total cost of one call of `b` from page code, whose caller accounts for warm-up.
+    fn callee(&self, b: BodyId) -> Cost {
         self.totals
             .get(b)
             .copied()
@@ -163,9 +177,23 @@ impl<'a> CostModel<'a> {
             .unwrap_or(Cost::cpu(UNRESOLVED_CALL_UNITS))
     }
 
+    /// What running `straight` (CPU of code outside loops) costs beyond its optimised speed
+    /// when that code runs `runs` times: the first `warm_trips` runs of any code go through
+    /// V8's interpreter and baseline tiers, `warm_factor` times slower than the optimised
+    /// code the unit weights describe. Spread over the `runs`, since the caller multiplies
+    /// by them again.
+    fn warm(&self, straight: Dist, runs: f64) -> Dist {
+        let w = &self.c.weights;
+        if w.warm_factor <= 0.0 || runs.is_nan() || runs < 1.0 {
+            return Dist::ZERO;
+        }
+        straight.scale(w.warm_factor * runs.min(w.warm_trips) / runs)
+    }
+
     pub fn builtin(&self, b: &Builtin) -> Cost {
         Cost {
-            cpu: b.cpu + Dist::exact(b.per_dom_node * self.dom_nodes),
+            cpu: (b.cpu + Dist::exact(b.per_dom_node * self.dom_nodes))
+                .scale(self.c.weights.get(b.class)),
             mem: b.mem,
             net: Dist::ZERO,
         }
@@ -176,7 +204,7 @@ impl<'a> CostModel<'a> {
         let mut cost = self.builtin(b);
         if let Some(n) = items {
             let (units, bytes) = b.item_cost(n);
-            cost.cpu += Dist::exact(units);
+            cost.cpu += Dist::exact(units * self.c.weights.get(b.class));
             cost.mem += Dist::exact(bytes);
         }
         cost
@@ -231,13 +259,13 @@ impl<'a> CostModel<'a> {
                 || members
                     .iter()
                     .any(|m| self_recursive.get(*m).copied().unwrap_or(false));
-            let own: Vec<Cost> = members
+            let (own, straight): (Vec<Cost>, Vec<Dist>) = members
                 .iter()
                 .map(|&m| match self.c.bodies.get(m) {
-                    Some(body) => self.block(&body.block, &component, ci.index(), 0),
-                    None => Cost::ZERO,
+                    Some(body) => self.block(&body.block, &component, ci.index(), 0, 1.0),
+                    None => (Cost::ZERO, Dist::ZERO),
                 })
-                .collect();
+                .unzip();
             if cyclic {
                 // An unknown number of activations, each of a typical member; many more when
                 // an activation makes several recursive calls (fib, tree walks).
@@ -247,15 +275,25 @@ impl<'a> CostModel<'a> {
                     UNKNOWN_TRIPS
                 };
                 let total = Cost::mixture(&own).times(trips);
+                // Recursion runs like a loop: its activations warm up as its own.
+                let one = Dist::mixture(&straight);
+                let mut total = total;
+                total.cpu += self.warm(one, trips.p50).times(trips);
                 for &m in members {
                     if let Some(slot) = self.totals.get_mut(m) {
                         *slot = Some(total);
                     }
+                    if let Some(slot) = self.straights.get_mut(m) {
+                        *slot = Dist::ZERO;
+                    }
                 }
             } else {
-                for (&m, c) in members.iter().zip(own) {
+                for ((&m, c), st) in members.iter().zip(own).zip(straight) {
                     if let Some(slot) = self.totals.get_mut(m) {
                         *slot = Some(c);
+                    }
+                    if let Some(slot) = self.straights.get_mut(m) {
+                        *slot = st;
                     }
                 }
             }
@@ -282,16 +320,27 @@ impl<'a> CostModel<'a> {
         })
     }
 
-    /// The cost of a block; calls into `current` (the component being priced) count zero,
-    /// since the component's recursion is priced as a whole.
-    fn block(&self, b: &Block, component: &[usize], current: usize, depth: u32) -> Cost {
+    /// The cost of a block that runs `runs` times per run of its body, and the CPU of its
+    /// straight-line JS (its own operations and its callees' straight parts, not its loops,
+    /// builtins or allocations, whose speed does not depend on V8's tiers). Calls into
+    /// `current` (the component being priced) count zero, since the component's recursion is
+    /// priced as a whole.
+    fn block(
+        &self,
+        b: &Block,
+        component: &[usize],
+        current: usize,
+        depth: u32,
+        runs: f64,
+    ) -> (Cost, Dist) {
         let mut cost = Cost {
             cpu: Dist::exact(b.work),
             mem: Dist::exact(b.alloc),
             net: Dist::ZERO,
         };
+        let mut straight = Dist::exact(b.work);
         if depth > MAX_BLOCK_DEPTH {
-            return cost;
+            return (cost, straight);
         }
         for item in &b.items {
             let c = match item {
@@ -300,27 +349,38 @@ impl<'a> CostModel<'a> {
                         Some(n) => Dist::exact(n),
                         None => UNKNOWN_TRIPS,
                     };
-                    self.block(body, component, current, depth + 1).times(trips)
+                    let inner = runs * trips.p50.max(1.0);
+                    let (body_cost, body_straight) =
+                        self.block(body, component, current, depth + 1, inner);
+                    let mut c = body_cost.times(trips);
+                    // The body's first runs are cold, the rest optimised.
+                    c.cpu += self.warm(body_straight, inner).times(trips);
+                    c
                 }
-                Item::Branch(arms) => Cost::mixture(
-                    &arms
+                Item::Branch(arms) => {
+                    let (costs, straights): (Vec<Cost>, Vec<Dist>) = arms
                         .iter()
-                        .map(|a| self.block(a, component, current, depth + 1))
-                        .collect::<Vec<_>>(),
-                ),
+                        .map(|a| self.block(a, component, current, depth + 1, runs))
+                        .unzip();
+                    straight += Dist::mixture(&straights);
+                    Cost::mixture(&costs)
+                }
                 Item::Call(site) => match self.r.sites.get(*site) {
-                    Some(Target::Bodies(bodies)) => Cost::mixture(
-                        &bodies
+                    Some(Target::Bodies(bodies)) => {
+                        let (costs, straights): (Vec<Cost>, Vec<Dist>) = bodies
                             .iter()
                             .map(|&callee| {
                                 if component.get(callee) == Some(&current) {
-                                    Cost::ZERO
+                                    (Cost::ZERO, Dist::ZERO)
                                 } else {
-                                    self.body(callee)
+                                    let st = self.straights.get(callee).copied();
+                                    (self.callee(callee), st.unwrap_or(Dist::ZERO))
                                 }
                             })
-                            .collect::<Vec<_>>(),
-                    ),
+                            .unzip();
+                        straight += Dist::mixture(&straights);
+                        Cost::mixture(&costs)
+                    }
                     // Only builtins priced per item look their argument's size up.
                     Some(Target::Builtin(b)) if b.per_item > 0.0 || b.bytes_per_item > 0.0 => {
                         self.sized(b, self.r.site_items(self.c, *site))
@@ -349,7 +409,7 @@ impl<'a> CostModel<'a> {
                         None => UNKNOWN_ALLOC_BYTES,
                     };
                     Cost {
-                        cpu: bytes.scale(ALLOC_UNITS_PER_BYTE),
+                        cpu: bytes.scale(ALLOC_UNITS_PER_BYTE * self.c.weights.get(Class::Alloc)),
                         mem: bytes,
                         net: Dist::ZERO,
                     }
@@ -365,6 +425,6 @@ impl<'a> CostModel<'a> {
             };
             cost.add(c);
         }
-        cost
+        (cost, straight)
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use crate::budget::Spend;
 use crate::builtins::Builtin;
 use crate::libraries::{LibraryProfile, Recognised};
+use crate::weights::Weights;
 
 /// swc's interned string (`swc_atoms::Atom`). swc_ecma_ast does not re-export it and the
 /// workspace does not depend on swc_atoms directly, so it is named through `swc_ecma_ast::Id`,
@@ -320,6 +321,8 @@ pub struct Collected {
     pub budget: Spend,
     /// Per script index: trailing bytes the walk did not reach because the budget ran out.
     pub unanalysed_bytes: BTreeMap<usize, u64>,
+    /// The unit weights work is counted with.
+    pub weights: Weights,
 }
 
 impl Collected {

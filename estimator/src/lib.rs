@@ -21,9 +21,12 @@
 //! 5. [`cost`]: every body is priced bottom-up over the call graph's strongly connected
 //!    components, in work units with uncertainty ([`dist`]), using [`builtins`] for the
 //!    platform's costly operations.
-//! 6. [`paths`]: the load path, one interaction path per handler, one component per worker,
-//!    converted to milliseconds with the device [`Calibration`]; each path's demand over
-//!    time is laid out by [`curve`].
+//! 6. [`paths`]: the load path, one interaction path per handler (with how likely a visit
+//!    runs it, [`interaction`]), one component per worker, converted to milliseconds with the
+//!    device [`Calibration`]; each path's demand over time is laid out by [`curve`].
+//!
+//! The unit costs of step 5 are scaled per operation class by [`weights`], fitted on
+//! micro-benchmarks measured in a browser (`cargo xtask accuracy --fit`).
 
 pub mod budget;
 pub mod builtins;
@@ -32,13 +35,16 @@ pub mod collect;
 pub mod cost;
 pub mod curve;
 pub mod dist;
+mod fitted;
 pub mod graph;
+pub mod interaction;
 pub mod ir;
 pub mod libraries;
 pub mod parse;
 pub mod paths;
 pub mod resolve;
 pub mod url;
+pub mod weights;
 
 use foresight_shared::protocol::demand::{PageDemand, PageSources, ScriptKind, ScriptSource};
 
@@ -46,6 +52,7 @@ pub use crate::budget::Budget;
 use crate::collect::Target;
 use crate::ir::{BodyKind, CalleeRef, Collected, RegKind, Registration, ScopeId, ScriptStatus};
 use crate::parse::{Goal, Parsed};
+pub use crate::weights::{Class, Weights};
 
 /// How fast this device runs the estimator's abstract work units.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,7 +92,18 @@ pub fn estimate_within(
     calibration: &Calibration,
     budget: Budget,
 ) -> PageDemand {
-    let mut a = analyse_within(sources, budget);
+    estimate_weighted(sources, calibration, budget, Weights::default())
+}
+
+/// [`estimate_within`] with explicit unit weights: what the weight fit prices its
+/// benchmarks with, one class at a time.
+pub fn estimate_weighted(
+    sources: &PageSources,
+    calibration: &Calibration,
+    budget: Budget,
+    weights: Weights,
+) -> PageDemand {
+    let mut a = analyse_weighted(sources, budget, weights);
     let mut warnings = std::mem::take(&mut a.collected.warnings);
     let model = cost::CostModel::new(
         &a.collected,
@@ -126,8 +144,14 @@ pub fn analyse(sources: &PageSources) -> Analysis {
 
 /// [`analyse`] with an explicit work budget.
 pub fn analyse_within(sources: &PageSources, budget: Budget) -> Analysis {
+    analyse_weighted(sources, budget, Weights::default())
+}
+
+/// [`analyse_within`] with explicit unit weights.
+pub fn analyse_weighted(sources: &PageSources, budget: Budget, weights: Weights) -> Analysis {
     let mut c = Collected {
         budget: budget::Spend::new(budget),
+        weights,
         ..Collected::default()
     };
     let page_realm = c.new_scope(None);

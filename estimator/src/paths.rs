@@ -15,7 +15,6 @@ use foresight_shared::protocol::demand::{
     ComponentDemand, ComponentKind, PageSources, PathDemand, PathKind, ScriptKind, ScriptSource,
 };
 
-use crate::Analysis;
 use crate::cost::{
     BY_SIZE_EXEC_UNITS_PER_BYTE, Cost, CostModel, PARSE_UNITS_PER_BYTE, UNRESOLVED_CALL_UNITS,
 };
@@ -23,6 +22,8 @@ use crate::curve::Timeline;
 use crate::dist::Dist;
 use crate::graph::{self, ExecGraph};
 use crate::ir::{BodyId, Collected, RegId, RegKind, Registration, ScopeId, ScriptStatus};
+use crate::weights::{Class, Weights};
+use crate::{Analysis, interaction};
 
 /// Blink parses HTML and builds the DOM at roughly 50 MB/s: 20 units per byte.
 pub const HTML_UNITS_PER_BYTE: f64 = 20.0;
@@ -36,15 +37,13 @@ pub const SCRIPT_MEMORY_PER_BYTE: f64 = 2.0;
 pub const HTML_MEMORY_PER_BYTE: f64 = 4.0;
 /// Dispatching one event to one listener (event object, propagation path).
 pub const EVENT_DISPATCH_UNITS: f64 = 200.0;
-/// Chance that a visit triggers a given handler. Crude on purpose: the later cost-model work
-/// replaces it with per-event rates from `TabActivity`.
-pub const INTERACTION_PROBABILITY: f64 = 0.5;
 /// Interaction paths listed at most; the rest are summarised in a warning, which keeps the
 /// plan request small for pages with thousands of handlers.
 pub const MAX_INTERACTION_PATHS: usize = 100;
 /// The unit model's own error, applied to every CPU prediction: even with every loop bound
-/// known, a work unit is not a fixed number of nanoseconds (JIT tiers, cache effects).
-pub const MODEL_SPREAD: (f64, f64) = (0.7, 1.5);
+/// known, a work unit is not a fixed number of nanoseconds (JIT tiers, cache effects). Fitted
+/// with the unit weights, from the benchmarks' leave-one-out residuals (`fitted.rs`).
+pub const MODEL_SPREAD: (f64, f64) = crate::fitted::CPU_SPREAD;
 /// Starting a worker: a new isolate and thread, ~2 ms.
 pub const WORKER_STARTUP_UNITS: f64 = 2e6;
 /// A worker's heap before its code allocates anything.
@@ -127,8 +126,8 @@ fn script_bytes(script: &ScriptSource) -> f64 {
         .map_or(script.bytes as f64, |s| s.len() as f64)
 }
 
-fn parse_units(script: &ScriptSource) -> f64 {
-    script_bytes(script) * PARSE_UNITS_PER_BYTE
+fn parse_units(script: &ScriptSource, weights: &Weights) -> f64 {
+    script_bytes(script) * PARSE_UNITS_PER_BYTE * weights.get(Class::Parse)
 }
 
 impl<'a> Paths<'a> {
@@ -289,7 +288,7 @@ impl<'a> Paths<'a> {
                 continue;
             };
             let mut cost = Cost {
-                cpu: Dist::exact(parse_units(script)),
+                cpu: Dist::exact(parse_units(script, &self.c.weights)),
                 mem: Dist::exact(script_bytes(script) * SCRIPT_MEMORY_PER_BYTE),
                 net: Dist::ZERO,
             };
@@ -360,7 +359,7 @@ impl<'a> Paths<'a> {
             out.push(self.path(
                 format!("{event} {target}"),
                 PathKind::Interaction,
-                INTERACTION_PROBABILITY,
+                interaction::probability(event, target, &self.sources.activity),
                 &t,
                 Some((event, target)),
             ));
@@ -447,7 +446,7 @@ impl<'a> Paths<'a> {
         let Some(src) = self.sources.scripts.get(script) else {
             return cost;
         };
-        cost.cpu += Dist::exact(parse_units(src));
+        cost.cpu += Dist::exact(parse_units(src, &self.c.weights));
         cost.mem += Dist::exact(script_bytes(src) * SCRIPT_MEMORY_PER_BYTE);
         match self.c.scripts.get(script) {
             Some(ScriptStatus::Parsed(top)) => {

@@ -75,10 +75,14 @@ fn cost_scales_with_the_trip_count() {
         p.html_bytes = 0;
         run(&p).paths[0].cpu_ms.p50
     };
-    let (small, big) = (at("1e6"), at("1e7"));
-    assert!((big / small - 10.0).abs() < 0.5, "{small} vs {big}");
-    // About 6 units per iteration at 1e6 units/ms.
-    assert!(big > 30.0 && big < 120.0, "{big}");
+    // Past the cold first trips (the fitted warm-up, `fitted.rs`), every trip costs the same:
+    // ten times the trips beyond them, ten times the extra cost.
+    let (small, mid, big) = (at("1e6"), at("1e7"), at("1e8"));
+    let ratio = (big - mid) / (mid - small);
+    assert!((ratio - 10.0).abs() < 0.1, "{small} / {mid} / {big}");
+    // A few to a few dozen units per trip at 1e6 units/ms.
+    let per_trip = (big - mid) / 9e7 * 1e6;
+    assert!(per_trip > 3.0 && per_trip < 60.0, "{per_trip}");
 }
 
 #[test]
@@ -91,9 +95,14 @@ fn unknown_bounds_widen_the_quantiles_and_nest() {
     )]);
     unknown.html_bytes = 0;
     let u = run(&unknown).paths[0].cpu_ms;
-    assert!(k.p90 / k.p10 < 3.0, "{k:?}");
+    // Known bounds: only the model's own spread (fitted.rs).
+    let (lo, hi) = foresight_estimator::paths::MODEL_SPREAD;
+    assert!(k.p90 / k.p10 < hi / lo * 1.01, "{k:?}");
     assert!(u.p90 / u.p10 > 50.0, "{u:?}");
-    assert!(u.p50 > k.p50 * 5.0, "{u:?} vs {k:?}");
+    // Nested in an unknown loop (median 10 trips), the known loop runs more often; its cold
+    // first trips (the fitted warm-up) are paid once, so less than ten times as much.
+    assert!(u.p50 > k.p50 * 1.5, "{u:?} vs {k:?}");
+    assert!(u.p90 > k.p90 * 10.0, "{u:?} vs {k:?}");
 }
 
 #[test]
@@ -142,6 +151,7 @@ fn division_and_modulo_cost_more_than_addition() {
             .cpu_ms
             .p50
     };
+    // How much more is fitted (`fitted.rs`); measured in Chromium it is about twice.
     let (add, modulo) = (ms("+"), ms("%"));
-    assert!(modulo > 2.0 * add, "{modulo} vs {add}");
+    assert!(modulo > 1.5 * add, "{modulo} vs {add}");
 }

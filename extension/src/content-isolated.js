@@ -4,6 +4,9 @@
 //    worker traffic between it and the background.
 // 2. Captures the page's sources (scripts, inline handlers, stylesheets) and activity once the
 //    document is parsed, and sends them to the background for estimation.
+// 3. Observes what the page really costs (long tasks, event timing, resource timing, the JS
+//    heap where Chrome exposes it) and reports it to the background, which learns from it
+//    (learning.js). The figures stay in the browser.
 //
 // How the page <-> extension channel is authenticated: by possession of that port, which no
 // page script can obtain or imitate.
@@ -183,6 +186,13 @@
         rules,
       });
     }
+    // Elements with an id but no box (display: none, detached): handlers bound to them are
+    // less likely to run (estimator/src/interaction.rs). Bounded, one layout at most.
+    const hidden_targets = [];
+    for (const el of document.querySelectorAll("[id]")) {
+      if (hidden_targets.length >= 256) break;
+      if (el.getClientRects().length === 0 && el.id.length <= 256) hidden_targets.push(`#${el.id}`);
+    }
     const navigation = performance.getEntriesByType("navigation")[0];
     extension().postMessage({
       kind: "page-sources",
@@ -197,10 +207,92 @@
           focused: document.hasFocus(),
           dom_nodes: document.getElementsByTagName("*").length,
           interactions,
+          hidden_targets,
         },
       },
     });
   }
+
+  // What the page costs here, for learning on the device (learning.js). Long tasks (tasks
+  // over 50 ms) until the load has settled give a lower bound of the load's main-thread CPU;
+  // Firefox has no long tasks, so it reports none (and teaches no CPU). Event timing reports
+  // only events over 16 ms, so a type's handler time is the reported processing time over
+  // every event of that type the page dispatched (the short ones counted as nothing).
+  const SETTLE_MS = 1000; // quiet time after `load` before the load counts as over
+  const MAX_SETTLE_MS = 10000;
+  const EVENT_TYPES = ["click", "dblclick", "input", "change", "keydown", "keyup", "submit", "pointerdown", "pointerup", "mousedown", "mouseup"];
+  const supported = globalThis.PerformanceObserver?.supportedEntryTypes ?? [];
+  const seen = { longTaskMs: 0, lastLongTask: 0, resourceBytes: 0, loadReported: false };
+  const events = {}; // type -> {count, ms} not yet reported
+  let eventTimer = null;
+  function watch(type, onEntry, options = {}) {
+    if (!supported.includes(type)) return false;
+    try {
+      new PerformanceObserver((list) => list.getEntries().forEach(onEntry)).observe({ type, buffered: true, ...options });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  const hasLongTasks = watch("longtask", (e) => {
+    if (seen.loadReported) return;
+    seen.longTaskMs += e.duration;
+    seen.lastLongTask = performance.now();
+  });
+  watch("resource", (e) => {
+    seen.resourceBytes += e.transferSize || e.encodedBodySize || 0;
+  });
+  function eventOf(type) {
+    return (events[type] ??= { count: 0, ms: 0 });
+  }
+  function reportEventsSoon() {
+    eventTimer ??= setTimeout(() => {
+      eventTimer = null;
+      const report = Object.fromEntries(Object.entries(events).filter(([, e]) => e.count > 0));
+      for (const k of Object.keys(events)) delete events[k];
+      if (Object.keys(report).length > 0) extension().postMessage({ kind: "page-events", events: report });
+    }, SETTLE_MS);
+  }
+  watch(
+    "event",
+    (e) => {
+      if (!EVENT_TYPES.includes(e.name) || !(e.processingEnd >= e.processingStart)) return;
+      eventOf(e.name).ms += e.processingEnd - e.processingStart;
+      reportEventsSoon();
+    },
+    { durationThreshold: 16 },
+  );
+  for (const type of EVENT_TYPES) {
+    window.addEventListener(type, () => {
+      eventOf(type).count += 1;
+      reportEventsSoon();
+    }, { capture: true, passive: true });
+  }
+  function reportLoad() {
+    const quiet = performance.now() - Math.max(seen.lastLongTask, loadedAt);
+    if (quiet < SETTLE_MS && performance.now() - loadedAt < MAX_SETTLE_MS) {
+      setTimeout(reportLoad, SETTLE_MS - quiet);
+      return;
+    }
+    seen.loadReported = true;
+    const navigation = performance.getEntriesByType("navigation")[0];
+    extension().postMessage({
+      kind: "page-observed",
+      load: {
+        longTasks: hasLongTasks,
+        longTaskMs: hasLongTasks ? seen.longTaskMs : null,
+        heapBytes: performance.memory?.usedJSHeapSize ?? null,
+        networkBytes: (navigation?.transferSize || navigation?.encodedBodySize || 0) + seen.resourceBytes,
+      },
+    });
+  }
+  let loadedAt = 0;
+  function loaded() {
+    loadedAt = performance.now();
+    setTimeout(reportLoad, SETTLE_MS);
+  }
+  if (document.readyState === "complete") loaded();
+  else window.addEventListener("load", loaded, { once: true });
 
   // Connect now, so the page's first `new Worker()` finds the channel open.
   extension();

@@ -24,6 +24,7 @@
 import { BrokerClient } from "./broker-client.js";
 import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
+import { Learner } from "./learning.js";
 import { api, browserContention } from "./platform.js";
 import {
   brokerUrlFrom,
@@ -149,6 +150,8 @@ class TabSession {
     this.error = "";
     this.ended = false;
     this.settings = null; // the settings the analysis ran with
+    this.learning = null; // {origin, page, raw demand, corrections applied} (learning.js)
+    this.brokerSpeed = null; // the broker's speed factor when planned, for its CPU reports
     this.busy = false; // unsaved form input or playing media: never discard this tab
     this.discarded = []; // tabs discarded to make room for this page
   }
@@ -166,6 +169,7 @@ export class Orchestrator {
     this.usage = new Map();
     this.nextWorker = 1;
     this.watchingTabs = false; // tab events re-plan once the first page is analysed
+    this.learner = new Learner(api.storage.local);
     this.host = new HostClient();
     this.host.onContention = (_contention, reasons) => this.#contentionChanged(reasons);
     this.broker = new BrokerClient({
@@ -221,6 +225,7 @@ export class Orchestrator {
         leaseNote: session.leaseNote,
         placements: session.placements,
         replans: session.replans,
+        learning: session.learning && { origin: session.learning.origin, applied: session.learning.applied },
       },
     };
   }
@@ -246,6 +251,11 @@ export class Orchestrator {
         break;
       case "tab-state":
         session.busy = message.busy === true;
+        break;
+      case "page-observed":
+      case "page-events":
+        // Learned against the estimate this page was planned with, once there is one.
+        session.analysis.promise.then(() => this.learner.page(session.learning, message));
         break;
       case "worker-post": {
         const workerId = this.#brokerWorkerId(session, message.id);
@@ -312,6 +322,9 @@ export class Orchestrator {
     for (const s of sources.scripts) {
       if (s.kind === "worker" && s.source != null) session.workerSources.set(s.url, s.source);
     }
+    // What this device learned about the page's origin corrects the estimate, once per page:
+    // re-plans reuse the corrected demand.
+    ({ demand, learning: session.learning } = await this.learner.correct(sources, demand));
     session.sources = sources;
     session.demand = demand;
     await this.#runPlan(session, null);
@@ -337,6 +350,7 @@ export class Orchestrator {
       policy.offload === "never"
         ? null
         : await this.broker.terms(brokerUrl, settings.brokerToken);
+    session.brokerSpeed = broker?.speed_factor ?? null;
     const tabs = await otherTabs(session.tabId, this.sessions).catch(() => []);
     let plan;
     let contention;
@@ -536,6 +550,7 @@ export class Orchestrator {
       reason: decision.reason,
       predicted_cpu_ms: component ? component.cpu_ms : null,
       used_cpu_ms: null,
+      learn: Learner.forWorker(session.learning, url, session.brokerSpeed),
     };
     session.placements.push(record);
     if (decision.target === "remote") {
@@ -629,7 +644,10 @@ export class Orchestrator {
     if (message.type === "worker_exited") {
       const record = this.usage.get(message.worker_id);
       this.usage.delete(message.worker_id);
-      if (record && typeof message.cpu_ms === "number") record.used_cpu_ms = message.cpu_ms;
+      if (record && typeof message.cpu_ms === "number") {
+        record.used_cpu_ms = message.cpu_ms;
+        this.learner.worker(record.learn, message.cpu_ms);
+      }
     }
     if (message.type === "lease_revoking" || message.type === "lease_renewed" || message.type === "lease_ended") {
       const session = [...this.sessions.values()].find((s) => s.lease?.lease_id === message.lease_id);

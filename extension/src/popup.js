@@ -91,7 +91,16 @@ function renderPrediction(tab) {
     ["Interactions", String(Math.max(0, demand.paths.length - 1))],
     ["Graph", `${demand.graph.nodes} nodes, ${demand.graph.edges} edges, ${demand.graph.scripts} scripts`],
     ...demand.components.map((c) => [`Worker ${fileName(c.url)}`, ms(c.cpu_ms)]),
+    ...learnedRows(tab.learning),
     ...demand.warnings.slice(0, 3).map((w) => ["Note", w]),
+  ]);
+}
+
+// What on-device learning changed in this prediction (learning.js): one row per quantity.
+function learnedRows(learning) {
+  return Object.entries(learning?.applied ?? {}).map(([key, a]) => [
+    `Learned: ${key}`,
+    `×${a.factor.toFixed(2)} from ${a.n} visit${a.n === 1 ? "" : "s"}${a.exact ? "" : " (code changed since)"}`,
   ]);
 }
 

@@ -5,7 +5,9 @@
 
 use crate::util::{self, Result, cargo, paths};
 
-pub fn accuracy() -> Result<()> {
+/// With `fit`, fits the unit weights on the micro-benchmark set instead of scoring the corpus
+/// and rewrites `estimator/src/fitted.rs`.
+pub fn accuracy(fit: bool) -> Result<()> {
     let browsers = util::Browsers::find()?;
     util::step("building the accuracy runner (release)");
     cargo(&[
@@ -21,6 +23,12 @@ pub fn accuracy() -> Result<()> {
     cmd.arg("--work")
         .arg(paths::target_dir().join("accuracy"))
         .env(util::ENV_CHROMIUM, &browsers.chromium);
-    util::step("measuring the corpus (median of 5 loads per page)");
+    if fit {
+        cmd.arg("--fit")
+            .arg(paths::workspace_root().join("estimator/src/fitted.rs"));
+        util::step("fitting unit weights on the micro-benchmarks (median of 5 loads per page)");
+    } else {
+        util::step("measuring the corpus (median of 5 loads per page)");
+    }
     util::run(cmd)
 }

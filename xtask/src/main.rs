@@ -34,7 +34,8 @@ commands:
   test [-- <filter>...]     run every test, including the real-browser end-to-end tests
   lint                      cargo fmt --check and clippy -D warnings (native and wasm32)
   bench [<suite>...]        run the benchmarks; writes target/bench/results.json
-  accuracy                  score the estimator against real page loads (headless Chromium)
+  accuracy [--fit]          score the estimator against real page loads (headless Chromium);
+                            --fit: fit its unit weights on the micro-benchmarks instead
   demo [--headless] [--browser chromium|firefox]
                             run the whole data flow on a bundled demo page
 ";
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
         Some("bench") => bench(&args[1..]),
-        Some("accuracy") => accuracy::accuracy(),
+        Some("accuracy") => accuracy::accuracy(args.get(1).is_some_and(|a| a == "--fit")),
         Some("demo") => demo(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

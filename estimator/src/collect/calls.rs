@@ -11,6 +11,7 @@ use super::syntax::{is_function_value, member_prop, receiver_name, unparen};
 use super::{CALL_UNITS, Collector, OBJECT_BYTES};
 use crate::builtins;
 use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Growth, Item, SiteId, SizeRefs};
+use crate::weights::Class;
 
 impl Collector<'_, '_> {
     pub(super) fn site(&mut self, callee: CalleeRef, kind: CallKind) -> SiteId {
@@ -110,7 +111,7 @@ impl Collector<'_, '_> {
     }
 
     pub(super) fn call(&mut self, callee: &Expr, args: &[ExprOrSpread]) {
-        self.work(CALL_UNITS);
+        self.work_as(Class::Call, CALL_UNITS);
         match unparen(callee) {
             Expr::Fn(_) | Expr::Arrow(_) => {
                 let host = self
@@ -246,7 +247,7 @@ impl Collector<'_, '_> {
     }
 
     pub(super) fn new_expr(&mut self, callee: &Expr, args: &[ExprOrSpread]) {
-        self.work(CALL_UNITS);
+        self.work_as(Class::Call, CALL_UNITS);
         self.alloc(OBJECT_BYTES);
         match unparen(callee) {
             Expr::Ident(i) => {

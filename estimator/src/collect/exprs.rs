@@ -12,6 +12,7 @@ use super::syntax::{is_function_value, member_prop, prop_name, receiver_name, st
 use super::{Collector, DIVISION_UNITS, ELEMENT_BYTES, OBJECT_BYTES, POWER_UNITS, PROPERTY_BYTES};
 use crate::builtins;
 use crate::ir::{Atom, Binding, Block, BodyKind, Item, NumExpr};
+use crate::weights::Class;
 
 impl Collector<'_, '_> {
     /// `new Float64Array(n)`, `new Array(n)`, `Array(n)`: an allocation of known or unknown size.
@@ -67,8 +68,10 @@ impl Collector<'_, '_> {
             self.grow(i.id.sym.clone());
         }
         match a.op {
-            AssignOp::DivAssign | AssignOp::ModAssign => self.work(DIVISION_UNITS - 1.0),
-            AssignOp::ExpAssign => self.work(POWER_UNITS - 1.0),
+            AssignOp::DivAssign | AssignOp::ModAssign => {
+                self.work_as(Class::Division, DIVISION_UNITS - 1.0)
+            }
+            AssignOp::ExpAssign => self.work_as(Class::Power, POWER_UNITS - 1.0),
             _ => {}
         }
         if a.op == AssignOp::AddAssign && self.loop_depth > 0 && stringish(&a.right) {
@@ -118,7 +121,8 @@ impl Collector<'_, '_> {
     pub(super) fn bin(&mut self, b: &BinExpr) {
         let mut cur = b;
         loop {
-            self.work(operator_units(cur.op));
+            let (class, units) = operator_units(cur.op);
+            self.work_as(class, units);
             if cur.op == BinaryOp::Add
                 && self.loop_depth > 0
                 && (stringish(&cur.left) || stringish(&cur.right))
@@ -222,10 +226,10 @@ fn markup_name(e: &Expr, depth: u32) -> Option<Atom> {
 }
 
 /// Work units of one binary operator.
-fn operator_units(op: BinaryOp) -> f64 {
+fn operator_units(op: BinaryOp) -> (Class, f64) {
     match op {
-        BinaryOp::Div | BinaryOp::Mod => DIVISION_UNITS,
-        BinaryOp::Exp => POWER_UNITS,
-        _ => 1.0,
+        BinaryOp::Div | BinaryOp::Mod => (Class::Division, DIVISION_UNITS),
+        BinaryOp::Exp => (Class::Power, POWER_UNITS),
+        _ => (Class::Op, 1.0),
     }
 }

@@ -37,6 +37,7 @@ use swc_ecma_ast::Program;
 use swc_ecma_visit::VisitWith;
 
 use crate::ir::{Atom, Binding, Block, Body, BodyId, BodyKind, Collected, Item, ScopeId};
+use crate::weights::Class;
 
 /// Deepest expression/statement nesting the walk descends into. Past this, code is skipped
 /// (and the script gets a warning). The prescan already refuses more than 400 brackets, so
@@ -65,8 +66,6 @@ const OBJECT_BYTES: f64 = 48.0;
 const PROPERTY_BYTES: f64 = 16.0;
 const ARRAY_BYTES: f64 = 32.0;
 const ELEMENT_BYTES: f64 = 8.0;
-/// A string built inside a loop (template literal or concatenation).
-const STRING_BYTES: f64 = 32.0;
 
 /// Where a script's code is collected into.
 pub struct Target<'a> {
@@ -117,6 +116,7 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         current: Block::default(),
         loop_depth: 0,
         loop_ids: Vec::new(),
+        top_level: target.kind == BodyKind::Script,
         depth: 0,
         truncated: false,
         out_of_budget: false,
@@ -181,6 +181,9 @@ struct Collector<'o, 's> {
     worker: bool,
     /// The body being collected and its scope.
     body: BodyId,
+    /// Whether the code being collected is a script's or module's top level, where variables
+    /// live in the script context (or on the global object), not in registers.
+    top_level: bool,
     scope: ScopeId,
     /// The current body's parameter names by position (`None` for destructuring patterns).
     params: Vec<Option<Atom>>,
@@ -219,8 +222,19 @@ impl Collector<'_, '_> {
         self.depth = self.depth.saturating_sub(1);
     }
 
+    /// Counts `units` of plain operations (of top-level code, when at a script's top level).
     fn work(&mut self, units: f64) {
-        self.current.work += units;
+        let class = if self.top_level {
+            Class::TopLevelOp
+        } else {
+            Class::Op
+        };
+        self.work_as(class, units);
+    }
+
+    /// Counts `units` of work of operation class `class`, at that class's fitted weight.
+    fn work_as(&mut self, class: Class, units: f64) {
+        self.current.work += units * self.out.weights.get(class);
     }
 
     fn alloc(&mut self, bytes: f64) {

@@ -10,6 +10,7 @@ use swc_ecma_visit::VisitWith;
 use super::syntax::{element_selector, is_function_value, param_name, prop_name, unparen};
 use super::{CLOSURE_BYTES, CLOSURE_UNITS, Collector, push_body};
 use crate::ir::{Atom, Binding, BodyId, BodyKind};
+use crate::weights::Class as OpClass;
 
 impl Collector<'_, '_> {
     /// Creates a body (with its own scope) and collects `f` into it. The creation cost goes
@@ -21,7 +22,7 @@ impl Collector<'_, '_> {
         own_name: Option<&Atom>,
         f: impl FnOnce(&mut Self),
     ) -> BodyId {
-        self.work(CLOSURE_UNITS);
+        self.work_as(OpClass::Closure, CLOSURE_UNITS);
         self.alloc(CLOSURE_BYTES);
         let scope = self.out.new_scope(Some(self.scope));
         let id = push_body(
@@ -41,7 +42,9 @@ impl Collector<'_, '_> {
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
         let saved_loop_ids = std::mem::take(&mut self.loop_ids);
         let saved_params = std::mem::take(&mut self.params);
+        let saved_top = std::mem::replace(&mut self.top_level, false);
         let block = self.nested(f);
+        self.top_level = saved_top;
         self.body = saved_body;
         self.scope = saved_scope;
         self.loop_depth = saved_loops;

@@ -9,11 +9,9 @@ use swc_ecma_ast::{
 use swc_ecma_visit::{Visit, VisitWith};
 
 use super::syntax::{str_lit, unparen};
-use super::{
-    ARRAY_BYTES, CALL_UNITS, Collector, ELEMENT_BYTES, REGEX_LITERAL_UNITS, STMT_UNITS,
-    STRING_BYTES,
-};
+use super::{ARRAY_BYTES, CALL_UNITS, Collector, ELEMENT_BYTES, REGEX_LITERAL_UNITS, STMT_UNITS};
 use crate::ir::{Binding, Block, BodyKind, CallKind, CalleeRef, Item};
+use crate::weights::Class as OpClass;
 
 impl Collector<'_, '_> {
     /// An `if` with its `else if` chain, as one flat branch: the chain is as deep in the AST
@@ -92,7 +90,7 @@ impl Visit for Collector<'_, '_> {
             Expr::Call(c) => match &c.callee {
                 Callee::Expr(callee) => self.call(callee, &c.args),
                 Callee::Import(_) => {
-                    self.work(CALL_UNITS);
+                    self.work_as(OpClass::Call, CALL_UNITS);
                     let url = c.args.first().and_then(|a| str_lit(&a.expr));
                     self.net("import()", url);
                     for a in &c.args {
@@ -100,7 +98,7 @@ impl Visit for Collector<'_, '_> {
                     }
                 }
                 Callee::Super(_) => {
-                    self.work(CALL_UNITS);
+                    self.work_as(OpClass::Call, CALL_UNITS);
                     self.args(&c.args, None);
                 }
             },
@@ -136,12 +134,15 @@ impl Visit for Collector<'_, '_> {
             Expr::Tpl(t) => {
                 self.work(1.0 + t.exprs.len() as f64);
                 if self.loop_depth > 0 && !t.exprs.is_empty() {
-                    self.alloc(STRING_BYTES);
+                    // Built in a loop: a string concatenation (with number formatting) per
+                    // trip, as `'a' + i` is.
+                    self.item(Item::Builtin(&crate::builtins::STRING_CONCAT));
                 }
                 t.visit_children_with(self);
             }
             Expr::TaggedTpl(t) => {
-                self.work(CALL_UNITS + t.tpl.exprs.len() as f64);
+                self.work_as(OpClass::Call, CALL_UNITS);
+                self.work(t.tpl.exprs.len() as f64);
                 match unparen(&t.tag) {
                     Expr::Ident(i) => {
                         self.site(CalleeRef::Name(i.sym.clone()), CallKind::Direct);
@@ -150,7 +151,7 @@ impl Visit for Collector<'_, '_> {
                 }
                 t.tpl.visit_with(self);
             }
-            Expr::Lit(Lit::Regex(_)) => self.work(REGEX_LITERAL_UNITS),
+            Expr::Lit(Lit::Regex(_)) => self.work_as(OpClass::RegexLiteral, REGEX_LITERAL_UNITS),
             Expr::Ident(_)
             | Expr::Lit(_)
             | Expr::This(_)

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use foresight_estimator::{Calibration, estimate};
+use foresight_estimator::{Budget, Calibration, Weights, estimate, estimate_weighted};
 use foresight_shared::protocol::Quantiles;
 use foresight_shared::protocol::demand::{
     InlineHandler, PageDemand, PageSources, ScriptKind, ScriptSource,
@@ -42,6 +42,19 @@ pub fn handler(element: &str, event: &str, source: &str) -> InlineHandler {
 
 pub fn run(p: &PageSources) -> PageDemand {
     let d = estimate(p, &Calibration::default());
+    assert_well_formed(&d);
+    d
+}
+
+/// [`run`] with every operation class at its hand-set cost and no warm-up: for tests of how
+/// costs scale with sizes, which the fitted weights (`fitted.rs`) only rescale.
+pub fn run_hand_set(p: &PageSources) -> PageDemand {
+    let d = estimate_weighted(
+        p,
+        &Calibration::default(),
+        Budget::default(),
+        Weights::hand_set(),
+    );
     assert_well_formed(&d);
     d
 }

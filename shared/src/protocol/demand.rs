@@ -92,6 +92,10 @@ pub struct TabActivity {
     /// User interactions (clicks, keys) seen so far.
     #[serde(default)]
     pub interactions: u32,
+    /// Selectors (`#id`) of elements with an id that had no box at capture time
+    /// (`display: none`, detached): handlers bound to them are less likely to run.
+    #[serde(default)]
+    pub hidden_targets: Vec<String>,
 }
 
 /// The estimator's prediction for one page.

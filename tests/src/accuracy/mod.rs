@@ -17,6 +17,8 @@
 //! network the encoded bytes of every response.
 
 pub mod corpus;
+pub mod fit;
+pub mod microbench;
 pub mod stats;
 pub mod truth;
 
@@ -84,12 +86,18 @@ fn write_site(work: &Path, modules: &Path) -> Result<PathBuf, Error> {
             "<!DOCTYPE html><body><script>window.__pending = 0;\n{KERNEL_JS}\nlet sink = 0;\nfor (let r = 0; r < {KERNEL_RUNS}; r++) sink += foresightKernel();\ndocument.title = String(sink);</script></body>"
         ),
     )?;
-    for p in corpus::pages() {
+    write_pages(&site, &corpus::pages())?;
+    Ok(site)
+}
+
+/// Writes each page as `NAME/index.html` under `site`.
+fn write_pages(site: &Path, pages: &[corpus::Page]) -> Result<(), Error> {
+    for p in pages {
         let dir = site.join(p.name);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("index.html"), p.html())?;
     }
-    Ok(site)
+    Ok(())
 }
 
 struct Row {

@@ -24,6 +24,10 @@ struct Args {
     /// as JSON, for `tools/lib-profiles/measure.mjs`.
     #[arg(long)]
     loads_only: bool,
+    /// Fit the cost model's unit weights on the micro-benchmark set (not the corpus) and
+    /// write them to this file (`estimator/src/fitted.rs`).
+    #[arg(long, value_name = "FITTED_RS")]
+    fit: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -33,7 +37,9 @@ async fn main() -> ExitCode {
         chromium: args.chromium,
         work: args.work,
     };
-    let result = if args.loads_only {
+    let result = if let Some(out) = args.fit {
+        foresight_tests::accuracy::fit::fit(options, &out).await
+    } else if args.loads_only {
         foresight_tests::accuracy::measure_loads(options)
             .await
             .map(|v| println!("{v}"))
