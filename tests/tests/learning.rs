@@ -74,6 +74,7 @@ async fn chromium_corrects_a_page_it_has_seen_by_what_it_observed() {
             dir: dir.path(),
             env: vec![],
             headless: true,
+            chromium_profile: None,
         },
     )
     .await
@@ -99,10 +100,22 @@ async fn chromium_corrects_a_page_it_has_seen_by_what_it_observed() {
     // The premise: the estimator cannot see the clock-bounded loop's length.
     assert!(before < BUSY_MS / 4.0, "{first}");
 
-    let lesson: Value = browser
+    let lesson: Value = match browser
         .wait_for(&control, &stored(&origin), Duration::from_secs(60))
         .await
-        .expect("the page's long task is reported and stored");
+    {
+        Ok(lesson) => lesson,
+        Err(e) => {
+            // What was stored instead, for the post-mortem.
+            let store = browser
+                .eval(
+                    &control,
+                    "(globalThis.browser ?? globalThis.chrome).storage.local.get('learning')",
+                )
+                .await;
+            panic!("the page's long task was not reported and stored: {e}\n  store: {store:?}");
+        }
+    };
     eprintln!("stored: {lesson:#}");
     assert_eq!(lesson["n"], 1, "{lesson}");
     // What was observed, as the log-ratio against the raw prediction: at least the busy loop.
