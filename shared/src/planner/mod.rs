@@ -549,7 +549,8 @@ fn capacity_reason(
     load_ms: f64,
     candidates: &[Candidate],
 ) -> String {
-    let components_ms: f64 = candidates.iter().map(|c| c.cpu_ms).sum();
+    // Folded from +0.0: an empty f64 `sum()` is -0.0, which would print as "-0 ms".
+    let components_ms = candidates.iter().fold(0.0, |sum, c| sum + c.cpu_ms);
     let mut s = format!(
         "load path needs {load_ms:.0} ms CPU and {} components {components_ms:.0} ms (p{:.0}); this page may use {:.0} of {:.0} idle millicores",
         demand.components.len(),

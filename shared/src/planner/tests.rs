@@ -146,6 +146,23 @@ fn all_local(p: &Plan) -> bool {
 }
 
 #[test]
+fn a_page_without_workers_is_explained_without_negative_zeros() {
+    let mut d = demand(10.0);
+    d.components.clear();
+    let p = run(&d, &contention(4000), &Policy::default(), Some(&broker()));
+    assert!(
+        p.reasons.iter().all(|r| !r.contains("-0")),
+        "{:#?}",
+        p.reasons
+    );
+    assert!(
+        p.reasons[0].contains("0 components 0 ms"),
+        "{:#?}",
+        p.reasons
+    );
+}
+
+#[test]
 fn light_worker_on_idle_machine_stays_local() {
     let p = run(
         &demand(10.0),
