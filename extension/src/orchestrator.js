@@ -144,6 +144,7 @@ class TabSession {
     this.replans = []; // {at, why} of the latest re-plans, for the popup
     this.leasing = null; // Promise of a lease request in flight, if any
     this.leaseDeadline = 0; // performance.now() by which the lease ends unless renewed
+    this.leasedBefore = false; // whether the tab ever held a lease (re-plans do not ask again)
     this.renewTimer = null;
     this.revoking = null; // why the broker is taking the lease back, while it does
     this.movedByLeaseEnd = false; // a remote worker was moved to the page by the lease's end
@@ -366,7 +367,10 @@ export class Orchestrator {
     if (why) plan.reasons.unshift(`re-planned: ${why}`);
     if (session.ended) return;
 
-    if (plan.remote && broker && !session.lease) {
+    // A tab asks ahead of its workers once: a lease it held and let expire unused (or lost)
+    // is not asked for again by a re-plan, or every tab event would cycle leases through the
+    // broker; its next worker placed remotely asks for one by itself (#placeWorker).
+    if (plan.remote && broker && !session.lease && !session.leasedBefore) {
       session.phase = why ? "re-planning: leasing" : "leasing";
       await this.#acquireLease(session, plan, { wait: true });
     } else if (!plan.remote && session.lease && session.remoteWorkers.size === 0) {
@@ -460,6 +464,7 @@ export class Orchestrator {
 
   #adoptLease(session, lease) {
     session.lease = lease;
+    session.leasedBefore = true;
     session.leaseNote = "";
     session.leaseDeadline = performance.now() + lease.ttl_ms;
     this.#scheduleRenewal(session);
