@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     /// Open connections per access token.
     pub(crate) seats: Seats,
     pub(crate) counters: Counters,
+    /// The engines' calibration, for `hello`.
+    pub(crate) engine_table: crate::engines::EngineTable,
 }
 
 impl Shared {
@@ -396,6 +398,7 @@ impl Server {
                 drained: Notify::new(),
                 seats: Seats::default(),
                 counters: Counters::default(),
+                engine_table: Default::default(),
             }),
         }
     }
@@ -426,6 +429,14 @@ impl Server {
         let (stop, _) = watch::channel(false);
         let (stop_timer, _) = watch::channel(false);
         let timer = tokio::spawn(self.shared.clone().run_timer(stop_timer.subscribe()));
+        if let Some(node) = &self.shared.config.node {
+            node.start_pool();
+        }
+        let calibration = self
+            .shared
+            .config
+            .calibrate
+            .then(|| tokio::spawn(crate::engines::calibrate(self.shared.clone())));
         let mut connections = JoinSet::new();
         let mut clients = HashMap::new();
         let mut next_client_id = 1u64;
@@ -473,6 +484,13 @@ impl Server {
         }
         let _ = stop_timer.send(true);
         let _ = timer.await;
+        if let Some(calibration) = calibration {
+            calibration.abort();
+            let _ = calibration.await;
+        }
+        if let Some(node) = &self.shared.config.node {
+            node.drain().await;
+        }
         Ok(())
     }
 

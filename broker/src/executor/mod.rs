@@ -19,6 +19,7 @@
 
 pub mod engine;
 mod modules;
+pub mod node;
 pub mod quickjs;
 pub mod sandbox;
 

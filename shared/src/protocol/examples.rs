@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use super::broker::{
-    ClientMessage, DenyReason, FEATURE_STRUCTURED_CLONE, Lease, LeaseEndReason, RevokeCause,
-    ScriptSource, ServerMessage, WorkerExitReason,
+    ClientMessage, DenyReason, EngineKind, EngineOffer, FEATURE_STRUCTURED_CLONE, Lease,
+    LeaseEndReason, RevokeCause, ScriptSource, ServerMessage, WorkerExitReason,
 };
 use super::demand::{
     ComponentDemand, ComponentKind, CurveBucket, DemandCurve, GraphSummary, PageDemand, PathDemand,
@@ -394,6 +394,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
             imports: vec![script_source()],
             name: "doubler".into(),
             module: false,
+            engine: Some(EngineKind::Node),
         },
         ClientMessage::WorkerMessage {
             worker_id: "t12-w0".into(),
@@ -427,6 +428,22 @@ pub fn server_messages() -> Vec<ServerMessage> {
                 bandwidth_bytes_per_s: 0,
             },
             features: vec![FEATURE_STRUCTURED_CLONE.into()],
+            engines: vec![
+                EngineOffer {
+                    engine: EngineKind::Quickjs,
+                    kernel_ms: Some(312.4),
+                    startup_ms: Some(1.1),
+                    max_workers: 0,
+                    webassembly: false,
+                },
+                EngineOffer {
+                    engine: EngineKind::Node,
+                    kernel_ms: Some(21.7),
+                    startup_ms: Some(1.3),
+                    max_workers: 8,
+                    webassembly: true,
+                },
+            ],
         },
         ServerMessage::LeaseGranted {
             request_id: 1,
@@ -509,6 +526,7 @@ pub fn to_executor() -> Vec<ToExecutor> {
 
 pub fn from_executor() -> Vec<FromExecutor> {
     vec![
+        FromExecutor::Ready,
         FromExecutor::Started,
         FromExecutor::Error {
             message: "ReferenceError: x is not defined".into(),
