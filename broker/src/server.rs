@@ -358,6 +358,11 @@ impl ServerHandle {
         &self.shared.counters
     }
 
+    /// The Node backend, when enabled.
+    pub fn node(&self) -> Option<std::sync::Arc<crate::node::NodeBackend>> {
+        self.shared.config.node.clone()
+    }
+
     /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.
     pub async fn serve_metrics(
         self,

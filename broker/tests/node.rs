@@ -40,3 +40,68 @@ async fn a_node_worker_answers_with_the_worker_world() {
     drop(c);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_show_the_isolation_layers_and_the_node_workers() {
+    let broker = Broker::with_config(common::node_config(1)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics_addr = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = tokio::spawn(broker.handle.clone().serve_metrics(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut c = broker.client().await;
+    let lease = c.lease(1000, 64 * MIB, 60_000).await;
+    c.started_worker(
+        lease,
+        "w",
+        "postMessage(new Array(1e5).fill(1).length); close();",
+    )
+    .await;
+    assert_eq!(c.expect("worker_message").await["data"], 100_000);
+    let exited = c.exited().await;
+    assert_eq!(exited["reason"], "closed", "{exited}");
+
+    let (status, body) = common::http_get(metrics_addr, "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    // The test host has every layer (`node_backend` requires them all): each reads 1.
+    for layer in foresight_broker::executor::node::Layer::ALL {
+        let line = format!(
+            "foresight_broker_node_layer_active{{layer=\"{}\"}} 1",
+            layer.name()
+        );
+        assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
+    }
+    assert!(
+        body.lines().any(|l| l == "foresight_broker_node_workers 0"),
+        "{body}"
+    );
+    let value = |name: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+    };
+    let started = value("foresight_broker_node_workers_started_total{from=\"pool\"}")
+        + value("foresight_broker_node_workers_started_total{from=\"cold\"}");
+    assert_eq!(started, 1, "{body}");
+    // The finished child's cgroup said how much it charged (node's heaps; its binary's pages
+    // are shared page cache, charged elsewhere): some MiB.
+    assert!(
+        value("foresight_broker_node_peak_memory_bytes") > MIB,
+        "{body}"
+    );
+    assert_eq!(
+        value("foresight_broker_node_kills_total{limit=\"cpu\"}"),
+        0,
+        "{body}"
+    );
+    let _ = stop.send(());
+    metrics
+        .await
+        .expect("metrics task")
+        .expect("metrics served");
+    drop(c);
+    broker.stop().await;
+}
