@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use foresight_shared::framing::encode_frame;
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
@@ -144,6 +144,10 @@ pub struct NodeBackend {
     boot_frame: Vec<u8>,
     idle: Mutex<Vec<NodeChild>>,
     warming: AtomicUsize,
+    /// Set by `drain`: no more children are booted.
+    closed: AtomicBool,
+    /// Notified whenever a booting child settles (for `drain`).
+    settled: tokio::sync::Notify,
     /// Workers running now.
     pub(crate) live: AtomicUsize,
     /// Totals since start, for the metrics.
@@ -309,6 +313,8 @@ impl NodeBackend {
             boot_frame,
             idle: Mutex::new(Vec::new()),
             warming: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            settled: tokio::sync::Notify::new(),
             live: AtomicUsize::new(0),
             started_warm: AtomicU64::new(0),
             started_cold: AtomicU64::new(0),

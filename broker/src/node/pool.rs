@@ -39,15 +39,18 @@ impl NodeBackend {
 
     fn refill(self: &Arc<Self>) {
         let waiting = self.idle() + self.warming.load(Ordering::Acquire);
-        if waiting >= self.settings.pool_size {
+        if waiting >= self.settings.pool_size || self.closed.load(Ordering::Acquire) {
             return;
         }
         self.warming.fetch_add(1, Ordering::AcqRel);
         let me = self.clone();
         tokio::spawn(async move {
             let warmed = me.warm_up().await;
-            me.warming.fetch_sub(1, Ordering::AcqRel);
             match warmed {
+                // Booted after `drain`: nobody will take it.
+                Ok(mut child) if me.closed.load(Ordering::Acquire) => {
+                    discard(&mut child.child, &child.cgroup).await;
+                }
                 Ok(child) => {
                     if let Ok(mut idle) = me.idle.lock() {
                         idle.push(child);
@@ -55,6 +58,8 @@ impl NodeBackend {
                 }
                 Err(e) => tracing::warn!("a Node child did not boot: {e}"),
             }
+            me.warming.fetch_sub(1, Ordering::AcqRel);
+            me.settled.notify_waiters();
         });
     }
 
@@ -119,8 +124,20 @@ impl NodeBackend {
         Ok(child)
     }
 
-    /// Kills the waiting children and removes their cgroups (at shutdown).
+    /// Kills the waiting children and removes their cgroups (at shutdown), after the ones
+    /// still booting have settled, so no child or cgroup outlives the broker.
     pub async fn drain(&self) {
+        self.closed.store(true, Ordering::Release);
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.warming.load(Ordering::Acquire) == 0
+                || tokio::time::timeout(BOOT_TIMEOUT, settled).await.is_err()
+            {
+                break;
+            }
+        }
         let idle: Vec<NodeChild> = self
             .idle
             .lock()

@@ -8,7 +8,7 @@
 // implemented here on Node's own primitives. Then it removes Node's own globals (process,
 // require, Buffer, fetch...) so a worker script sees what a browser worker sees, plus
 // WebAssembly, which V8 has and QuickJS lacks. This world is a convenience, not the boundary:
-// the kernel confines the process (the attack matrix in broker/tests/node.rs runs its attacks
+// the kernel confines the process (the attack matrix in broker/tests/attacks.rs runs its attacks
 // with Node's full API, as a script that escaped this world would).
 //
 // The pipe protocol is the executor's (shared/src/protocol/executor.rs): frames of a
