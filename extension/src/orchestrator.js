@@ -14,6 +14,7 @@
 // remote like classic ones, with their static module graph fetched up front.
 
 import { BrokerClient } from "./broker-client.js";
+import { engineTerms } from "./engines.js";
 import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { api, browserContention } from "./platform.js";
@@ -132,6 +133,7 @@ class TabSession {
 
 export class Orchestrator {
   constructor() {
+    this.kernelMs = null; // this device's calibration-kernel time, once measured
     this.sessions = new Map(); // tabId -> TabSession
     this.workerOwners = new Map(); // broker worker_id -> TabSession
     // broker worker_id -> its placement record, until the broker reports what it used
@@ -151,12 +153,19 @@ export class Orchestrator {
     this.calibration = ensureCalibration(calibrate).catch((error) => ({
       error: String(error?.message ?? error),
     }));
+    // This device's time for the calibration kernel prices the broker's engines (whose
+    // times for the same kernel come in its hello); plans made before it is known leave
+    // the engines' speed out rather than wait.
+    this.calibration.then((c) => {
+      this.kernelMs = c?.medianMs ?? null;
+    });
   }
 
   /** Measures the device again (the options page's button) and keeps the result. */
   async recalibrate() {
     const fresh = await calibrate();
     await saveCalibration(fresh);
+    this.kernelMs = fresh.medianMs;
     return fresh;
   }
 
@@ -286,7 +295,7 @@ export class Orchestrator {
     const broker =
       policy.offload === "never"
         ? null
-        : await this.broker.terms(brokerUrl, settings.brokerToken);
+        : engineTerms(await this.broker.terms(brokerUrl, settings.brokerToken), this.kernelMs);
     const tabs = await otherTabs(session.tabId, this.sessions).catch(() => []);
     let plan;
     let contention;
@@ -388,6 +397,7 @@ export class Orchestrator {
         options?.name ?? "",
         options?.type === "module",
         session.lease.epoch,
+        decision.engine,
       );
     }
     session.send({ kind: "worker-placement", id, target: decision.target, reason: decision.reason });
@@ -437,7 +447,11 @@ export class Orchestrator {
     if (this.broker.isRevoking(session.lease.lease_id)) return local("the broker is taking the lease back");
     if (this.broker.status.state !== "connected") return local("the broker connection is gone");
     if (!this.broker.structuredClone) return local("the broker does not speak structured_clone_v1");
-    return { target: "remote", reason: placement?.reason ?? "follows the page's offloaded workers" };
+    return {
+      target: "remote",
+      reason: placement?.reason ?? "follows the page's offloaded workers",
+      engine: placement?.engine ?? null,
+    };
   }
 
   #brokerWorkerId(session, pageId) {
