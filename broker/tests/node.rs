@@ -105,3 +105,56 @@ async fn the_metrics_show_the_isolation_layers_and_the_node_workers() {
     drop(c);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_announces_both_engines_as_calibrated_at_start_up() {
+    use foresight_broker::BrokerEvent;
+    let mut broker = Broker::with_config(foresight_broker::BrokerConfig {
+        calibrate: true,
+        ..common::node_config(1)
+    })
+    .await;
+    // Calibration runs QuickJS then Node, one after the other (its own limit is 60 s each).
+    let calibrated = async {
+        loop {
+            match broker.events.recv().await {
+                Ok(BrokerEvent::WorkerExited { worker_id, reason })
+                    if worker_id == "calibration-Node" =>
+                {
+                    return reason;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    };
+    let reason = tokio::time::timeout(std::time::Duration::from_secs(120), calibrated)
+        .await
+        .expect("the Node calibration ended");
+    assert_eq!(format!("{reason:?}"), "Closed");
+    let mut c = broker.connect().await;
+    let hello = c.hello().await;
+    let engines = hello["engines"].as_array().expect("engines in hello");
+    let offer = |name: &str| -> &serde_json::Value {
+        engines
+            .iter()
+            .find(|e| e["engine"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {hello}"))
+    };
+    let (quickjs, node) = (offer("quickjs"), offer("node"));
+    let kernel = |e: &serde_json::Value| e["kernel_ms"].as_f64().expect("kernel_ms measured");
+    let startup = |e: &serde_json::Value| e["startup_ms"].as_f64().expect("startup_ms measured");
+    // V8 runs the kernel several times faster than QuickJS (about 40x measured here).
+    assert!(kernel(node) * 3.0 < kernel(quickjs), "{hello}");
+    // Start-up is spawn to a running script, not the kernel's time.
+    assert!(startup(quickjs) < kernel(quickjs), "{hello}");
+    assert!(startup(node) < 1000.0, "{hello}");
+    assert_eq!(node["webassembly"], true, "{hello}");
+    assert_eq!(node["max_workers"].as_u64(), Some(4 * cpus()), "{hello}");
+    drop(c);
+    broker.stop().await;
+}
+
+fn cpus() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}

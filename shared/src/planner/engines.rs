@@ -22,8 +22,9 @@ pub struct Offer {
     pub max_workers: u32,
 }
 
-/// The offers of broker `b`: one per engine this planner knows, or a single unnamed one.
-/// An engine that did not measure its speed or start-up takes the broker-wide figure.
+/// The offers of broker `b`: one per engine this planner knows, or a single unnamed one
+/// (no engines announced, or none with a measured speed). An engine that did not measure its
+/// speed or start-up takes the broker-wide figure.
 pub fn offers(b: &BrokerTerms) -> Vec<Offer> {
     let base = Remote::new(b);
     let named: Vec<Offer> = b
@@ -44,7 +45,11 @@ pub fn offers(b: &BrokerTerms) -> Vec<Offer> {
             max_workers: e.max_workers,
         })
         .collect();
-    if named.is_empty() {
+    // Engines are compared by their measured speed; with none measured (the broker is still
+    // calibrating, or this browser is) a choice would be arbitrary: leave it to the broker's
+    // default engine.
+    let measured = b.engines.iter().any(|e| e.speed_factor.is_some());
+    if named.is_empty() || !measured {
         vec![Offer {
             engine: None,
             remote: base,

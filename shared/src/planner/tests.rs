@@ -682,4 +682,12 @@ fn a_broker_without_engines_or_with_unknown_ones_is_planned_as_before() {
         run(&d, &hogged(), &Policy::default(), Some(&unknown)),
         before
     );
+    // Engines not measured yet cannot be compared: the broker's default engine decides.
+    let mut unmeasured = two_engine_broker();
+    for e in &mut unmeasured.engines {
+        e.speed_factor = None;
+    }
+    let p = run(&d, &hogged(), &Policy::default(), Some(&unmeasured));
+    assert_eq!(remote_ids(&p), vec!["worker-0"]);
+    assert_eq!(p.placements[0].engine, None);
 }
