@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use foresight_shared::framing::{FrameDecoder, FrameError, encode_frame, encode_message};
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
-use foresight_shared::protocol::broker::{LeaseId, ScriptSource, WorkerExitReason};
+use foresight_shared::protocol::broker::{EngineKind, LeaseId, ScriptSource, WorkerExitReason};
 use foresight_shared::protocol::executor::{
     ConsoleLevel, DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
 };
@@ -149,6 +149,7 @@ pub(crate) struct WorkerHandle {
     pub(crate) lease_id: LeaseId,
     pub(crate) script_url: String,
     pub(crate) pid: u32,
+    pub(crate) engine: EngineKind,
     /// Whether the client has been sent `worker_started`.
     pub(crate) announced: bool,
     input: mpsc::UnboundedSender<Vec<u8>>,
@@ -255,6 +256,10 @@ pub(crate) fn spawn(
     tasks: &mut JoinSet<()>,
 ) -> io::Result<WorkerHandle> {
     let mut boot = None;
+    let engine = match &process {
+        Process::QuickJs(_) => EngineKind::Quickjs,
+        Process::Node(..) => EngineKind::Node,
+    };
     let (child, stdin, stdout, node) = match process {
         Process::QuickJs(Spare {
             child,
@@ -297,6 +302,7 @@ pub(crate) fn spawn(
         lease_id: spec.lease_id,
         script_url: spec.script_url.clone(),
         pid,
+        engine,
         announced: false,
         input,
         pending: pending.clone(),

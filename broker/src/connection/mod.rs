@@ -938,7 +938,9 @@ impl Connection {
                 worker_id: worker_id.clone(),
                 script_url: worker.script_url.clone(),
                 executor_pid: worker.pid,
+                engine: worker.engine,
             });
+            let engine = worker.engine;
             self.send(ServerMessage::WorkerStarted {
                 worker_id: worker_id.clone(),
             })
@@ -946,7 +948,7 @@ impl Connection {
             // A connection that starts workers is likely to start more: have the next
             // executor process ready, sandboxed and waiting. Started only now, so that forking
             // it never delays the start of the worker that is being announced.
-            if self.spare.is_none() {
+            if self.spare.is_none() && engine == EngineKind::Quickjs {
                 match workers::Spare::start(&self.shared.config.executor) {
                     Ok(spare) => self.spare = Some(spare),
                     Err(e) => tracing::debug!("no spare executor: {e}"),

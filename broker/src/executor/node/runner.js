@@ -141,6 +141,36 @@
     },
   };
 
+  // Node 20's V8 (11.3) predates ArrayBuffer.prototype.transfer and .detached, which the
+  // codec detaches a transfer list with and browsers have: build both on Node's own
+  // structuredClone, which detaches what it transfers. Every detaching path a worker has
+  // (postMessage, transfer) comes through here, so the WeakSet knows each detached buffer.
+  if (typeof ArrayBuffer.prototype.transfer !== 'function') {
+    const nodeStructuredClone = structuredClone;
+    const detachedBuffers = new WeakSet();
+    const byteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get;
+    const transfer = function transfer(newLength) {
+      const length = newLength === undefined ? byteLength.call(this) : Number(newLength);
+      if (detachedBuffers.has(this)) throw new TypeError('Cannot perform ArrayBuffer.prototype.transfer on a detached ArrayBuffer');
+      const moved = nodeStructuredClone(this, { transfer: [this] });
+      detachedBuffers.add(this);
+      if (length === byteLength.call(moved)) return moved;
+      const out = new ArrayBuffer(length);
+      new Uint8Array(out).set(new Uint8Array(moved, 0, Math.min(length, byteLength.call(moved))));
+      return out;
+    };
+    Object.defineProperty(ArrayBuffer.prototype, 'transfer', { value: transfer, writable: true, configurable: true });
+    if (!Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'detached')) {
+      Object.defineProperty(ArrayBuffer.prototype, 'detached', {
+        get: function detached() {
+          byteLength.call(this); // a TypeError for anything but an ArrayBuffer, as in V8
+          return detachedBuffers.has(this);
+        },
+        configurable: true,
+      });
+    }
+  }
+
   vm.runInThisContext(boot.codec, { filename: 'foresight:clone-codec.js' });
   const makeCodec = globalThis.__foresightCloneCodec;
   delete globalThis.__foresightCloneCodec;
@@ -223,6 +253,8 @@
   // --- The event loop ---------------------------------------------------------------------
 
   let timer = null;
+  // Messages that arrived while a module worker's graph was still being evaluated.
+  let held = null;
 
   // After every task: the verdict, then the next timer. Microtasks have run by the time a
   // Node callback returns.
@@ -260,7 +292,21 @@
     cpuStart = proc.cpuUsage();
     internals.configure();
     if (script.module) {
-      internals.watchModule(runModule());
+      // Linking and evaluating a module is asynchronous here (QuickJS does it before it reads
+      // its input again): messages wait until the module's top level has run, as in a browser.
+      const evaluated = runModule();
+      internals.watchModule(evaluated);
+      held = [];
+      const release = () => {
+        const waiting = held;
+        held = null;
+        for (const bytes of waiting) {
+          if (closed) break;
+          internals.dispatchMessage(bytes);
+        }
+        Promise.resolve().then(settle);
+      };
+      evaluated.then(release, release);
     } else {
       try {
         vm.runInThisContext(script.source, { filename: script.url });
@@ -293,6 +339,10 @@
     if (frame.length > 0 && frame[0] === DATA) {
       if (!started) return;
       const bytes = new Uint8Array(frame.buffer, frame.byteOffset + 1, frame.length - 1).slice();
+      if (held !== null) {
+        held.push(bytes);
+        return;
+      }
       internals.dispatchMessage(bytes);
       Promise.resolve().then(settle);
       return;
