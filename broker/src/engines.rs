@@ -159,6 +159,9 @@ async fn run_once(
         match event.output {
             WorkerOutput::Started => {
                 startup_ms.get_or_insert(began.elapsed().as_secs_f64() * 1000.0);
+                if let (EngineKind::Node, Some(node)) = (engine, &shared.config.node) {
+                    node.refill();
+                }
             }
             WorkerOutput::Message(data) => {
                 let value = sclone::decode(&data)

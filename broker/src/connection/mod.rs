@@ -948,6 +948,11 @@ impl Connection {
             // A connection that starts workers is likely to start more: have the next
             // executor process ready, sandboxed and waiting. Started only now, so that forking
             // it never delays the start of the worker that is being announced.
+            if engine == EngineKind::Node
+                && let Some(node) = &self.shared.config.node
+            {
+                node.refill();
+            }
             if self.spare.is_none() && engine == EngineKind::Quickjs {
                 match workers::Spare::start(&self.shared.config.executor) {
                     Ok(spare) => self.spare = Some(spare),

@@ -1,7 +1,9 @@
 //! The pool of pre-started Node children: each booted (runner, codec and prelude loaded,
 //! `ready` received) and waiting for the one `start` it will ever get. Taking a child hands
-//! it over as is and starts a replacement in the background; when the pool is empty, a cold
-//! child is started on the spot (its boot frame goes ahead of `start` on its stdin).
+//! it over as is; its replacement is booted in the background once the worker has started
+//! ([`NodeBackend::refill`], called by whoever waits for that start), so the two never
+//! compete for a core. When the pool is empty, a cold child is started on the spot (its boot
+//! frame goes ahead of `start` on its stdin).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,7 +39,10 @@ impl NodeBackend {
         }
     }
 
-    fn refill(self: &Arc<Self>) {
+    /// Boots children until the pool is full again (in the background). Called once a
+    /// taken child's worker has started, so booting its replacement (a core for ~40 ms)
+    /// never competes with that start.
+    pub(crate) fn refill(self: &Arc<Self>) {
         let waiting = self.idle() + self.warming.load(Ordering::Acquire);
         if waiting >= self.settings.pool_size || self.closed.load(Ordering::Acquire) {
             return;
@@ -120,7 +125,6 @@ impl NodeBackend {
                 }
             }
         };
-        self.refill();
         Ok(child)
     }
 
