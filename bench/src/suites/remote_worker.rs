@@ -113,20 +113,6 @@ async fn measure(report: &mut Report) -> Result<(), String> {
     );
     drop(c);
 
-    let (rss, pss) = idle_worker_memory(&rig).await?;
-    report.add(
-        "remote_worker.idle_worker_rss_quickjs",
-        rss,
-        "MiB",
-        "resident memory of an idle QuickJS executor",
-    );
-    report.add(
-        "remote_worker.idle_worker_pss_quickjs",
-        pss,
-        "MiB",
-        "same, proportional (shared pages divided among processes)",
-    );
-
     let (cold, spare) = executor_starts(&rig).await?;
     report.add(
         "remote_worker.executor_start_cold_p50",
@@ -175,6 +161,19 @@ async fn measure(report: &mut Report) -> Result<(), String> {
             "executor time / browser time (1 = as fast)",
         );
     }
+    let (rss, pss) = idle_worker_memory(&mut rig).await?;
+    report.add(
+        "remote_worker.idle_worker_rss_quickjs",
+        rss,
+        "MiB",
+        "resident memory of an idle QuickJS executor",
+    );
+    report.add(
+        "remote_worker.idle_worker_pss_quickjs",
+        pss,
+        "MiB",
+        "same, proportional (shared pages divided among processes)",
+    );
     Ok(())
 }
 
@@ -196,12 +195,12 @@ async fn measure_node(report: &mut Report) -> Result<(), String> {
             .browser
             .eval(&tab, &format!("benchCompute('native', {name:?}, 3)"))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| rig.context(e).to_string())?;
         let remote = rig
             .browser
             .eval(&tab, &format!("benchCompute('page', {name:?}, 3)"))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| with_broker_events(&rig, rig.context(e).to_string()))?;
         if native["result"] != remote["result"] {
             return Err(format!(
                 "{name}: the engines disagree: {native} vs {remote}"
@@ -221,7 +220,7 @@ async fn measure_node(report: &mut Report) -> Result<(), String> {
             "browser time / Node time (1 = as fast as the browser's V8); target >= 0.9",
         );
     }
-    let (rss, pss) = idle_worker_memory(&rig).await?;
+    let (rss, pss) = idle_worker_memory(&mut rig).await?;
     report.add(
         "remote_worker.idle_worker_rss_node",
         rss,
@@ -253,13 +252,27 @@ async fn measure_node(report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// `error`, with what the broker last did (why a remote run failed is on its side).
+fn with_broker_events(rig: &Rig, error: String) -> String {
+    let events = rig.broker.events();
+    let recent: Vec<String> = events
+        .iter()
+        .skip(events.len().saturating_sub(12))
+        .map(|e| format!("    {e}"))
+        .collect();
+    format!(
+        "{error}\n  the broker's last events:\n{}",
+        recent.join("\n")
+    )
+}
+
 /// How long the Node pool is given to boot a replacement child (~40 ms of node start-up,
 /// confinement and the runner, slower on a loaded machine).
 const NODE_POOL_READY: Duration = Duration::from_millis(300);
 
 /// Resident and proportional memory, MiB, of an idle worker on the rig's broker: one that
 /// started and waits for a message.
-async fn idle_worker_memory(rig: &Rig) -> Result<(f64, f64), String> {
+async fn idle_worker_memory(rig: &mut Rig) -> Result<(f64, f64), String> {
     let mark = rig.broker.events().len();
     let mut c = BenchClient::connect(rig).await?;
     c.send(json!({"type": "worker_spawn", "lease_id": c.lease_id, "worker_id": "idle", "script_url": "https://bench.test/idle.js", "source": "onmessage = (e) => postMessage(e.data);"}))
@@ -268,17 +281,23 @@ async fn idle_worker_memory(rig: &Rig) -> Result<(f64, f64), String> {
     if started["type"] != "worker_started" {
         return Err(format!("expected worker_started, got {started}"));
     }
-    let pid = rig.broker.events()[mark..]
-        .iter()
-        .find_map(|e| match e {
-            foresight_broker::BrokerEvent::WorkerStarted {
-                worker_id,
-                executor_pid,
-                ..
-            } if worker_id == "idle" => Some(*executor_pid),
-            _ => None,
-        })
-        .ok_or("no WorkerStarted event for the idle worker")?;
+    let (_, pid) = rig
+        .broker
+        .wait_for(
+            "the idle worker's start",
+            mark,
+            Duration::from_secs(10),
+            |e| match e {
+                foresight_broker::BrokerEvent::WorkerStarted {
+                    worker_id,
+                    executor_pid,
+                    ..
+                } if worker_id == "idle" => Some(*executor_pid),
+                _ => None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     let kib = |file: &str, key: &str| -> Result<f64, String> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))
             .map_err(|e| format!("/proc/{pid}/{file}: {e}"))?;
