@@ -15,6 +15,9 @@
 //!
 //! Out-of-memory kills are read back from `memory.events` (v2) or `memory.oom_control` (v1),
 //! so a child the kernel killed for memory is reported as `memory_limit`, not a crash.
+//!
+//! A broker that dies without shutting down leaves its (empty) subtree behind; the next
+//! detection removes the subtrees of brokers whose pid is gone.
 
 use std::fs;
 use std::io;
@@ -122,7 +125,9 @@ impl Cgroups {
             let (_, _, root, mount) = mounts
                 .iter()
                 .find(|m| m.0 == "cgroup" && m.1.split(',').any(|o| o == controller))?;
-            let base = own_dir(mount, root, &path).join(&tag);
+            let parent = own_dir(mount, root, &path);
+            remove_stale(&parent);
+            let base = parent.join(&tag);
             fs::create_dir_all(&base).ok()?;
             Some(base)
         };
@@ -150,6 +155,7 @@ impl Cgroups {
                 .and_then(|()| enable(dir))
                 .map_err(|e| format!("cannot delegate {}: {e}", dir.display()))?;
         }
+        remove_stale(dir);
         let base = dir.join(tag);
         fs::create_dir_all(&base)
             .and_then(|()| enable(&base))
@@ -243,6 +249,39 @@ impl Drop for Cgroups {
             }
             let _ = fs::remove_dir(dir);
         }
+    }
+}
+
+/// Removes the subtrees (`foresight-<pid>-<n>`) that brokers which are gone left in `parent`:
+/// one killed, or a test process that exited before its broker shut down. Only empty
+/// cgroups can be removed, so nothing that still runs is touched; a live process with the
+/// same pid keeps its subtree.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("foresight-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        if let Ok(children) = fs::read_dir(&dir) {
+            for child in children.flatten() {
+                if child.path().is_dir() {
+                    let _ = fs::remove_dir(child.path());
+                }
+            }
+        }
+        let _ = fs::remove_dir(&dir);
     }
 }
 
@@ -403,5 +442,26 @@ mod tests {
         fs::write(&file, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         assert_eq!(read_counter(&file, "oom_kill"), Some(1));
         assert_eq!(read_counter(&file, "missing"), None);
+    }
+
+    #[test]
+    fn subtrees_of_gone_brokers_are_removed_and_live_ones_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        // A process that has exited and been reaped: its pid names a gone broker.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        let stale = parent.path().join(format!("foresight-{gone_pid}-0"));
+        fs::create_dir_all(stale.join("w2")).unwrap();
+        let live = parent
+            .path()
+            .join(format!("foresight-{}-0", std::process::id()));
+        fs::create_dir_all(live.join("w1")).unwrap();
+        let other = parent.path().join("foresight-broker");
+        fs::create_dir_all(&other).unwrap();
+        remove_stale(parent.path());
+        assert!(!stale.exists());
+        assert!(live.join("w1").exists());
+        assert!(other.exists());
     }
 }
