@@ -86,7 +86,8 @@ impl Cgroups {
         // Unique per detection: several brokers may live in one process (tests).
         static DETECTIONS: AtomicU64 = AtomicU64::new(0);
         let tag = format!(
-            "foresight-{}-{}",
+            "foresight-{}-{}-{}",
+            pid_namespace(),
             std::process::id(),
             DETECTIONS.fetch_add(1, Ordering::Relaxed)
         );
@@ -252,25 +253,46 @@ impl Drop for Cgroups {
     }
 }
 
-/// Removes the subtrees (`foresight-<pid>-<n>`) that brokers which are gone left in `parent`:
-/// one killed, or a test process that exited before its broker shut down. Only empty
-/// cgroups can be removed, so nothing that still runs is touched; a live process with the
-/// same pid keeps its subtree.
+/// This process's pid namespace (the inode of `/proc/self/ns/pid`; 0 if unknown). A
+/// hierarchy may be shared by several containers, each with its own pids: a subtree is only
+/// judged by brokers of the namespace that named it.
+fn pid_namespace() -> u64 {
+    fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| {
+            let text = link.to_string_lossy().into_owned();
+            text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Removes the subtrees (`foresight-<pid namespace>-<pid>-<n>`) that brokers which are gone
+/// left in `parent`: one killed, or a test process that exited before its broker shut down.
+/// Only subtrees named in this pid namespace are judged; only empty cgroups can be removed,
+/// so nothing that still runs is touched; a live process with the same pid keeps its subtree.
 fn remove_stale(parent: &Path) {
+    remove_stale_in(parent, pid_namespace());
+}
+
+fn remove_stale_in(parent: &Path, namespace: u64) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
+        let mut parts = name
             .to_str()
             .and_then(|n| n.strip_prefix("foresight-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
+            .map(|rest| rest.split('-'))
+            .into_iter()
+            .flatten();
+        let (Some(ns), Some(pid)) = (
+            parts.next().and_then(|p| p.parse::<u64>().ok()),
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+        ) else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if ns != namespace || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
         let dir = entry.path();
@@ -451,17 +473,24 @@ mod tests {
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         let gone_pid = gone.id();
         gone.wait().unwrap();
-        let stale = parent.path().join(format!("foresight-{gone_pid}-0"));
+        let ns = pid_namespace();
+        let stale = parent.path().join(format!("foresight-{ns}-{gone_pid}-0"));
         fs::create_dir_all(stale.join("w2")).unwrap();
         let live = parent
             .path()
-            .join(format!("foresight-{}-0", std::process::id()));
+            .join(format!("foresight-{ns}-{}-0", std::process::id()));
         fs::create_dir_all(live.join("w1")).unwrap();
+        // Another container's broker: its pids are not ours to judge.
+        let foreign = parent
+            .path()
+            .join(format!("foresight-{}-{gone_pid}-0", ns + 1));
+        fs::create_dir_all(&foreign).unwrap();
         let other = parent.path().join("foresight-broker");
         fs::create_dir_all(&other).unwrap();
-        remove_stale(parent.path());
+        remove_stale_in(parent.path(), ns);
         assert!(!stale.exists());
         assert!(live.join("w1").exists());
+        assert!(foreign.exists());
         assert!(other.exists());
     }
 }
