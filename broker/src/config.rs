@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use foresight_shared::limits::BROKER_MAX_MESSAGE;
+use foresight_shared::protocol::broker::EngineKind;
 use foresight_shared::protocol::plan::ResourceAmounts;
+
+use crate::node::NodeBackend;
 
 use crate::scheduler::SchedulerConfig;
 use crate::scheduler::scaling::ScalingConfig;
@@ -52,6 +55,12 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Serve `wss` with this TLS configuration ([`crate::tls::load`]); `None`: plain `ws`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The Node (V8) backend, when enabled ([`NodeBackend::detect`]); `None`: QuickJS only.
+    pub node: Option<Arc<NodeBackend>>,
+    /// The engine of a `worker_spawn` that names none.
+    pub default_engine: EngineKind,
+    /// Measure each engine's speed and start-up when the server starts, for `hello`.
+    pub calibrate: bool,
 }
 
 /// One client's access token (hosted mode) and what it may use.
@@ -117,6 +126,9 @@ impl BrokerConfig {
             allowed_origins: default_allowed_origins(),
             limits: Limits::default(),
             tls: None,
+            node: None,
+            default_engine: EngineKind::Quickjs,
+            calibrate: false,
         }
     }
 

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use foresight_shared::protocol::broker::{
-    DenyReason, Lease, LeaseId, RevokeCause, WorkerExitReason,
+    DenyReason, EngineKind, Lease, LeaseId, RevokeCause, WorkerExitReason,
 };
 use tokio::sync::broadcast;
 
@@ -66,6 +66,8 @@ pub enum BrokerEvent {
         worker_id: String,
         script_url: String,
         executor_pid: u32,
+        /// The engine it runs on.
+        engine: EngineKind,
     },
     /// Page -> worker. `data` is the message as `JSON.stringify` would render it (or a
     /// description of why it has none): the broker relays the structured-clone bytes
@@ -189,10 +191,11 @@ impl fmt::Display for BrokerEvent {
                 worker_id,
                 script_url,
                 executor_pid,
+                engine,
             } => write!(
                 f,
                 "client {client_id} worker {worker_id:?} ({script_url}) started under lease \
-                 {lease_id} in executor pid {executor_pid}"
+                 {lease_id} in executor pid {executor_pid} on {engine:?}"
             ),
             BrokerEvent::WorkerMessageIn { worker_id, data } => {
                 write!(f, "page -> worker {worker_id:?}: {}", short(data))

@@ -20,6 +20,8 @@
 //! * [`executor`] — what runs *inside* an executor process (`foresight-broker executor`):
 //!   the sandbox, the JavaScript engine and the worker's event loop. Page code never runs in
 //!   the broker process itself.
+//! * [`node`] — the Node (V8) backend, broker side: start-up detection of the isolation
+//!   layers (`doctor`), cgroups, the CPU watchdog and the pool of confined children.
 //! * `metrics` — Prometheus counters and gauges on their own HTTP port
 //!   ([`ServerHandle::serve_metrics`]).
 //! * [`events`] — [`BrokerEvent`], broker-side evidence of what happened, for tests, the demo
@@ -28,9 +30,11 @@
 mod admission;
 pub mod config;
 mod connection;
+mod engines;
 pub mod events;
 pub mod executor;
 mod metrics;
+pub mod node;
 pub mod scheduler;
 pub mod server;
 pub mod settings;

@@ -13,6 +13,15 @@
 //!   down gracefully: notice to every lease, then drain.
 //! * `foresight-broker executor` is executor mode: the broker starts itself this way, once per
 //!   remote worker. It speaks frames on stdin/stdout and is not meant for people.
+//! * `foresight-broker node-sandbox ... -- <node arguments>` is the Node backend's launcher
+//!   (it confines itself, then becomes node); also started by the broker only.
+//! * `foresight-broker doctor` says which isolation layers this host provides for the Node
+//!   backend and whether the broker would enable it (the same check runs at every start).
+//!
+//! Node workers: `--node auto|on|off` (default auto: enabled when node >= 20 is found and
+//! every isolation layer is present), `--node-path`, `--node-accept-weaker-sandbox`,
+//! `--node-pool-size`, `--node-max-workers`, `--default-engine quickjs|node`, or the `[node]`
+//! table of the TOML file.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,9 +29,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+use foresight_broker::executor::node::{LaunchOptions, Layer};
+use foresight_broker::node::{NodeBackend, NodeMode, doctor};
 use foresight_broker::settings::{self, Addresses};
 use foresight_broker::{BrokerConfig, ExecutorCommand, Server};
 use foresight_shared::ids::DEFAULT_BROKER_ADDR;
+use foresight_shared::protocol::broker::EngineKind;
 use tokio::sync::broadcast::error::RecvError;
 use tracing_subscriber::EnvFilter;
 
@@ -71,18 +83,77 @@ struct Cli {
     /// separate with commas [default: chrome-extension://*, moz-extension://*].
     #[arg(long, env = "FORESIGHT_BROKER_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origin: Vec<String>,
+    /// Run workers on Node (V8): auto, on or off [default: auto].
+    #[arg(long, env = "FORESIGHT_BROKER_NODE")]
+    node: Option<String>,
+    /// The node binary [default: node on PATH].
+    #[arg(long, env = "FORESIGHT_BROKER_NODE_PATH")]
+    node_path: Option<PathBuf>,
+    /// Enable Node workers even when an isolation layer is missing on this host.
+    #[arg(long, env = "FORESIGHT_BROKER_NODE_ACCEPT_WEAKER_SANDBOX")]
+    node_accept_weaker_sandbox: bool,
+    /// Node children kept booted and waiting [default: 2].
+    #[arg(long, env = "FORESIGHT_BROKER_NODE_POOL_SIZE")]
+    node_pool_size: Option<usize>,
+    /// Node workers at once, all clients together [default: 4 per CPU].
+    #[arg(long, env = "FORESIGHT_BROKER_NODE_MAX_WORKERS")]
+    node_max_workers: Option<usize>,
+    /// The engine of a worker whose spawn names none: quickjs or node [default: quickjs].
+    #[arg(long, env = "FORESIGHT_BROKER_DEFAULT_ENGINE")]
+    default_engine: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one remote worker, speaking frames on stdin/stdout (started by the broker itself).
     Executor,
+    /// Confine this process and become node (started by the broker itself).
+    NodeSandbox {
+        #[arg(long)]
+        node: PathBuf,
+        #[arg(long)]
+        cgroup_procs: Vec<PathBuf>,
+        #[arg(long)]
+        read: Vec<PathBuf>,
+        #[arg(long)]
+        exec: Vec<PathBuf>,
+        #[arg(long, value_delimiter = ',')]
+        require: Vec<String>,
+        #[arg(long)]
+        probe: bool,
+        #[arg(last = true)]
+        node_args: Vec<std::ffi::OsString>,
+    },
+    /// Show which isolation layers this host provides for Node workers.
+    Doctor,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Executor) = cli.command {
-        return foresight_broker::executor::main();
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Command::Executor) => return foresight_broker::executor::main(),
+        Some(Command::NodeSandbox {
+            node,
+            cgroup_procs,
+            read,
+            exec,
+            require,
+            probe,
+            node_args,
+        }) => {
+            let require = require.iter().filter_map(|n| Layer::from_name(n)).collect();
+            return foresight_broker::executor::node::launch(LaunchOptions {
+                node,
+                cgroup_procs,
+                read,
+                exec,
+                require,
+                probe,
+                node_args,
+            });
+        }
+        Some(Command::Doctor) => return run_doctor(&cli),
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -147,7 +218,124 @@ fn configure(cli: &Cli) -> Result<(BrokerConfig, Addresses), String> {
     if cli.metrics_listen.is_some() {
         addresses.metrics_listen = cli.metrics_listen.clone();
     }
+    let settings = node_settings(cli, &addresses)?;
+    let (node, detection) = NodeBackend::detect(settings.clone(), &config.executor.program)?;
+    match &node {
+        Some(backend) if backend.missing_layers().is_empty() => {
+            tracing::info!(node = ?detection.node, version = ?detection.version, "Node workers enabled, every isolation layer present");
+        }
+        Some(backend) => {
+            let missing: Vec<&str> = backend.missing_layers().iter().map(|l| l.name()).collect();
+            tracing::warn!(
+                ?missing,
+                "Node workers enabled WITHOUT some isolation layers (accepted by the operator)"
+            );
+        }
+        None => tracing::info!(
+            "Node workers off: {}",
+            detection.problem.as_deref().unwrap_or("not configured")
+        ),
+    }
+    config.node = node;
+    config.default_engine = match cli
+        .default_engine
+        .as_deref()
+        .or(addresses.default_engine.as_deref())
+    {
+        None | Some("quickjs") => EngineKind::Quickjs,
+        Some("node") if config.node.is_some() => EngineKind::Node,
+        Some("node") => {
+            return Err("--default-engine node, but the Node backend is not enabled".into());
+        }
+        Some(other) => return Err(format!("unknown engine {other:?} (quickjs or node)")),
+    };
+    config.calibrate = true;
     Ok((config, addresses))
+}
+
+/// The Node settings: the file's, under flags and environment.
+fn node_settings(
+    cli: &Cli,
+    addresses: &Addresses,
+) -> Result<foresight_broker::node::NodeSettings, String> {
+    let mut s = addresses.node.clone();
+    if let Some(mode) = &cli.node {
+        s.mode = match mode.as_str() {
+            "auto" => NodeMode::Auto,
+            "on" => NodeMode::On,
+            "off" => NodeMode::Off,
+            other => return Err(format!("--node {other:?}: expected auto, on or off")),
+        };
+    }
+    if cli.node_path.is_some() {
+        s.path = cli.node_path.clone();
+    }
+    if cli.node_accept_weaker_sandbox {
+        s.accept_weaker_sandbox = true;
+    }
+    if let Some(n) = cli.node_pool_size {
+        s.pool_size = n;
+    }
+    if let Some(n) = cli.node_max_workers {
+        s.max_workers = n;
+    }
+    Ok(s)
+}
+
+/// `foresight-broker doctor`.
+fn run_doctor(cli: &Cli) -> ExitCode {
+    let addresses = match &cli.config {
+        Some(path) => {
+            let mut scratch = BrokerConfig::detect(ExecutorCommand {
+                program: PathBuf::new(),
+                args: Vec::new(),
+            });
+            match settings::load(path, &mut scratch) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => Addresses::default(),
+    };
+    let settings = match node_settings(cli, &addresses) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let launcher = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot find this executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Doctor reports; it never refuses (mode `on` only decides whether a broker starts).
+    let lenient = foresight_broker::node::NodeSettings {
+        mode: if settings.mode == NodeMode::Off {
+            NodeMode::Off
+        } else {
+            NodeMode::Auto
+        },
+        ..settings.clone()
+    };
+    match NodeBackend::detect(lenient, &launcher) {
+        Ok((backend, detection)) => {
+            print!(
+                "{}",
+                doctor::report(&settings, &detection, backend.is_some())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {

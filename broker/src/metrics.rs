@@ -65,6 +65,64 @@ impl Counters {
     }
 }
 
+/// The Node backend: which isolation layers are active (1) or missing (0) on this host,
+/// the pool, and how workers started and ended.
+fn node_metrics(out: &mut String, node: &crate::node::NodeBackend) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let _ = write!(
+        out,
+        "# HELP foresight_broker_node_layer_active Isolation layers of Node workers on this host \
+         (1: active or not needed, 0: missing).\n# TYPE foresight_broker_node_layer_active gauge\n"
+    );
+    for l in &node.detection.layers {
+        let _ = writeln!(
+            out,
+            "foresight_broker_node_layer_active{{layer=\"{}\"}} {}",
+            l.layer.name(),
+            u8::from(!l.missing())
+        );
+    }
+    let gauges = [
+        (
+            "node_pool_idle",
+            "Node children booted and waiting.",
+            node.idle() as u64,
+        ),
+        (
+            "node_workers",
+            "Node workers running.",
+            node.live.load(Ordering::Relaxed) as u64,
+        ),
+        (
+            "node_peak_memory_bytes",
+            "The largest memory peak of a finished Node child.",
+            load(&node.peak_memory),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = write!(
+            out,
+            "# HELP foresight_broker_{name} {help}\n# TYPE foresight_broker_{name} gauge\n\
+             foresight_broker_{name} {value}\n"
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP foresight_broker_node_workers_started_total Node workers started, from the pool \
+         (warm) or not.\n# TYPE foresight_broker_node_workers_started_total counter\n\
+         foresight_broker_node_workers_started_total{{from=\"pool\"}} {}\n\
+         foresight_broker_node_workers_started_total{{from=\"cold\"}} {}\n\
+         # HELP foresight_broker_node_kills_total Node workers killed at a limit.\n\
+         # TYPE foresight_broker_node_kills_total counter\n\
+         foresight_broker_node_kills_total{{limit=\"cpu\"}} {}\n\
+         foresight_broker_node_kills_total{{limit=\"memory\"}} {}\n",
+        load(&node.started_warm),
+        load(&node.started_cold),
+        load(&node.cpu_kills),
+        load(&node.oom_kills),
+    );
+}
+
 /// The exposition text for one scrape.
 pub(crate) fn render(handle: &ServerHandle) -> String {
     let stats = handle.stats();
@@ -158,6 +216,9 @@ pub(crate) fn render(handle: &ServerHandle) -> String {
         "Client messages refused by a rate limit.",
         &[("", n(&c.refused_messages))],
     );
+    if let Some(node) = handle.node() {
+        node_metrics(&mut out, &node);
+    }
     out
 }
 

@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     /// Open connections per access token.
     pub(crate) seats: Seats,
     pub(crate) counters: Counters,
+    /// The engines' calibration, for `hello`.
+    pub(crate) engine_table: crate::engines::EngineTable,
 }
 
 impl Shared {
@@ -356,6 +358,11 @@ impl ServerHandle {
         &self.shared.counters
     }
 
+    /// The Node backend, when enabled.
+    pub fn node(&self) -> Option<std::sync::Arc<crate::node::NodeBackend>> {
+        self.shared.config.node.clone()
+    }
+
     /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.
     pub async fn serve_metrics(
         self,
@@ -396,6 +403,7 @@ impl Server {
                 drained: Notify::new(),
                 seats: Seats::default(),
                 counters: Counters::default(),
+                engine_table: Default::default(),
             }),
         }
     }
@@ -426,6 +434,14 @@ impl Server {
         let (stop, _) = watch::channel(false);
         let (stop_timer, _) = watch::channel(false);
         let timer = tokio::spawn(self.shared.clone().run_timer(stop_timer.subscribe()));
+        if let Some(node) = &self.shared.config.node {
+            node.start_pool();
+        }
+        let calibration = self
+            .shared
+            .config
+            .calibrate
+            .then(|| tokio::spawn(crate::engines::calibrate(self.shared.clone())));
         let mut connections = JoinSet::new();
         let mut clients = HashMap::new();
         let mut next_client_id = 1u64;
@@ -473,6 +489,13 @@ impl Server {
         }
         let _ = stop_timer.send(true);
         let _ = timer.await;
+        if let Some(calibration) = calibration {
+            calibration.abort();
+            let _ = calibration.await;
+        }
+        if let Some(node) = &self.shared.config.node {
+            node.drain().await;
+        }
         Ok(())
     }
 

@@ -29,6 +29,15 @@
 //! cert = "/etc/foresight/broker-chain.pem"
 //! key = "/etc/foresight/broker-key.pem"
 //!
+//! [node]                       # workers on V8 in a kernel-confined Node (see the README)
+//! mode = "auto"                # auto (default): when node >= 20 and every layer is present
+//! path = "/usr/bin/node"
+//! accept_weaker_sandbox = false
+//! pool_size = 2                # children kept booted and waiting
+//! max_workers = 8
+//! cgroup = "/sys/fs/cgroup/foresight.slice"   # a delegated v2 directory (default: found)
+//! default_engine = "quickjs"   # for worker_spawn without an engine
+//!
 //! [limits]
 //! max_connections = 4096
 //! max_message_bytes = 16777216
@@ -50,6 +59,7 @@ use foresight_shared::protocol::plan::ResourceAmounts;
 use toml::{Table, Value};
 
 use crate::config::{BrokerConfig, ClientToken};
+use crate::node::{NodeMode, NodeSettings};
 use crate::scheduler::scaling::ScalingConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +79,15 @@ pub enum SettingsError {
     },
 }
 
-/// What the file says beyond [`BrokerConfig`]: where to listen.
+/// What the file says beyond [`BrokerConfig`]: where to listen, and the Node settings
+/// (applied by the caller, which detects the backend under flags and environment).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Addresses {
     pub listen: Option<String>,
     pub metrics_listen: Option<String>,
+    pub node: NodeSettings,
+    /// `node.default_engine`: `quickjs` or `node`.
+    pub default_engine: Option<String>,
 }
 
 /// Reads `path` and applies it to `config`.
@@ -152,6 +166,14 @@ impl<'a> Keys<'a> {
         }
     }
 
+    fn bool(&mut self, key: &'static str) -> Result<Option<bool>, Problem> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(*b)),
+            Some(_) => Err(invalid(&self.name(key), "must be true or false")),
+        }
+    }
+
     fn table(&mut self, key: &'static str) -> Result<Option<&'a Table>, Problem> {
         match self.get(key) {
             None => Ok(None),
@@ -185,10 +207,51 @@ fn apply(text: &str, config: &mut BrokerConfig) -> Result<Addresses, Problem> {
         .parse()
         .map_err(|e: toml::de::Error| Problem::Syntax(e.to_string()))?;
     let mut keys = Keys::new("", &root);
-    let addresses = Addresses {
+    let mut addresses = Addresses {
         listen: keys.string("listen")?,
         metrics_listen: keys.string("metrics_listen")?,
+        ..Addresses::default()
     };
+    if let Some(node) = keys.table("node")? {
+        let mut k = Keys::new("node.", node);
+        let s = &mut addresses.node;
+        if let Some(mode) = k.string("mode")? {
+            s.mode = match mode.as_str() {
+                "auto" => NodeMode::Auto,
+                "on" => NodeMode::On,
+                "off" => NodeMode::Off,
+                _ => return Err(invalid("node.mode", "must be \"auto\", \"on\" or \"off\"")),
+            };
+        }
+        if let Some(path) = k.string("path")? {
+            s.path = Some(path.into());
+        }
+        if let Some(b) = k.bool("accept_weaker_sandbox")? {
+            s.accept_weaker_sandbox = b;
+        }
+        if let Some(n) = k.u64("pool_size")? {
+            s.pool_size = usize_of("node.pool_size", n)?;
+        }
+        if let Some(n) = k.u64("max_workers")? {
+            s.max_workers = usize_of("node.max_workers", n)?;
+        }
+        if let Some(dir) = k.string("cgroup")? {
+            s.cgroup = Some(dir.into());
+        }
+        if let Some(n) = k.u64("max_heap_mib")? {
+            s.max_heap_mib = n;
+        }
+        if let Some(engine) = k.string("default_engine")? {
+            if engine != "quickjs" && engine != "node" {
+                return Err(invalid(
+                    "node.default_engine",
+                    "must be \"quickjs\" or \"node\"",
+                ));
+            }
+            addresses.default_engine = Some(engine);
+        }
+        k.finish()?;
+    }
     if let Some(value) = keys.get("allowed_origins") {
         let Value::Array(items) = value else {
             return Err(invalid("allowed_origins", "must be an array of strings"));

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use foresight_shared::framing::{FrameDecoder, FrameError, encode_frame, encode_message};
 use foresight_shared::limits::EXECUTOR_MAX_FRAME;
-use foresight_shared::protocol::broker::{LeaseId, ScriptSource, WorkerExitReason};
+use foresight_shared::protocol::broker::{EngineKind, LeaseId, ScriptSource, WorkerExitReason};
 use foresight_shared::protocol::executor::{
     ConsoleLevel, DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
 };
@@ -34,6 +34,9 @@ use tokio::task::JoinSet;
 
 use crate::config::ExecutorCommand;
 use crate::events::{BrokerEvent, Events};
+use crate::node::cgroup::ChildCgroup;
+use crate::node::watchdog::{self, Verdict};
+use crate::node::{NODE_BASE_MEMORY, NodeBackend, NodeChild};
 
 /// Bytes of page -> worker messages that may wait for one executor to read them. Beyond it
 /// the page is told the message was refused rather than the broker buffering without bound.
@@ -52,6 +55,54 @@ pub(crate) struct WorkerSpec {
     pub(crate) name: String,
     pub(crate) module: bool,
     pub(crate) limits: ExecutorLimits,
+    /// The lease's CPU, for a Node child's cgroup weight.
+    pub(crate) cpu_millicores: u64,
+}
+
+/// The process a worker runs in: a QuickJS executor (a connection's spare, or a new one) or
+/// a confined Node child from the pool.
+pub(crate) enum Process {
+    QuickJs(Spare),
+    Node(NodeChild, Arc<NodeBackend>),
+}
+
+impl Process {
+    /// A QuickJS executor: `spare` if it is still alive, else a new process.
+    pub(crate) fn quickjs(command: &ExecutorCommand, spare: Option<Spare>) -> io::Result<Self> {
+        Ok(Self::QuickJs(match spare {
+            Some(mut spare) => {
+                if spare.alive() {
+                    spare
+                } else {
+                    Spare::start(command)?
+                }
+            }
+            None => Spare::start(command)?,
+        }))
+    }
+
+    /// A Node child from `backend`'s pool.
+    pub(crate) fn node(backend: &Arc<NodeBackend>) -> io::Result<Self> {
+        Ok(Self::Node(backend.take()?, backend.clone()))
+    }
+}
+
+/// What the supervisor of a Node worker keeps: its cgroup, the watchdog's verdict, and the
+/// backend's count of live workers (decremented when this is dropped).
+struct NodeRun {
+    cgroup: ChildCgroup,
+    backend: Arc<NodeBackend>,
+    verdict: Arc<Verdict>,
+    budget: Duration,
+    /// Whether the child was booted when taken: the watchdog is armed at once; otherwise at
+    /// its `ready`, so its own boot is not charged to the worker.
+    warm: bool,
+}
+
+impl Drop for NodeRun {
+    fn drop(&mut self) {
+        self.backend.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Output of a worker, for its connection.
@@ -98,6 +149,7 @@ pub(crate) struct WorkerHandle {
     pub(crate) lease_id: LeaseId,
     pub(crate) script_url: String,
     pub(crate) pid: u32,
+    pub(crate) engine: EngineKind,
     /// Whether the client has been sent `worker_started`.
     pub(crate) announced: bool,
     input: mpsc::UnboundedSender<Vec<u8>>,
@@ -196,29 +248,50 @@ impl Spare {
 /// Its tasks go into `tasks`, so the connection can wait for every process to be reaped
 /// before it finishes.
 pub(crate) fn spawn(
-    command: &ExecutorCommand,
-    spare: Option<Spare>,
+    process: Process,
     spec: WorkerSpec,
     serial: u64,
     connection: mpsc::Sender<WorkerEvent>,
     events: Events,
     tasks: &mut JoinSet<()>,
 ) -> io::Result<WorkerHandle> {
-    let process = match spare {
-        Some(mut spare) => {
-            if spare.alive() {
-                spare
-            } else {
-                Spare::start(command)?
-            }
-        }
-        None => Spare::start(command)?,
+    let mut boot = None;
+    let engine = match &process {
+        Process::QuickJs(_) => EngineKind::Quickjs,
+        Process::Node(..) => EngineKind::Node,
     };
-    let Spare {
-        child,
-        stdin,
-        stdout,
-    } = process;
+    let (child, stdin, stdout, node) = match process {
+        Process::QuickJs(Spare {
+            child,
+            stdin,
+            stdout,
+        }) => (child, stdin, stdout, None),
+        Process::Node(c, backend) => {
+            // The lease's memory is the script's; the child's own needs come on top.
+            let applied = c
+                .cgroup
+                .set_memory(spec.limits.memory_bytes.saturating_add(NODE_BASE_MEMORY))
+                .and_then(|()| c.cgroup.set_cpu(spec.cpu_millicores));
+            if let Err(e) = applied {
+                c.cgroup.kill_all();
+                return Err(io::Error::other(format!(
+                    "cannot limit the Node child: {e}"
+                )));
+            }
+            if !c.warm {
+                boot = Some(backend.boot_frame().to_vec());
+            }
+            backend.live.fetch_add(1, Ordering::AcqRel);
+            let run = NodeRun {
+                cgroup: c.cgroup,
+                backend,
+                verdict: Arc::new(Verdict::new()),
+                budget: Duration::from_millis(spec.limits.cpu_ms),
+                warm: c.warm,
+            };
+            (c.child, c.stdin, c.stdout, Some(run))
+        }
+    };
     let pid = child.id().unwrap_or(0);
 
     let (input, input_rx) = mpsc::unbounded_channel();
@@ -229,11 +302,17 @@ pub(crate) fn spawn(
         lease_id: spec.lease_id,
         script_url: spec.script_url.clone(),
         pid,
+        engine,
         announced: false,
         input,
         pending: pending.clone(),
         kill: Some(kill),
     };
+    if let Some(boot) = boot {
+        handle
+            .queue(boot)
+            .map_err(|e| io::Error::other(format!("cannot queue the boot frame: {e:?}")))?;
+    }
     handle
         .send(&ToExecutor::Start {
             script_url: spec.script_url,
@@ -254,6 +333,8 @@ pub(crate) fn spawn(
         events,
         serial,
         worker_id: spec.worker_id,
+        node,
+        armed: None,
     }));
     Ok(handle)
 }
@@ -282,6 +363,25 @@ struct Supervisor {
     events: Events,
     serial: u64,
     worker_id: String,
+    node: Option<NodeRun>,
+    /// The Node watchdog, once armed.
+    armed: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Supervisor {
+    /// Starts the Node watchdog on the child's CPU clock (once).
+    fn arm(&mut self) {
+        if self.armed.is_some() {
+            return;
+        }
+        if let (Some(run), Some(pid)) = (&self.node, self.child.id()) {
+            self.armed = Some(tokio::spawn(watchdog::watch(
+                pid as i32,
+                run.budget,
+                run.verdict.clone(),
+            )));
+        }
+    }
 }
 
 /// How a worker's run ended, as far as the supervisor can tell before reaping.
@@ -297,7 +397,19 @@ enum End {
 }
 
 async fn supervise(mut s: Supervisor) {
+    if s.node.as_ref().is_some_and(|n| n.warm) {
+        s.arm();
+    }
     let end = relay(&mut s).await;
+    let mut node_cpu_ms = None;
+    if let Some(run) = &s.node {
+        // What it used, read before the kill and the reaping; then the whole cgroup goes.
+        node_cpu_ms = s
+            .child
+            .id()
+            .and_then(|pid| run.verdict.used_now(pid as i32));
+        run.cgroup.kill_all();
+    }
     let (status, end) = match end {
         End::Requested(reason) => (kill_and_reap(&mut s.child).await, End::Requested(reason)),
         End::Broken => (kill_and_reap(&mut s.child).await, End::Broken),
@@ -314,7 +426,10 @@ async fn supervise(mut s: Supervisor) {
             }
         }
     };
-    let (reason, cpu_ms, tell_connection) = match end {
+    if let Some(watch) = s.armed.take() {
+        watch.abort();
+    }
+    let (mut reason, mut cpu_ms, tell_connection) = match end {
         End::Requested(reason) => (reason, None, false),
         End::Broken => (WorkerExitReason::Crashed, None, true),
         End::Natural { reported } => (
@@ -323,6 +438,25 @@ async fn supervise(mut s: Supervisor) {
             true,
         ),
     };
+    if let Some(run) = s.node.take() {
+        // A Node child is stopped from outside: by the watchdog (CPU) or the kernel (memory).
+        let used = node_cpu_ms.or(Some(run.verdict.used_ms.load(Ordering::Relaxed)));
+        if run.verdict.exceeded.load(Ordering::SeqCst) {
+            reason = WorkerExitReason::CpuLimit;
+            cpu_ms = used;
+            run.backend.cpu_kills.fetch_add(1, Ordering::Relaxed);
+        } else if run.cgroup.oom_killed() {
+            if reason == WorkerExitReason::Crashed {
+                reason = WorkerExitReason::MemoryLimit;
+                cpu_ms = used;
+            }
+            run.backend.oom_kills.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(peak) = run.cgroup.peak_memory() {
+            run.backend.peak_memory.fetch_max(peak, Ordering::Relaxed);
+        }
+        run.cgroup.remove();
+    }
     if let Ok(status) = &status
         && reason == WorkerExitReason::Crashed
     {
@@ -388,6 +522,11 @@ async fn relay(s: &mut Supervisor) -> End {
                 Ok(FromExecutor::Console { level, text }) => WorkerOutput::Console { level, text },
                 Ok(FromExecutor::Exited { reason, cpu_ms }) => {
                     reported = Some((reason, cpu_ms));
+                    continue;
+                }
+                Ok(FromExecutor::Ready) => {
+                    // A cold Node child finished booting: its worker's CPU counts from now.
+                    s.arm();
                     continue;
                 }
                 Ok(FromExecutor::Unknown) => continue,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Broker, Client, DEADLINE, MIB, resources};
+use common::{Broker, Client, DEADLINE, MIB, http_get, resources};
 use foresight_broker::{ClientToken, Limits};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -152,28 +152,6 @@ async fn connection_rate_and_size_limits_are_typed_refusals() {
     );
     c.closed().await;
     broker.stop().await;
-}
-
-/// One HTTP/1.1 GET on a fresh connection: the status line and the body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .expect("write");
-        let mut text = String::new();
-        s.read_to_string(&mut text).await.expect("read");
-        text
-    };
-    let text = tokio::time::timeout(DEADLINE, exchange)
-        .await
-        .expect("answered");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,7 @@ export class BrokerClient {
     this.nextId = 1;
     this.status = { state: "unknown", url: "", detail: "" };
     this.structuredClone = false;
+    this.engines = []; // engine names the broker offered in its hello
   }
 
   /** Opens (or reuses) the connection and resolves with the broker's terms. */
@@ -139,11 +140,15 @@ export class BrokerClient {
         }
         if (message.type === "hello") {
           clearTimeout(timer);
+          const offers = Array.isArray(message.engines) ? message.engines : [];
           const terms = {
             available: true,
             rtt_ms: performance.now() - started,
             capacity: message.capacity,
+            // Raw offers (kernel_ms); `engineTerms` turns them into the planner's terms.
+            offers,
           };
+          this.engines = offers.map((o) => o?.engine).filter((e) => typeof e === "string");
           // A broker without it would turn worker data into JSON: place workers locally.
           this.structuredClone = (message.features ?? []).includes(FEATURE_STRUCTURED_CLONE);
           this.#setStatus("connected", message.broker ?? "");
@@ -215,9 +220,12 @@ export class BrokerClient {
     this.#send({ type: "lease_release", lease_id });
   }
 
-  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "", module = false, epoch = null) {
+  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "", module = false, epoch = null, engine = null) {
     // The epoch fences the spawn: the broker refuses it if the lease has moved on since.
-    this.#send({ type: "worker_spawn", lease_id, worker_id, script_url, source, imports, name, module, epoch });
+    const message = { type: "worker_spawn", lease_id, worker_id, script_url, source, imports, name, module, epoch };
+    // Only an engine this broker offered: a stale plan must not get the spawn refused.
+    if (engine && this.engines.includes(engine)) message.engine = engine;
+    this.#send(message);
   }
 
   /** `postMessage` data for a remote worker: structured-clone bytes as base64. */
@@ -312,3 +320,4 @@ export class BrokerClient {
     this.hooks.onStatus?.(this.status);
   }
 }
+

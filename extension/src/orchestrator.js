@@ -22,6 +22,7 @@
 // a lease again, without waiting in the broker's queue.
 
 import { BrokerClient } from "./broker-client.js";
+import { engineTerms } from "./engines.js";
 import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
 import { HostClient } from "./host-client.js";
 import { Learner } from "./learning.js";
@@ -52,6 +53,15 @@ const MAX_MODULES = 64;
 const RENEW_PERIOD_MS = 10_000;
 // Re-plans kept for the popup, newest last.
 const MAX_REPLANS_SHOWN = 5;
+
+/**
+ * How long the broker's engine `engine` (null: the broker's default) takes for 1 ms of this
+ * browser's work, as the plan priced it; null when unmeasured.
+ */
+function speedOf(terms, engine) {
+  const offer = engine ? terms?.engines?.find((e) => e.engine === engine) : null;
+  return offer?.speed_factor ?? terms?.speed_factor ?? null;
+}
 
 /** When to renew a lease of `ttlMs` again: half its TTL, at most RENEW_PERIOD_MS. */
 export function renewPeriodMs(ttlMs) {
@@ -152,7 +162,7 @@ class TabSession {
     this.ended = false;
     this.settings = null; // the settings the analysis ran with
     this.learning = null; // {origin, page, raw demand, corrections applied} (learning.js)
-    this.brokerSpeed = null; // the broker's speed factor when planned, for its CPU reports
+    this.brokerTerms = null; // the broker's terms when planned: its speed factors price its CPU reports
     this.busy = false; // unsaved form input or playing media: never discard this tab
     this.discarded = []; // tabs discarded to make room for this page
   }
@@ -164,6 +174,7 @@ class TabSession {
 
 export class Orchestrator {
   constructor() {
+    this.kernelMs = null; // this device's calibration-kernel time, once measured
     this.sessions = new Map(); // tabId -> TabSession
     this.workerOwners = new Map(); // broker worker_id -> TabSession
     // broker worker_id -> its placement record, until the broker reports what it used
@@ -186,12 +197,19 @@ export class Orchestrator {
     this.calibration = ensureCalibration(calibrate).catch((error) => ({
       error: String(error?.message ?? error),
     }));
+    // This device's time for the calibration kernel prices the broker's engines (whose
+    // times for the same kernel come in its hello); plans made before it is known leave
+    // the engines' speed out rather than wait.
+    this.calibration.then((c) => {
+      this.kernelMs = c?.medianMs ?? null;
+    });
   }
 
   /** Measures the device again (the options page's button) and keeps the result. */
   async recalibrate() {
     const fresh = await calibrate();
     await saveCalibration(fresh);
+    this.kernelMs = fresh.medianMs;
     return fresh;
   }
 
@@ -350,8 +368,8 @@ export class Orchestrator {
     const broker =
       policy.offload === "never"
         ? null
-        : await this.broker.terms(brokerUrl, settings.brokerToken);
-    session.brokerSpeed = broker?.speed_factor ?? null;
+        : engineTerms(await this.broker.terms(brokerUrl, settings.brokerToken), this.kernelMs);
+    session.brokerTerms = broker;
     const tabs = await otherTabs(session.tabId, this.sessions).catch(() => []);
     let plan;
     let contention;
@@ -555,7 +573,7 @@ export class Orchestrator {
       reason: decision.reason,
       predicted_cpu_ms: component ? component.cpu_ms : null,
       used_cpu_ms: null,
-      learn: Learner.forWorker(session.learning, url, session.brokerSpeed),
+      learn: Learner.forWorker(session.learning, url, speedOf(session.brokerTerms, decision.engine)),
     };
     session.placements.push(record);
     if (decision.target === "remote") {
@@ -577,6 +595,7 @@ export class Orchestrator {
         options?.name ?? "",
         options?.type === "module",
         session.lease.epoch,
+        decision.engine,
       );
     }
     session.send({ kind: "worker-placement", id, target: decision.target, reason: decision.reason });
@@ -629,7 +648,11 @@ export class Orchestrator {
     if (this.broker.isRevoking(session.lease.lease_id)) return local("the broker is taking the lease back");
     if (this.broker.status.state !== "connected") return local("the broker connection is gone");
     if (!this.broker.structuredClone) return local("the broker does not speak structured_clone_v1");
-    return { target: "remote", reason: placement?.reason ?? "follows the page's offloaded workers" };
+    return {
+      target: "remote",
+      reason: placement?.reason ?? "follows the page's offloaded workers",
+      engine: placement?.engine ?? null,
+    };
   }
 
   #brokerWorkerId(session, pageId) {

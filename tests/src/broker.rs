@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use foresight_broker::node::{NodeBackend, NodeMode, NodeSettings};
 use foresight_broker::{BrokerConfig, BrokerEvent, ExecutorCommand, Server};
+use foresight_shared::protocol::broker::EngineKind;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -22,12 +24,27 @@ pub struct LocalBroker {
 }
 
 impl LocalBroker {
-    pub async fn start(artifacts: &Artifacts) -> Result<Self, Error> {
+    /// A broker whose default engine is `engine`. With [`EngineKind::Node`] the Node backend
+    /// is on with every isolation layer required (a host without one fails the test, saying
+    /// which), and engines are not calibrated, so the extension leaves the choice to the
+    /// broker's default: every worker runs on Node.
+    pub async fn start(artifacts: &Artifacts, engine: EngineKind) -> Result<Self, Error> {
         let executor = ExecutorCommand {
             program: artifacts.broker_binary(),
             args: vec!["executor".into()],
         };
-        let server = Server::new(BrokerConfig::detect(executor));
+        let mut config = BrokerConfig::detect(executor);
+        if engine == EngineKind::Node {
+            let settings = NodeSettings {
+                mode: NodeMode::On,
+                ..NodeSettings::default()
+            };
+            let (node, _) = NodeBackend::detect(settings, &artifacts.broker_binary())
+                .map_err(|e| Error::Setup(format!("the Node backend: {e}")))?;
+            config.node = node;
+            config.default_engine = EngineKind::Node;
+        }
+        let server = Server::new(config);
         let mut events = server.subscribe();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

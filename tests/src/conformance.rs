@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use foresight_broker::BrokerEvent;
+use foresight_shared::protocol::broker::EngineKind;
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -34,10 +35,20 @@ pub async fn open(rig: &mut Rig) -> Result<Tab, Error> {
 }
 
 fn started_urls(rig: &Rig, since: usize) -> Vec<String> {
+    started(rig, since)
+        .into_iter()
+        .map(|(url, _)| url)
+        .collect()
+}
+
+/// The workers the broker started since event `since`, with the engine each ran on.
+fn started(rig: &Rig, since: usize) -> Vec<(String, EngineKind)> {
     rig.broker.events()[since..]
         .iter()
         .filter_map(|e| match e {
-            BrokerEvent::WorkerStarted { script_url, .. } => Some(script_url.clone()),
+            BrokerEvent::WorkerStarted {
+                script_url, engine, ..
+            } => Some((script_url.clone(), *engine)),
             _ => None,
         })
         .collect()
@@ -59,11 +70,17 @@ pub async fn program(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Erro
             "program {name}: the page observed different results\n  native Worker: {native}\n  page's Worker: {page}"
         )));
     }
-    // The page's run must really have been remote.
-    let started = started_urls(rig, mark);
+    // The page's run must really have been remote, on the rig's engine.
+    let started = started(rig, mark);
     if started.is_empty() {
         return Err(Error::Setup(format!(
             "program {name}: expected it on the broker, which started nothing"
+        )));
+    }
+    if let Some((url, engine)) = started.iter().find(|(_, e)| *e != rig.engine) {
+        return Err(Error::Setup(format!(
+            "program {name}: {url} ran on {engine:?}, expected {:?}",
+            rig.engine
         )));
     }
     Ok(page)

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use foresight_broker::{BrokerEvent, LeaseEndCause};
+use foresight_shared::protocol::broker::EngineKind;
 use serde_json::Value;
 
 use crate::Error;
@@ -40,6 +41,8 @@ pub struct Rig {
     pub artifacts: Artifacts,
     pub site: StaticServer,
     pub broker: LocalBroker,
+    /// The engine the broker runs the page's workers on.
+    pub engine: EngineKind,
     pub host_log: HostLog,
     pub browser: Browser,
     // Dropped last: the browser must be gone before its profile is deleted.
@@ -58,6 +61,8 @@ pub struct RigOptions {
     pub announce_broker: bool,
     /// Where the host is installed and which profile Chromium uses.
     pub layout: host::Layout,
+    /// The engine the broker runs workers on: QuickJS (the default) or V8 in Node.
+    pub engine: EngineKind,
 }
 
 impl Default for RigOptions {
@@ -67,6 +72,7 @@ impl Default for RigOptions {
             artifacts: None,
             announce_broker: true,
             layout: host::Layout::Profile,
+            engine: EngineKind::Quickjs,
         }
     }
 }
@@ -93,7 +99,7 @@ impl Rig {
             .prefix(&format!("foresight-{}-", kind.name()))
             .tempdir()?;
         let site = StaticServer::start(Artifacts::fixtures_dir()).await?;
-        let broker = LocalBroker::start(&artifacts).await?;
+        let broker = LocalBroker::start(&artifacts, options.engine).await?;
         host::install(&artifacts, kind, options.layout, dir.path())?;
         let host_log = HostLog::new(dir.path().join("host-audit.jsonl"));
         // The browser passes its environment to the native host it starts; the host tells
@@ -122,6 +128,7 @@ impl Rig {
             artifacts,
             site,
             broker,
+            engine: options.engine,
             host_log,
             browser,
             dir,

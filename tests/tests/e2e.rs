@@ -2,6 +2,7 @@
 //! extension, the real native host installed into the test's own profile, and a real broker
 //! on an ephemeral loopback port. See `foresight_tests::scenario` for what each step checks.
 
+use foresight_shared::protocol::broker::EngineKind;
 use foresight_tests::browser::BrowserKind;
 use foresight_tests::conformance;
 use foresight_tests::host::Layout;
@@ -79,8 +80,12 @@ async fn chrome_finds_the_host_installed_for_chrome() {
 /// Remote workers from a page's point of view: conformance (the same programs locally and
 /// remotely, identical observations), an impersonating page, a hostile worker, and a worker
 /// moved to the page when the broker goes away mid-request.
-async fn remote_workers_as_the_page_sees_them(kind: BrowserKind) {
-    let mut rig = match Rig::start(kind, true).await {
+async fn remote_workers_as_the_page_sees_them(kind: BrowserKind, engine: EngineKind) {
+    let options = RigOptions {
+        engine,
+        ..RigOptions::default()
+    };
+    let mut rig = match Rig::start_with(kind, options).await {
         Ok(rig) => rig,
         Err(e) => panic!("{} could not be set up: {e}", kind.name()),
     };
@@ -130,10 +135,21 @@ async fn remote_workers_as_the_page_sees_them(kind: BrowserKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_remote_workers_as_the_page_sees_them() {
-    remote_workers_as_the_page_sees_them(BrowserKind::Chromium).await;
+    remote_workers_as_the_page_sees_them(BrowserKind::Chromium, EngineKind::Quickjs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_remote_workers_as_the_page_sees_them() {
-    remote_workers_as_the_page_sees_them(BrowserKind::Firefox).await;
+    remote_workers_as_the_page_sees_them(BrowserKind::Firefox, EngineKind::Quickjs).await;
+}
+
+/// The same suite with every remote worker on V8 in a confined Node child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_remote_workers_on_node_as_the_page_sees_them() {
+    remote_workers_as_the_page_sees_them(BrowserKind::Chromium, EngineKind::Node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_remote_workers_on_node_as_the_page_sees_them() {
+    remote_workers_as_the_page_sees_them(BrowserKind::Firefox, EngineKind::Node).await;
 }

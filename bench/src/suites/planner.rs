@@ -89,6 +89,7 @@ pub fn run(report: &mut Report) -> Result<(), String> {
         speed_factor: Some(1.2),
         bandwidth_bytes_per_s: 50_000_000,
         startup_ms: Some(15.0),
+        engines: Vec::new(),
     };
     let tabs: Vec<TabLoad> = (0..30)
         .map(|i| TabLoad {

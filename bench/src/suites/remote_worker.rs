@@ -9,6 +9,10 @@
 //! * compute: the same workloads (tests/fixtures/conformance/w/bench.js) timed inside a native
 //!   worker (the browser's engine) and inside a remote one (QuickJS in the executor), as
 //!   ratios: how many times slower the executor is.
+//! * the same page against a broker whose workers run on V8 in confined Node children
+//!   (`remote_worker.node_*`): compute speed relative to the browser's V8 (target: >= 0.9x),
+//!   a worker's start from the pool of booted children (target: <= 2 ms), and an idle
+//!   worker's memory on each engine (resident, and proportional: shared pages divided).
 //!
 //! Needs the extension packaged and the binaries built: `cargo xtask bench` does both. Release
 //! binaries are used when present (the executor's speed is measured), debug ones otherwise.
@@ -16,6 +20,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use foresight_shared::protocol::broker::EngineKind;
 use foresight_tests::artifacts::Artifacts;
 use foresight_tests::browser::BrowserKind;
 use foresight_tests::conformance;
@@ -36,7 +41,8 @@ pub fn run(report: &mut Report) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(measure(report))
+    runtime.block_on(measure(report))?;
+    runtime.block_on(measure_node(report))
 }
 
 fn artifacts() -> Result<Artifacts, String> {
@@ -155,7 +161,163 @@ async fn measure(report: &mut Report) -> Result<(), String> {
             "executor time / browser time (1 = as fast)",
         );
     }
+    let (rss, pss) = idle_worker_memory(&mut rig).await?;
+    report.add(
+        "remote_worker.idle_worker_rss_quickjs",
+        rss,
+        "MiB",
+        "resident memory of an idle QuickJS executor",
+    );
+    report.add(
+        "remote_worker.idle_worker_pss_quickjs",
+        pss,
+        "MiB",
+        "same, proportional (shared pages divided among processes)",
+    );
     Ok(())
+}
+
+/// The same page with every remote worker on V8 in a confined Node child.
+async fn measure_node(report: &mut Report) -> Result<(), String> {
+    let options = RigOptions {
+        artifacts: Some(artifacts()?),
+        engine: EngineKind::Node,
+        ..RigOptions::default()
+    };
+    let mut rig = Rig::start_with(BrowserKind::Chromium, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tab = conformance::open(&mut rig)
+        .await
+        .map_err(|e| rig.context(e).to_string())?;
+    for name in WORKLOADS {
+        let native = rig
+            .browser
+            .eval(&tab, &format!("benchCompute('native', {name:?}, 3)"))
+            .await
+            .map_err(|e| rig.context(e).to_string())?;
+        let remote = rig
+            .browser
+            .eval(&tab, &format!("benchCompute('page', {name:?}, 3)"))
+            .await
+            .map_err(|e| with_broker_events(&rig, rig.context(e).to_string()))?;
+        if native["result"] != remote["result"] {
+            return Err(format!(
+                "{name}: the engines disagree: {native} vs {remote}"
+            ));
+        }
+        let (n, r) = (ms(&native["ms"])?, ms(&remote["ms"])?);
+        report.add(
+            &format!("remote_worker.node_compute_{name}_ms"),
+            r,
+            "ms",
+            "best of 3, inside a Node child (V8, confined)",
+        );
+        report.add(
+            &format!("remote_worker.node_compute_{name}_speed"),
+            if r > 0.0 { n / r } else { 0.0 },
+            "x",
+            "browser time / Node time (1 = as fast as the browser's V8); target >= 0.9",
+        );
+    }
+    let (rss, pss) = idle_worker_memory(&mut rig).await?;
+    report.add(
+        "remote_worker.idle_worker_rss_node",
+        rss,
+        "MiB",
+        "resident memory of an idle Node child (node, V8 heaps, the runner)",
+    );
+    report.add(
+        "remote_worker.idle_worker_pss_node",
+        pss,
+        "MiB",
+        "same, proportional (node's binary pages are shared by every child)",
+    );
+    let mut c = BenchClient::connect(&rig).await?;
+    let mut starts = c.spawns(SPAWNS + 1, NODE_POOL_READY).await?;
+    // The first may have found the pool still booting.
+    starts.remove(0);
+    report.add(
+        "remote_worker.node_start_pool_p50",
+        percentile_ms(&starts, 50.0),
+        "ms",
+        "worker_spawn -> worker_started, a booted child from the pool; target <= 2 ms",
+    );
+    report.add(
+        "remote_worker.node_start_pool_p90",
+        percentile_ms(&starts, 90.0),
+        "ms",
+        "same, p90",
+    );
+    Ok(())
+}
+
+/// `error`, with what the broker last did (why a remote run failed is on its side).
+fn with_broker_events(rig: &Rig, error: String) -> String {
+    let events = rig.broker.events();
+    let recent: Vec<String> = events
+        .iter()
+        .skip(events.len().saturating_sub(12))
+        .map(|e| format!("    {e}"))
+        .collect();
+    format!(
+        "{error}\n  the broker's last events:\n{}",
+        recent.join("\n")
+    )
+}
+
+/// How long the Node pool is given to boot a replacement child (~40 ms of node start-up,
+/// confinement and the runner, slower on a loaded machine).
+const NODE_POOL_READY: Duration = Duration::from_millis(300);
+
+/// Resident and proportional memory, MiB, of an idle worker on the rig's broker: one that
+/// started and waits for a message.
+async fn idle_worker_memory(rig: &mut Rig) -> Result<(f64, f64), String> {
+    let mark = rig.broker.events().len();
+    let mut c = BenchClient::connect(rig).await?;
+    c.send(json!({"type": "worker_spawn", "lease_id": c.lease_id, "worker_id": "idle", "script_url": "https://bench.test/idle.js", "source": "onmessage = (e) => postMessage(e.data);"}))
+        .await?;
+    let started = c.recv().await?;
+    if started["type"] != "worker_started" {
+        return Err(format!("expected worker_started, got {started}"));
+    }
+    let (_, pid) = rig
+        .broker
+        .wait_for(
+            "the idle worker's start",
+            mark,
+            Duration::from_secs(10),
+            |e| match e {
+                foresight_broker::BrokerEvent::WorkerStarted {
+                    worker_id,
+                    executor_pid,
+                    ..
+                } if worker_id == "idle" => Some(*executor_pid),
+                _ => None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let kib = |file: &str, key: &str| -> Result<f64, String> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .map_err(|e| format!("/proc/{pid}/{file}: {e}"))?;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(key)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| format!("no {key} in /proc/{pid}/{file}"))
+    };
+    let rss = kib("status", "VmRSS:")?;
+    let pss = kib("smaps_rollup", "Pss:")?;
+    c.send(json!({"type": "worker_terminate", "worker_id": "idle"}))
+        .await?;
+    c.recv().await?;
+    Ok((rss / 1024.0, pss / 1024.0))
 }
 
 fn ms(v: &Value) -> Result<f64, String> {

@@ -37,7 +37,7 @@ use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
 
 use crate::admission::{self, RateLimiter};
 use foresight_shared::protocol::broker::{
-    ClientMessage, FEATURE_STRUCTURED_CLONE, LeaseId, ScriptSource, ServerMessage,
+    ClientMessage, EngineKind, FEATURE_STRUCTURED_CLONE, LeaseId, ScriptSource, ServerMessage,
     WorkerExitReason, decode_worker_frame, encode_worker_frame,
 };
 use foresight_shared::protocol::executor::ExecutorLimits;
@@ -480,6 +480,7 @@ impl Connection {
                 imports,
                 name,
                 module,
+                engine,
             } => {
                 let script = Script {
                     script_url,
@@ -487,6 +488,7 @@ impl Connection {
                     imports,
                     name,
                     module,
+                    engine,
                 };
                 self.on_worker_spawn(lease_id, worker_id, script, epoch)
                     .await?
@@ -634,6 +636,7 @@ impl Connection {
             broker: BROKER_NAME.to_string(),
             capacity,
             features: vec![FEATURE_STRUCTURED_CLONE.to_string()],
+            engines: self.shared.engines(),
         })
         .await?;
         Ok(Flow::Continue)
@@ -719,6 +722,40 @@ impl Connection {
             memory_bytes: lease.resources.memory_bytes,
             stack_bytes: WORKER_STACK_BYTES,
         };
+        let engine = script.engine.unwrap_or(self.shared.config.default_engine);
+        let process = match (engine, &self.shared.config.node) {
+            (EngineKind::Quickjs, _) => {
+                workers::Process::quickjs(&self.shared.config.executor, self.spare.take())
+            }
+            (EngineKind::Node, Some(node)) => {
+                let live = node.live.load(std::sync::atomic::Ordering::Acquire);
+                if live >= node.settings.max_workers {
+                    return self
+                        .send_error(
+                            ErrorCode::LimitExceeded,
+                            format!(
+                                "worker {worker_id:?} not started: the node engine already \
+                                 runs {live} workers, its most"
+                            ),
+                            None,
+                        )
+                        .await;
+                }
+                workers::Process::node(node)
+            }
+            (other, _) => {
+                return self
+                    .send_error(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "worker {worker_id:?} not started: engine {other:?} is not offered \
+                             by this broker (see engines in its hello)"
+                        ),
+                        None,
+                    )
+                    .await;
+            }
+        };
         let serial = self.next_serial;
         self.next_serial += 1;
         let spec = WorkerSpec {
@@ -730,17 +767,18 @@ impl Connection {
             name: script.name,
             module: script.module,
             limits,
+            cpu_millicores: lease.resources.cpu_millicores,
         };
-        let spare = self.spare.take();
-        let spawned = workers::spawn(
-            &self.shared.config.executor,
-            spare,
-            spec,
-            serial,
-            self.worker_tx.clone(),
-            self.shared.events.clone(),
-            &mut self.tasks,
-        );
+        let spawned = process.and_then(|process| {
+            workers::spawn(
+                process,
+                spec,
+                serial,
+                self.worker_tx.clone(),
+                self.shared.events.clone(),
+                &mut self.tasks,
+            )
+        });
         match spawned {
             Ok(handle) => {
                 tracing::debug!(
@@ -900,7 +938,9 @@ impl Connection {
                 worker_id: worker_id.clone(),
                 script_url: worker.script_url.clone(),
                 executor_pid: worker.pid,
+                engine: worker.engine,
             });
+            let engine = worker.engine;
             self.send(ServerMessage::WorkerStarted {
                 worker_id: worker_id.clone(),
             })
@@ -908,7 +948,12 @@ impl Connection {
             // A connection that starts workers is likely to start more: have the next
             // executor process ready, sandboxed and waiting. Started only now, so that forking
             // it never delays the start of the worker that is being announced.
-            if self.spare.is_none() {
+            if engine == EngineKind::Node
+                && let Some(node) = &self.shared.config.node
+            {
+                node.refill();
+            }
+            if self.spare.is_none() && engine == EngineKind::Quickjs {
                 match workers::Spare::start(&self.shared.config.executor) {
                     Ok(spare) => self.spare = Some(spare),
                     Err(e) => tracing::debug!("no spare executor: {e}"),
@@ -971,4 +1016,5 @@ struct Script {
     imports: Vec<ScriptSource>,
     name: String,
     module: bool,
+    engine: Option<EngineKind>,
 }

@@ -20,6 +20,7 @@
 
 pub mod engine;
 mod modules;
+pub mod node;
 pub mod quickjs;
 pub mod sandbox;
 

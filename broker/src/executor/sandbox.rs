@@ -317,7 +317,7 @@ fn seccomp_program(pid: u32) -> Vec<libc::sock_filter> {
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
-fn install_filter(program: &[libc::sock_filter]) -> Result<(), String> {
+pub(crate) fn install_filter(program: &[libc::sock_filter]) -> Result<(), String> {
     let prog = libc::sock_fprog {
         len: u16::try_from(program.len()).map_err(|_| "seccomp program too long".to_string())?,
         filter: program.as_ptr().cast_mut(),

@@ -5,7 +5,12 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use foresight_broker::node::{NodeBackend, NodeMode, NodeSettings};
+use foresight_shared::protocol::broker::EngineKind;
 
 use foresight_broker::{BrokerConfig, BrokerEvent, ExecutorCommand, Server, ServerHandle};
 use foresight_shared::protocol::plan::ResourceAmounts;
@@ -27,6 +32,30 @@ pub fn executor() -> ExecutorCommand {
     ExecutorCommand {
         program: env!("CARGO_BIN_EXE_foresight-broker").into(),
         args: vec!["executor".into()],
+    }
+}
+
+/// The Node backend on this host, with every isolation layer required: a test that needs it
+/// fails (never skips) when node or a layer is missing, saying which.
+pub fn node_backend(pool_size: usize) -> Arc<NodeBackend> {
+    let settings = NodeSettings {
+        mode: NodeMode::On,
+        pool_size,
+        ..NodeSettings::default()
+    };
+    match NodeBackend::detect(settings, Path::new(env!("CARGO_BIN_EXE_foresight-broker"))) {
+        Ok((Some(backend), _)) => backend,
+        Ok((None, detection)) => panic!("Node backend off: {:?}", detection.problem),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The test broker with the Node backend, and Node as the default engine.
+pub fn node_config(pool_size: usize) -> BrokerConfig {
+    BrokerConfig {
+        node: Some(node_backend(pool_size)),
+        default_engine: EngineKind::Node,
+        ..test_config()
     }
 }
 
@@ -268,4 +297,26 @@ impl Client {
             .await
             .expect("connection closed in time");
     }
+}
+
+/// One HTTP/1.1 GET on a fresh connection: the status line and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.expect("read");
+        text
+    };
+    let text = tokio::time::timeout(DEADLINE, exchange)
+        .await
+        .expect("answered");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
 }

@@ -70,6 +70,7 @@ fn broker() -> BrokerTerms {
         speed_factor: None,
         bandwidth_bytes_per_s: 0,
         startup_ms: None,
+        engines: Vec::new(),
     }
 }
 

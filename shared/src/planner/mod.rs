@@ -27,17 +27,20 @@
 //! policy quantile), what to lease, where each component runs with both completion
 //! estimates, and why, in words the popup shows.
 
+pub mod engines;
 pub mod model;
 #[cfg(test)]
 mod tests;
 
 use std::cmp::Ordering;
 
+use crate::protocol::broker::EngineKind;
 use crate::protocol::demand::PageDemand;
 use crate::protocol::plan::{
     BrokerTerms, ContentionSnapshot, OffloadMode, PathPlan, Placement, Plan, PlanSource, Policy,
     RemoteRequest, ResourceAmounts, TabLoad, Target,
 };
+use engines::{Offer, quickest_first};
 use model::{Machine, Remote, path_profile, sane, transfer_bytes};
 
 /// Memory a remote executor needs beyond the script's own allocations (engine, runtime).
@@ -93,7 +96,12 @@ struct Candidate {
     memory: f64,
     bytes: f64,
     local_ms: f64,
+    /// On the offer it runs on (or the quickest, while it is local).
     remote_ms: Option<f64>,
+    /// Completion time on each offer (empty without a usable broker).
+    times: Vec<f64>,
+    /// The offer it runs on, once remote.
+    offer: Option<usize>,
     class: Class,
     target: Target,
     reason: String,
@@ -103,6 +111,9 @@ struct Candidate {
 /// remote share of the page's CPU still allows.
 struct Lease {
     remote: Remote,
+    offers: Vec<Offer>,
+    /// Components placed on each offer.
+    used: Vec<u32>,
     cpu: u64,
     memory: u64,
     /// CPU time (ms) that may still go remote under `Policy::max_remote_share`.
@@ -118,6 +129,11 @@ enum Refusal {
 }
 
 impl Lease {
+    fn has_worker_room(&self, offer: usize) -> bool {
+        let max = self.offers[offer].max_workers;
+        max == 0 || self.used[offer] < max
+    }
+
     /// Takes room for one component, if the broker's announced capacity and the user's cap
     /// allow it.
     fn take(&mut self, memory: f64, cpu_ms: f64) -> Result<(), Refusal> {
@@ -170,6 +186,10 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     if let Some(why) = why_not {
         reasons.push(why.to_string());
     }
+    let offers: Vec<Offer> = match (remote, broker) {
+        (Some(_), Some(b)) => engines::offers(b),
+        _ => Vec::new(),
+    };
 
     // Every component starts out local: the page's threads then compete for the CPUs.
     let main_thread = (load_peak / 1000.0).min(1.0);
@@ -183,9 +203,15 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             let memory = sane(c.memory_bytes.at(q));
             let bytes = transfer_bytes(memory);
             let local_ms = cpu_ms / speed;
-            let remote_ms = remote
-                .filter(|_| c.offloadable)
-                .map(|r| r.completion_ms(cpu_ms, bytes));
+            let times: Vec<f64> = if c.offloadable {
+                offers
+                    .iter()
+                    .map(|o| o.remote.completion_ms(cpu_ms, bytes))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let remote_ms = quickest_first(&times).first().map(|&i| times[i]);
             let class = match remote_ms {
                 None => Class::Fixed,
                 Some(t) if t > local_ms * (1.0 + slack) => Class::Slower,
@@ -201,6 +227,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 bytes,
                 local_ms,
                 remote_ms,
+                times,
+                offer: None,
                 class,
                 target: Target::Local,
                 reason: String::new(),
@@ -218,6 +246,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     };
     let mut lease = remote.map(|remote| Lease {
         remote,
+        used: vec![0; offers.len()],
+        offers: offers.clone(),
         cpu: 0,
         memory: 0,
         // A little headroom so a cap of 100% never refuses on rounding.
@@ -244,7 +274,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 c.cpu_ms, policy.offload_min_cpu_ms
             )
         };
-        place_remote(c, lease.as_mut(), why);
+        place_remote(c, lease.as_mut(), why, slack);
     }
 
     // The seed's rule: demand above the local threshold goes remote, cheapest first.
@@ -282,7 +312,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             }
             let c = &mut candidates[i];
             let why = format!("demand exceeds the local share by {excess:.0} millicores",);
-            if place_remote(c, lease.as_mut(), why) {
+            if place_remote(c, lease.as_mut(), why, slack) {
                 excess -= c.rate;
             }
         }
@@ -305,7 +335,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 "memory exceeds the local share by {:.0} MiB",
                 memory_excess / MIB
             );
-            if place_remote(c, lease.as_mut(), why) {
+            if place_remote(c, lease.as_mut(), why, slack) {
                 memory_excess -= c.memory;
             }
         }
@@ -411,10 +441,16 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         });
 
     let remote = remote_resources.map(|resources| {
-        let ttl_factor = lease
-            .as_ref()
-            .and_then(|l| l.remote.speed_factor)
-            .unwrap_or(REMOTE_SLOWDOWN);
+        // Long enough for the slowest engine in use.
+        let ttl_factor = remote_components
+            .iter()
+            .map(|c| {
+                c.offer
+                    .and_then(|i| offers.get(i))
+                    .and_then(|o| o.remote.speed_factor)
+                    .unwrap_or(REMOTE_SLOWDOWN)
+            })
+            .fold(0.0, f64::max);
         let remote_cpu_ms: f64 = remote_components.iter().map(|c| c.cpu_ms).sum();
         let ttl_ms = ((remote_cpu_ms * ttl_factor * 2.0).ceil() as u64)
             .clamp(MIN_LEASE_TTL_MS, MAX_LEASE_TTL_MS);
@@ -458,6 +494,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 reason: c.reason,
                 local_ms: Some(round1(c.local_ms)),
                 remote_ms: c.remote_ms.map(round1),
+                engine: c.offer.and_then(|i| offers.get(i)).and_then(|o| o.engine),
             }
         })
         .collect();
@@ -507,18 +544,35 @@ fn usable_broker(
     }
 }
 
-/// Moves `c` remote if the lease has room; records why either way. Returns whether it moved.
-fn place_remote(c: &mut Candidate, lease: Option<&mut Lease>, why: String) -> bool {
+/// Moves `c` remote, on the quickest engine that has a worker free and would not finish
+/// later than here (beyond `slack`), if the lease has room; records why either way. Returns
+/// whether it moved.
+fn place_remote(c: &mut Candidate, lease: Option<&mut Lease>, why: String, slack: f64) -> bool {
     let Some(lease) = lease else {
+        return false;
+    };
+    let quick_enough = |i: &usize| c.times[*i] <= c.local_ms * (1.0 + slack);
+    let Some(offer) = quickest_first(&c.times)
+        .into_iter()
+        .filter(quick_enough)
+        .find(|&i| lease.has_worker_room(i))
+    else {
+        c.reason = "every broker engine quick enough for it runs its most workers".to_string();
         return false;
     };
     match lease.take(c.memory, c.cpu_ms) {
         Ok(()) => {
+            lease.used[offer] += 1;
             c.target = Target::Remote;
+            c.offer = Some(offer);
+            c.remote_ms = Some(c.times[offer]);
+            let on = match lease.offers[offer].engine {
+                Some(engine) => format!(" on {}", engine_name(engine)),
+                None => String::new(),
+            };
             c.reason = format!(
-                "{why} ({:.0} ms remotely, {:.0} ms here)",
-                c.remote_ms.unwrap_or(0.0),
-                c.local_ms
+                "{why} ({:.0} ms remotely{on}, {:.0} ms here)",
+                c.times[offer], c.local_ms
             );
             true
         }
@@ -530,6 +584,14 @@ fn place_remote(c: &mut Candidate, lease: Option<&mut Lease>, why: String) -> bo
             c.reason = "your maximum remote share of this page's work is reached".to_string();
             false
         }
+    }
+}
+
+fn engine_name(engine: EngineKind) -> &'static str {
+    match engine {
+        EngineKind::Quickjs => "QuickJS",
+        EngineKind::Node => "V8 (Node)",
+        EngineKind::Unknown => "an unknown engine",
     }
 }
 

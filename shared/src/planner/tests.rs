@@ -99,6 +99,7 @@ fn broker() -> BrokerTerms {
         speed_factor: None,
         bandwidth_bytes_per_s: 0,
         startup_ms: None,
+        engines: Vec::new(),
     }
 }
 
@@ -616,4 +617,134 @@ fn the_users_maximum_remote_share_caps_what_leaves_the_machine() {
     let local = run(&d, &hogged(), &none, Some(&near_broker()));
     assert!(remote_ids(&local).is_empty());
     assert!(local.remote.is_none());
+}
+
+/// A broker with both engines: QuickJS starts at once but runs at half the browser's speed;
+/// V8 in Node runs at the browser's speed but takes 20 ms to start, one worker at a time.
+fn two_engine_broker() -> BrokerTerms {
+    use crate::protocol::plan::EngineTerms;
+    BrokerTerms {
+        engines: vec![
+            EngineTerms {
+                engine: EngineKind::Quickjs,
+                speed_factor: Some(2.0),
+                startup_ms: Some(1.0),
+                max_workers: 0,
+            },
+            EngineTerms {
+                engine: EngineKind::Node,
+                speed_factor: Some(1.0),
+                startup_ms: Some(20.0),
+                max_workers: 1,
+            },
+        ],
+        ..near_broker()
+    }
+}
+
+fn engine_of<'p>(p: &'p Plan, id: &str) -> &'p Placement {
+    p.placements
+        .iter()
+        .find(|p| p.component_id == id)
+        .unwrap_or_else(|| panic!("no placement for {id}: {p:#?}"))
+}
+
+#[test]
+fn heavy_components_go_to_v8_and_tiny_ones_where_start_up_is_cheapest() {
+    let d = page(vec![
+        component("tiny", 3.0, 1e5),
+        component("heavy-a", 3000.0, 1e5),
+        component("heavy-b", 2000.0, 1e5),
+    ]);
+    let p = run(
+        &d,
+        &hogged(),
+        &Policy::default(),
+        Some(&two_engine_broker()),
+    );
+    assert_eq!(remote_ids(&p).len(), 3, "{p:#?}");
+    // The biggest gain is placed first and takes Node's one worker.
+    let a = engine_of(&p, "heavy-a");
+    assert_eq!(a.engine, Some(EngineKind::Node), "{a:#?}");
+    assert!(a.reason.contains("on V8 (Node)"), "{}", a.reason);
+    // Node is full: the next heavy one still gains on QuickJS against a hogged machine.
+    let b = engine_of(&p, "heavy-b");
+    assert_eq!(b.engine, Some(EngineKind::Quickjs), "{b:#?}");
+    assert!(b.remote_ms.unwrap() > 2.0 * 2000.0, "{b:#?}");
+    // A few ms of work: Node's start-up would cost more than QuickJS's slower run.
+    let tiny = engine_of(&p, "tiny");
+    assert_eq!(tiny.engine, Some(EngineKind::Quickjs), "{tiny:#?}");
+    assert!(tiny.remote_ms.unwrap() < 20.0, "{tiny:#?}");
+    // The lease lives long enough for the slowest engine in use.
+    assert!(p.remote.is_some());
+
+    // With room on Node, both heavy ones run there.
+    let mut roomy = two_engine_broker();
+    roomy.engines[1].max_workers = 0;
+    let p = run(&d, &hogged(), &Policy::default(), Some(&roomy));
+    for id in ["heavy-a", "heavy-b"] {
+        assert_eq!(engine_of(&p, id).engine, Some(EngineKind::Node), "{p:#?}");
+    }
+    assert_eq!(engine_of(&p, "tiny").engine, Some(EngineKind::Quickjs));
+}
+
+#[test]
+fn a_full_fast_engine_leaves_work_local_when_the_slow_one_would_lose() {
+    // An idle machine: heavy work is quicker here than on QuickJS at half speed.
+    let d = page(vec![
+        component("heavy-a", 3000.0, 1e5),
+        component("heavy-b", 2000.0, 1e5),
+    ]);
+    let p = run(
+        &d,
+        &contention(4000),
+        &Policy::default(),
+        Some(&two_engine_broker()),
+    );
+    // Heavy work goes remote on an idle machine only because it is heavy: one takes Node's
+    // worker (the two gain the same), the other would lose on QuickJS and stays here.
+    let remote = remote_ids(&p);
+    assert_eq!(remote.len(), 1, "{p:#?}");
+    assert_eq!(engine_of(&p, remote[0]).engine, Some(EngineKind::Node));
+    let other = p
+        .placements
+        .iter()
+        .find(|x| x.target == Target::Local)
+        .expect("one local");
+    assert_eq!(other.engine, None);
+    assert!(
+        other.reason.contains("runs its most workers"),
+        "{}",
+        other.reason
+    );
+}
+
+#[test]
+fn a_broker_without_engines_or_with_unknown_ones_is_planned_as_before() {
+    use crate::protocol::plan::EngineTerms;
+    let d = demand(3000.0);
+    let before = run(&d, &hogged(), &Policy::default(), Some(&near_broker()));
+    assert_eq!(remote_ids(&before), vec!["worker-0"]);
+    assert_eq!(before.placements[0].engine, None);
+    let unknown = BrokerTerms {
+        engines: vec![EngineTerms {
+            engine: EngineKind::Unknown,
+            speed_factor: Some(0.001),
+            startup_ms: Some(0.0),
+            max_workers: 1,
+        }],
+        ..near_broker()
+    };
+    assert_eq!(
+        run(&d, &hogged(), &Policy::default(), Some(&unknown)),
+        before
+    );
+    // Engines not measured yet cannot be compared: the broker's default engine decides.
+    let mut unmeasured = two_engine_broker();
+    for e in &mut unmeasured.engines {
+        e.speed_factor = None;
+    }
+    let p = run(&d, &hogged(), &Policy::default(), Some(&unmeasured));
+    assert_eq!(remote_ids(&p), vec!["worker-0"]);
+    assert_eq!(p.placements[0].engine, None);
 }

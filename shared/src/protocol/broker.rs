@@ -33,6 +33,42 @@ pub struct ScriptSource {
     pub source: String,
 }
 
+/// A JavaScript engine a broker runs workers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// QuickJS, embedded in the broker: starts in about a millisecond, runs compute-heavy
+    /// code several times slower than a browser's V8. Every broker has it.
+    Quickjs,
+    /// V8 in a kernel-confined Node process, from a pool of pre-started children: V8 speed,
+    /// WebAssembly, tens of MB per worker.
+    Node,
+    #[serde(other)]
+    Unknown,
+}
+
+/// One engine a broker offers, announced in its `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineOffer {
+    pub engine: EngineKind,
+    /// Median milliseconds this engine took for the calibration kernel (the extension's
+    /// device-calibration kernel, `foresightKernel`), measured at the broker's start-up. A
+    /// client divides it by its own time for the same kernel to get the engine's speed factor.
+    /// Absent while the broker is still measuring.
+    #[serde(default)]
+    pub kernel_ms: Option<f64>,
+    /// Milliseconds from `worker_spawn` to the worker's script running, as measured at
+    /// start-up (absent while still measuring).
+    #[serde(default)]
+    pub startup_ms: Option<f64>,
+    /// Workers this engine runs at once at most, all clients together (each is a process);
+    /// 0: no limit of its own, the lease pool bounds it.
+    pub max_workers: u32,
+    /// Whether workers on this engine have `WebAssembly`.
+    #[serde(default)]
+    pub webassembly: bool,
+}
+
 /// Identifies a lease; assigned by the broker, unique for the broker's lifetime.
 pub type LeaseId = u64;
 
@@ -101,6 +137,10 @@ pub enum ClientMessage {
         /// holds the modules it imports, by absolute URL.
         #[serde(default)]
         module: bool,
+        /// The engine to run it on, one the broker offered in `hello`. Absent: the broker's
+        /// default (QuickJS unless its operator chose otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<EngineKind>,
     },
     /// `worker.postMessage(data)` from the page, for clients without
     /// [`FEATURE_STRUCTURED_CLONE`] (the others send a binary frame).
@@ -204,6 +244,10 @@ pub enum ServerMessage {
         /// Optional features the broker speaks; the client may use those it named too.
         #[serde(default)]
         features: Vec<String>,
+        /// The engines workers may run on (`worker_spawn`'s `engine`), with their measured
+        /// speed and start-up. Absent from older brokers: QuickJS only.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        engines: Vec<EngineOffer>,
     },
     LeaseGranted {
         request_id: u64,

@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use super::broker::{
-    ClientMessage, DenyReason, FEATURE_STRUCTURED_CLONE, Lease, LeaseEndReason, RevokeCause,
-    ScriptSource, ServerMessage, WorkerExitReason,
+    ClientMessage, DenyReason, EngineKind, EngineOffer, FEATURE_STRUCTURED_CLONE, Lease,
+    LeaseEndReason, RevokeCause, ScriptSource, ServerMessage, WorkerExitReason,
 };
 use super::demand::{
     ComponentDemand, ComponentKind, CurveBucket, DemandCurve, GraphSummary, PageDemand, PathDemand,
@@ -15,9 +15,9 @@ use super::demand::{
 use super::executor::{ConsoleLevel, ExecutorLimits, FromExecutor, ToExecutor};
 use super::host::{HostReply, HostRequest};
 use super::plan::{
-    BrokerTerms, ContentionForecast, ContentionSnapshot, ContentionSource, NetworkThroughput,
-    PathPlan, Placement, Plan, PlanSource, Policy, Pressure, ProcessGroupUsage, RemoteRequest,
-    ResourceAmounts, TabLoad, Target,
+    BrokerTerms, ContentionForecast, ContentionSnapshot, ContentionSource, EngineTerms,
+    NetworkThroughput, PathPlan, Placement, Plan, PlanSource, Policy, Pressure, ProcessGroupUsage,
+    RemoteRequest, ResourceAmounts, TabLoad, Target,
 };
 use super::{ErrorCode, PROTOCOL_VERSION, Quantiles};
 
@@ -216,6 +216,20 @@ pub fn broker_terms() -> BrokerTerms {
         speed_factor: Some(1.5),
         bandwidth_bytes_per_s: 50_000_000,
         startup_ms: Some(12.0),
+        engines: vec![
+            EngineTerms {
+                engine: EngineKind::Quickjs,
+                speed_factor: Some(14.4),
+                startup_ms: Some(1.1),
+                max_workers: 0,
+            },
+            EngineTerms {
+                engine: EngineKind::Node,
+                speed_factor: Some(1.0),
+                startup_ms: Some(1.3),
+                max_workers: 8,
+            },
+        ],
     }
 }
 
@@ -271,6 +285,7 @@ pub fn plan() -> Plan {
             reason: "predicted 3600 ms CPU, at least the 100 ms offload threshold (5433 ms remotely, 3600 ms here)".into(),
             local_ms: Some(3600.0),
             remote_ms: Some(5433.2),
+            engine: Some(EngineKind::Node),
         }],
         reasons: vec![
             "load path needs 21 ms CPU and 1 components 3600 ms (p90); this page may use 700 of 1400 idle millicores (idle now 1500, forecast 1400 in 5 s)".into(),
@@ -394,6 +409,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
             imports: vec![script_source()],
             name: "doubler".into(),
             module: false,
+            engine: Some(EngineKind::Node),
         },
         ClientMessage::WorkerMessage {
             worker_id: "t12-w0".into(),
@@ -427,6 +443,22 @@ pub fn server_messages() -> Vec<ServerMessage> {
                 bandwidth_bytes_per_s: 0,
             },
             features: vec![FEATURE_STRUCTURED_CLONE.into()],
+            engines: vec![
+                EngineOffer {
+                    engine: EngineKind::Quickjs,
+                    kernel_ms: Some(312.4),
+                    startup_ms: Some(1.1),
+                    max_workers: 0,
+                    webassembly: false,
+                },
+                EngineOffer {
+                    engine: EngineKind::Node,
+                    kernel_ms: Some(21.7),
+                    startup_ms: Some(1.3),
+                    max_workers: 8,
+                    webassembly: true,
+                },
+            ],
         },
         ServerMessage::LeaseGranted {
             request_id: 1,
@@ -509,6 +541,7 @@ pub fn to_executor() -> Vec<ToExecutor> {
 
 pub fn from_executor() -> Vec<FromExecutor> {
     vec![
+        FromExecutor::Ready,
         FromExecutor::Started,
         FromExecutor::Error {
             message: "ReferenceError: x is not defined".into(),

@@ -77,6 +77,9 @@ pub enum ConsoleLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromExecutor {
+    /// The executor's world is built and it waits for `start` (sent by executors that are
+    /// started ahead of need, so the broker knows when one is warm).
+    Ready,
     /// The script's top level ran; messages may follow.
     Started,
     /// An uncaught exception.

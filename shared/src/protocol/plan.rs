@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::broker::EngineKind;
+
 /// An amount of each resource Foresight schedules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ResourceAmounts {
@@ -252,6 +254,27 @@ pub struct BrokerTerms {
     /// Time to start one remote component (executor start-up), ms. `None`: not measured.
     #[serde(default)]
     pub startup_ms: Option<f64>,
+    /// The engines the broker runs workers on, each with its own speed, start-up and
+    /// capacity (from the broker's `hello`, speed made relative to this browser by the
+    /// extension). Empty: one engine, described by the fields above (older brokers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<EngineTerms>,
+}
+
+/// One engine of the broker, as the planner prices it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineTerms {
+    pub engine: EngineKind,
+    /// As [`BrokerTerms::speed_factor`], for this engine: the broker's time for the
+    /// calibration kernel divided by this browser's. `None`: not measured yet.
+    #[serde(default)]
+    pub speed_factor: Option<f64>,
+    /// As [`BrokerTerms::startup_ms`], for this engine. `None`: not measured yet.
+    #[serde(default)]
+    pub startup_ms: Option<f64>,
+    /// Workers this engine runs at once, all clients together (0: no limit of its own).
+    #[serde(default)]
+    pub max_workers: u32,
 }
 
 /// Another open tab, as the extension sees it, so a plan leaves room for the browser's other
@@ -304,6 +327,10 @@ pub struct Placement {
     /// when no broker is usable).
     #[serde(default)]
     pub remote_ms: Option<f64>,
+    /// The broker engine `remote_ms` is for, when the broker announced its engines: the one
+    /// a remote component is spawned on (`worker_spawn`'s `engine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineKind>,
 }
 
 /// What to ask the broker for.

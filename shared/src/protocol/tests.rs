@@ -117,8 +117,9 @@ fn examples_cover_every_variant() {
             FromExecutor::Console { .. } => 2,
             FromExecutor::Exited { .. } => 3,
             FromExecutor::Unknown => 4,
+            FromExecutor::Ready => 5,
         },
-        5,
+        6,
     );
 }
 
