@@ -327,17 +327,20 @@ export class Learner {
 
   /**
    * What learning from a remote worker's CPU report needs, taken when it is placed (the page
-   * may be gone by the time the broker reports): null when the estimate did not price it.
+   * may be gone by the time the broker reports): null when the estimate did not price it,
+   * or when the engine's speed against this browser is unmeasured. Its CPU time cannot be
+   * turned into this browser's time then: QuickJS takes 5-40x V8's time, and learning that
+   * at parity would teach the page's worker to be that much heavier here.
    */
   static forWorker(learning, url, speedFactor) {
     const component = learning?.raw?.components?.find((c) => c.url === url);
-    if (!learning?.origin || !component) return null;
+    if (!learning?.origin || !component || !(speedFactor > 0)) return null;
     return {
       origin: learning.origin,
       page: learning.page,
       url,
       predicted: component.cpu_ms.p50,
-      speed: speedFactor > 0 ? speedFactor : 1,
+      speed: speedFactor,
     };
   }
 

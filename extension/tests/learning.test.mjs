@@ -8,6 +8,7 @@ import {
   MAX_ORIGINS,
   MAX_PAGES,
   LearningStore,
+  Learner,
   correctDemand,
   correction,
   observe,
@@ -103,4 +104,23 @@ test("the storage wrapper serialises read-modify-write", async () => {
   const s = new LearningStore(area);
   await Promise.all([1, 2, 3].map(() => s.record(O, "a", [{ key: "load:network", predicted: 1, observed: 3 }])));
   assert.equal((await s.read()).origins[O].pages.a.keys["load:network"].n, 3);
+});
+
+test("a remote worker's CPU is learned only when its engine's speed here is known", () => {
+  const learning = {
+    origin: "https://example.test",
+    page: "p",
+    raw: { components: [{ url: "https://example.test/w.js", cpu_ms: { p50: 5 } }] },
+  };
+  const url = "https://example.test/w.js";
+  // QuickJS CPU time is not this browser's time: unmeasured, it must teach nothing.
+  assert.equal(Learner.forWorker(learning, url, null), null);
+  assert.equal(Learner.forWorker(learning, url, 0), null);
+  assert.deepEqual(Learner.forWorker(learning, url, 12), {
+    origin: "https://example.test",
+    page: "p",
+    url,
+    predicted: 5,
+    speed: 12,
+  });
 });

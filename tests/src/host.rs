@@ -2,8 +2,10 @@
 //! scenario's browser profile (never the user's), and observed through the audit log it
 //! writes when `FORESIGHT_HOST_LOG` is set (one JSON line per message in and out).
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -78,20 +80,68 @@ pub fn install(
 /// The host's audit log: every frame the extension sent it and every reply.
 pub struct HostLog {
     pub path: PathBuf,
+    /// What has been parsed so far. The log only grows, so each read parses only what was
+    /// appended: re-parsing the whole log every 50 ms (plan requests carry whole estimates)
+    /// made the test process itself a CPU load on the machine whose contention tests measure.
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Bytes of the file consumed, up to the end of the last complete line.
+    bytes: u64,
+    entries: Vec<Value>,
 }
 
 impl HostLog {
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self {
+            path,
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// Runs `f` over all entries written so far (possibly by several host processes, in
+    /// order), after reading what was appended since the last call.
+    fn with_entries<T>(&self, f: impl FnOnce(&[Value]) -> T) -> T {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(&self.path)
+            && file.seek(SeekFrom::Start(seen.bytes)).is_ok()
+        {
+            let _ = file.read_to_end(&mut fresh);
+        }
+        // Only complete lines: the host may be in the middle of writing the last one.
+        if let Some(end) = fresh.iter().rposition(|&b| b == b'\n') {
+            let complete = &fresh[..=end];
+            seen.bytes += complete.len() as u64;
+            let parsed: Vec<Value> = complete
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .filter_map(|l| serde_json::from_slice(l).ok())
+                .collect();
+            seen.entries.extend(parsed);
+        }
+        f(&seen.entries)
     }
 
     /// All entries written so far (possibly by several host processes, in order).
     pub fn entries(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.with_entries(<[Value]>::to_vec)
+    }
+
+    /// How many entries have been written so far: a mark for [`HostLog::wait_for`].
+    pub fn len(&self) -> usize {
+        self.with_entries(<[Value]>::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The newest entry satisfying `pred`, if any.
+    pub fn last(&self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        self.with_entries(|entries| entries.iter().rev().find(|v| pred(v)).cloned())
     }
 
     /// Waits until an entry after the first `skip` satisfies `pred`; returns it and its
@@ -108,14 +158,16 @@ impl HostLog {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             tick.tick().await;
-            if let Some((i, v)) = self
-                .entries()
-                .into_iter()
-                .enumerate()
-                .skip(skip)
-                .find(|(_, v)| pred(v))
-            {
-                return Ok((i, v));
+            let found = self.with_entries(|entries| {
+                entries
+                    .iter()
+                    .enumerate()
+                    .skip(skip)
+                    .find(|(_, v)| pred(v))
+                    .map(|(i, v)| (i, v.clone()))
+            });
+            if let Some(found) = found {
+                return Ok(found);
             }
             if Instant::now() > end {
                 return Err(Error::Timeout(format!(

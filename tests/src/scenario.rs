@@ -260,7 +260,7 @@ fn summarize_plan(plan: &Value) -> String {
 pub async fn remote_run(rig: &mut Rig, report: Report<'_>) -> Result<RemoteRun, Error> {
     let page_url = rig.site.url(PAGE);
     let worker_url = rig.site.url(WORKER);
-    let log_mark = rig.host_log.entries().len();
+    let log_mark = rig.host_log.len();
     let event_mark = rig.broker.events().len();
 
     let tab = rig.browser.open(&page_url).await?;
@@ -448,7 +448,7 @@ pub async fn local_fallback_run(rig: &mut Rig, report: Report<'_>) -> Result<Val
     rig.broker.stop().await?;
     let page_url = rig.site.url(PAGE);
     let worker_url = rig.site.url(WORKER);
-    let log_mark = rig.host_log.entries().len();
+    let log_mark = rig.host_log.len();
 
     let tab = rig.browser.open(&page_url).await?;
     let (_, reply) = rig

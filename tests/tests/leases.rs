@@ -123,7 +123,7 @@ async fn leases_as_the_page_sees_them(kind: BrowserKind) -> Result<(), Error> {
 
     // 2. A tenant of higher priority wants the whole pool: the page's lease is revoked.
     let mut tenant = LeaseClient::connect(&rig.broker.url()).await?;
-    let log_mark = rig.host_log.entries().len();
+    let log_mark = rig.host_log.len();
     let event_mark = rig.broker.events().len();
     let taken = tenant.lease(tenant.capacity, 9, 10_000).await?;
     let tenant_lease = taken["lease"]["lease_id"]

@@ -55,7 +55,7 @@ async fn plan_for_page(
     page_url: &str,
     worker_url: &str,
 ) -> Result<(Value, Value), Error> {
-    let mark = rig.host_log.entries().len();
+    let mark = rig.host_log.len();
     let tab = rig.browser.open(page_url).await?;
     // The request carries the browser's other tabs (at least the blank one it started with).
     let (_, request) = rig
@@ -134,10 +134,7 @@ async fn plan_until(
 /// The most recent contention the host reported, from any message that carries one.
 fn latest_contention(rig: &Rig) -> Option<Value> {
     rig.host_log
-        .entries()
-        .into_iter()
-        .rev()
-        .find(|e| e["dir"] == "out" && e["msg"]["contention"].is_object())
+        .last(|e| e["dir"] == "out" && e["msg"]["contention"].is_object())
         .map(|e| e["msg"]["contention"].clone())
 }
 
@@ -164,7 +161,7 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
     );
 
     // The hogs start; the host must see both.
-    let mark = rig.host_log.entries().len();
+    let mark = rig.host_log.len();
     let runnable_before = num(&baseline["runnable_tasks"]);
     let mut hog = start_hog(runnable_before).await?;
     let hog_bytes = (HOG_MIB << 20) as f64;
@@ -205,7 +202,7 @@ async fn plans_follow_the_load(rig: &mut Rig) -> Result<(), Error> {
     tokio::time::timeout(DEADLINE, hog.wait())
         .await
         .map_err(|_| Error::Timeout("the hog did not exit".into()))??;
-    let mark = rig.host_log.entries().len();
+    let mark = rig.host_log.len();
     let runnable_during = num(&seen["msg"]["contention"]["runnable_tasks"]);
     rig.host_log
         .wait_for("contention updates after the hogs", mark, DEADLINE, |e| {
