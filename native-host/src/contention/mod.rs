@@ -153,11 +153,19 @@ impl SystemSampler {
             system.refresh_processes_specifics(
                 ProcessesToUpdate::All,
                 true,
-                ProcessRefreshKind::nothing().with_cpu().with_memory(),
+                // Without tasks: on Linux sysinfo lists each thread as a process of its own,
+                // with its process's memory, and the groups summed them (a 2-core machine's
+                // browser showed 19 cores and 18 GB). Threads left from an older refresh are
+                // skipped below.
+                ProcessRefreshKind::nothing()
+                    .with_cpu()
+                    .with_memory()
+                    .without_tasks(),
             );
             let procs: Vec<ProcInfo> = system
                 .processes()
                 .values()
+                .filter(|p| p.thread_kind().is_none())
                 .map(|p| ProcInfo {
                     pid: p.pid().as_u32(),
                     parent: p.parent().map(|pp| pp.as_u32()),
@@ -349,6 +357,26 @@ mod tests {
         assert!(first.total_memory_bytes > 0);
         assert!(first.available_memory_bytes <= first.total_memory_bytes);
         assert!(first.taken_at_ms > 0);
+        // Processes, not threads: the groups count no more than /proc lists, and their CPU
+        // fits the machine (sysinfo's per-process figure may overshoot a little).
+        let listed = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .count() as u64;
+        let (browser, others) = (
+            first.browser.expect("the browser group"),
+            first.others.expect("everything else"),
+        );
+        assert!(
+            u64::from(browser.processes + others.processes) <= listed + 16,
+            "{browser:?} {others:?}: /proc lists {listed}"
+        );
+        let machine = u64::from(first.logical_cpus) * 1000;
+        assert!(
+            browser.cpu_millicores + others.cpu_millicores <= machine * 2,
+            "{browser:?} {others:?}"
+        );
 
         // Asked again sooner than the interval: the very same snapshot comes back.
         let (refreshed_at, _) = sampler.last.clone().expect("a sample was recorded");
