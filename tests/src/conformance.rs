@@ -34,7 +34,8 @@ pub async fn open(rig: &mut Rig) -> Result<Tab, Error> {
     Ok(tab)
 }
 
-fn started_urls(rig: &Rig, since: usize) -> Vec<String> {
+/// The script URLs of the workers the broker started since event `since`.
+pub fn started_urls(rig: &Rig, since: usize) -> Vec<String> {
     started(rig, since)
         .into_iter()
         .map(|(url, _)| url)
@@ -54,8 +55,13 @@ fn started(rig: &Rig, since: usize) -> Vec<(String, EngineKind)> {
         .collect()
 }
 
-/// One program's comparison: `(name, observations)`, or an error naming the difference.
-pub async fn program(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Error> {
+/// Runs program `name` through a native Worker and then through the page's Worker: what each
+/// observed, and the workers the broker started (with their engines) during the page's run.
+pub async fn run_both(
+    rig: &Rig,
+    tab: &Tab,
+    name: &str,
+) -> Result<(Value, Value, Vec<(String, EngineKind)>), Error> {
     let native = rig
         .browser
         .eval(tab, &format!("runProgram({name:?}, 'native')"))
@@ -65,13 +71,18 @@ pub async fn program(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Erro
         .browser
         .eval(tab, &format!("runProgram({name:?}, 'page')"))
         .await?;
+    Ok((native, page, started(rig, mark)))
+}
+
+/// One program's comparison: `(name, observations)`, or an error naming the difference.
+pub async fn program(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Error> {
+    let (native, page, started) = run_both(rig, tab, name).await?;
     if native != page {
         return Err(Error::Setup(format!(
             "program {name}: the page observed different results\n  native Worker: {native}\n  page's Worker: {page}"
         )));
     }
     // The page's run must really have been remote, on the rig's engine.
-    let started = started(rig, mark);
     if started.is_empty() {
         return Err(Error::Setup(format!(
             "program {name}: expected it on the broker, which started nothing"

@@ -27,16 +27,6 @@ use serde_json::json;
 const DEADLINE: Duration = Duration::from_secs(60);
 const OPTIONS_READY: &str = "document.readyState === 'complete'";
 
-fn started_since(rig: &Rig, mark: usize) -> Vec<String> {
-    rig.broker.events()[mark..]
-        .iter()
-        .filter_map(|e| match e {
-            BrokerEvent::WorkerStarted { script_url, .. } => Some(script_url.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The lease the broker granted for `purpose`, at or after event `mark`.
 async fn granted(
     rig: &mut Rig,
@@ -60,16 +50,7 @@ async fn granted(
 /// Runs a conformance program through a native Worker and the page's Worker: the page must
 /// observe the same, and the broker must start nothing (the page's Worker ran locally).
 async fn local_run(rig: &mut Rig, tab: &Tab, name: &str) -> Result<(), Error> {
-    let native = rig
-        .browser
-        .eval(tab, &format!("runProgram({name:?}, 'native')"))
-        .await?;
-    let mark = rig.broker.events().len();
-    let page = rig
-        .browser
-        .eval(tab, &format!("runProgram({name:?}, 'page')"))
-        .await?;
-    let started = started_since(rig, mark);
+    let (native, page, started) = conformance::run_both(rig, tab, name).await?;
     if native != page || !started.is_empty() {
         return Err(Error::Setup(format!(
             "{name}: expected a local run with the native result {native}; the page saw {page} \
@@ -249,7 +230,7 @@ async fn leases_as_the_page_sees_them(kind: BrowserKind) -> Result<(), Error> {
     let (_, queued_lease) = granted(&mut rig, &second_url, mark).await?;
     let mark = rig.broker.events().len();
     conformance::program(&mut rig, &second, "compute").await?;
-    if started_since(&rig, mark).is_empty() {
+    if conformance::started_urls(&rig, mark).is_empty() {
         return Err(Error::Setup(
             "the second page's worker did not run on the broker".into(),
         ));
