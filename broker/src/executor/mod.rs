@@ -18,6 +18,7 @@
 //! 3. [`drive`] runs the worker's event loop over an [`engine::Engine`] until the worker
 //!    closes, hits a limit or is told to stop; `exited` says why, and the process exits.
 
+pub(crate) mod bpf;
 pub mod engine;
 mod modules;
 pub mod node;

@@ -261,47 +261,12 @@ pub fn confine() -> Result<(), String> {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 fn seccomp_program(pid: u32) -> Vec<libc::sock_filter> {
-    use libc::{
-        BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, EPERM,
-        SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, sock_filter,
-    };
-    #[cfg(target_arch = "x86_64")]
-    const AUDIT_ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const AUDIT_ARCH: u32 = 0xC000_00B7;
-    // struct seccomp_data: nr at 0, arch at 4, args[0] (low half, little-endian) at 16.
-    const NR: u32 = 0;
-    const ARCH: u32 = 4;
-    const ARG0: u32 = 16;
-    let stmt = |code: u32, k: u32| sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
+    use super::bpf::{ARG0, answer_each, jump, prologue, stmt};
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, EPERM};
+    use libc::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
     let deny = SECCOMP_RET_ERRNO | (EPERM as u32);
-    let mut p = vec![
-        stmt(BPF_LD | BPF_W | BPF_ABS, ARCH),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
-        stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-        stmt(BPF_LD | BPF_W | BPF_ABS, NR),
-    ];
-    // x32 system calls (nr | 0x40000000) are another ABI on x86_64: none for us.
-    #[cfg(target_arch = "x86_64")]
-    p.extend([
-        jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 0, 1),
-        stmt(BPF_RET | BPF_K, deny),
-    ]);
-    for nr in denied_syscalls() {
-        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));
-        p.push(stmt(BPF_RET | BPF_K, deny));
-    }
+    let mut p = prologue(deny);
+    answer_each(&mut p, &denied_syscalls(), deny);
     // tgkill only to this process (abort() signals its own thread this way).
     p.extend([
         jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_tgkill as u32, 0, 3),

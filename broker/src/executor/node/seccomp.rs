@@ -19,15 +19,7 @@
 
 use libc::sock_filter;
 
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E;
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH: u32 = 0xC000_00B7;
-
-const NR: u32 = 0;
-const ARCH: u32 = 4;
-const ARG0: u32 = 16;
-const ARG1: u32 = 24;
+use crate::executor::bpf::{ARG0, ARG1, answer_each, jump, prologue, stmt};
 
 const TIOCSTI: u32 = 0x5412;
 
@@ -108,53 +100,19 @@ fn enosys() -> [libc::c_long; 4] {
     ]
 }
 
-fn stmt(code: u32, k: u32) -> sock_filter {
-    sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
-    sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
-}
-
 /// The filter for a process whose pid is `pid` (a pid survives `execve`, so the launcher
 /// builds it for itself).
 pub fn program(pid: u32) -> Vec<sock_filter> {
     use libc::{
-        BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W, CLONE_THREAD,
-        ENOSYS, EPERM, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
+        BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W, CLONE_THREAD, ENOSYS,
+        EPERM, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
     };
     let eperm = SECCOMP_RET_ERRNO | EPERM as u32;
     let enosys_ret = SECCOMP_RET_ERRNO | ENOSYS as u32;
     let allow = SECCOMP_RET_ALLOW;
-    let mut p = vec![
-        stmt(BPF_LD | BPF_W | BPF_ABS, ARCH),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
-        stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-        stmt(BPF_LD | BPF_W | BPF_ABS, NR),
-    ];
-    #[cfg(target_arch = "x86_64")]
-    p.extend([
-        jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 0, 1),
-        stmt(BPF_RET | BPF_K, eperm),
-    ]);
-    for nr in denied() {
-        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));
-        p.push(stmt(BPF_RET | BPF_K, eperm));
-    }
-    for nr in enosys() {
-        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));
-        p.push(stmt(BPF_RET | BPF_K, enosys_ret));
-    }
+    let mut p = prologue(eperm);
+    answer_each(&mut p, &denied(), eperm);
+    answer_each(&mut p, &enosys(), enosys_ret);
     // Each block below: the system call's number, then its checks; a different call jumps
     // over the whole block (`jf` = the block's length).
     // clone: threads only.
