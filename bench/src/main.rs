@@ -26,6 +26,7 @@ const SUITES: &[(&str, Suite)] = &[
     ("sampler", suites::sampler::run),
     ("broker", suites::broker::run),
     ("remote_worker", suites::remote_worker::run),
+    ("offload", suites::offload::run),
     ("estimator", suites::estimator::run),
 ];
 

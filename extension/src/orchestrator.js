@@ -573,6 +573,8 @@ export class Orchestrator {
       reason: decision.reason,
       predicted_cpu_ms: component ? component.cpu_ms : null,
       used_cpu_ms: null,
+      // The planned engine (null: the broker's default) until the broker says which it used.
+      engine: decision.target === "remote" ? (decision.engine ?? null) : null,
       learn: Learner.forWorker(session.learning, url, speedOf(session.brokerTerms, decision.engine)),
     };
     session.placements.push(record);
@@ -686,6 +688,12 @@ export class Orchestrator {
     if (!session) return;
     const id = session.remoteWorkers.get(message.worker_id);
     switch (message.type) {
+      case "worker_started": {
+        // The engine it really runs on (the plan may have left the choice to the broker).
+        const record = this.usage.get(message.worker_id);
+        if (record && typeof message.engine === "string") record.engine = message.engine;
+        break;
+      }
       case "worker_message":
         session.send({ kind: "worker-message", id, data: message.data });
         break;

@@ -45,6 +45,9 @@ const ms = (q) => `${Math.round(q.p50)} ms (p10 ${Math.round(q.p10)}, p90 ${Math
 const mib = (bytes) =>
   bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const fileName = (url) => (url ?? "").split("/").pop() || url;
+const ENGINES = { quickjs: "QuickJS", node: "V8 (Node)" };
+// "local", or "remote" with the engine when one is named (planned, or the one the broker used).
+const where = (p) => (p.target === "remote" && p.engine ? `remote on ${ENGINES[p.engine] ?? p.engine}` : p.target);
 
 async function targetTab() {
   const wanted = new URLSearchParams(location.search).get("for");
@@ -130,8 +133,8 @@ function renderPlan(tab) {
     ],
   ]);
   const placed = tab.placements.length
-    ? tab.placements.map((p) => `${fileName(p.url)}: ${p.target} — ${p.reason}`)
-    : plan.placements.map((p) => `${fileName(p.url)}: ${p.target} (planned) — ${p.reason}`);
+    ? tab.placements.map((p) => `${fileName(p.url)}: ${where(p)} — ${p.reason}`)
+    : plan.placements.map((p) => `${fileName(p.url)}: ${where(p)} (planned) — ${p.reason}`);
   list("placements", placed.length ? placed : ["no offloadable components"]);
   // plan.reasons already starts with the latest re-plan's cause; earlier ones are listed too.
   const earlier = (tab.replans ?? []).slice(0, -1).map((r) => `earlier re-plan: ${r.why}`);

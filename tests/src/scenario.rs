@@ -63,6 +63,9 @@ pub struct RigOptions {
     pub layout: host::Layout,
     /// The engine the broker runs workers on: QuickJS (the default) or V8 in Node.
     pub engine: EngineKind,
+    /// A broker the host names to the extension instead of the rig's own (the benchmarks
+    /// run the real broker binary on other CPUs). The rig's broker still runs, unused.
+    pub broker_url: Option<String>,
 }
 
 impl Default for RigOptions {
@@ -73,6 +76,7 @@ impl Default for RigOptions {
             announce_broker: true,
             layout: host::Layout::Profile,
             engine: EngineKind::Quickjs,
+            broker_url: None,
         }
     }
 }
@@ -109,7 +113,8 @@ impl Rig {
             host_log.path.display().to_string(),
         )];
         if options.announce_broker {
-            env.push((host::ENV_BROKER_URL.to_string(), broker.url()));
+            let url = options.broker_url.clone().unwrap_or_else(|| broker.url());
+            env.push((host::ENV_BROKER_URL.to_string(), url));
         }
         let browser = Browser::launch(
             kind,

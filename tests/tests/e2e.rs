@@ -131,6 +131,34 @@ async fn remote_workers_as_the_page_sees_them(kind: BrowserKind, engine: EngineK
         Ok(answers) => eprintln!("[{}] moved: {answers}", kind.name()),
         Err(e) => panic!("moved while working: {}", rig.context(e)),
     }
+    // The popup names the engine the broker ran the page's workers on.
+    let engine = serde_json::to_value(engine).expect("an engine name");
+    let condition =
+        format!("s.tab?.placements?.some(p => p.target === 'remote' && p.engine === {engine})");
+    let shown = async {
+        let control = rig
+            .browser
+            .open_extension_page(
+                "options.html",
+                "document.readyState === 'complete'",
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
+        let page_url = rig.site.url(conformance::PAGE);
+        rig.wait_for_popup_state(
+            &control,
+            &page_url,
+            &condition,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+    };
+    if let Err(e) = shown.await {
+        panic!(
+            "the popup does not name the engine {engine}: {}",
+            rig.context(e)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,9 +108,9 @@ fn test(args: &[String]) -> Result<()> {
 /// Runs the benchmarks in a release build; suite names select a subset.
 fn bench(args: &[String]) -> Result<()> {
     let mut cmd = util::cargo_command(&["run", "--release", "-p", "foresight-bench", "--"]);
-    // The remote_worker suite drives a real browser with the packaged extension, a release
-    // broker (whose executor speed it measures) and the native host.
-    if args.is_empty() || args.iter().any(|a| a == "remote_worker") {
+    // The remote_worker and offload suites drive a real browser with the packaged extension,
+    // a release broker (whose executor speed they measure) and the native host.
+    if args.is_empty() || args.iter().any(|a| a == "remote_worker" || a == "offload") {
         let browsers = util::Browsers::find()?;
         let dist = dist::dist()?;
         util::step("building the native host and the broker (release)");

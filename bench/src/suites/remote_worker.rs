@@ -45,7 +45,8 @@ pub fn run(report: &mut Report) -> Result<(), String> {
     runtime.block_on(measure_node(report))
 }
 
-fn artifacts() -> Result<Artifacts, String> {
+/// The test artifacts, with the release binaries when they are built (the bench measures them).
+pub(crate) fn artifacts() -> Result<Artifacts, String> {
     let mut artifacts = Artifacts::locate().map_err(|e| e.to_string())?;
     let release = std::env::current_exe()
         .ok()

@@ -943,6 +943,7 @@ impl Connection {
             let engine = worker.engine;
             self.send(ServerMessage::WorkerStarted {
                 worker_id: worker_id.clone(),
+                engine: Some(engine),
             })
             .await?;
             // A connection that starts workers is likely to start more: have the next

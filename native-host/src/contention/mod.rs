@@ -81,6 +81,8 @@ pub struct SystemSampler {
     memory: Holt,
     runnable: Holt,
     host_pid: u32,
+    /// The CPUs the browser may run on (its affinity, which the host inherits); `None`: all.
+    allowed_cpus: Option<Vec<usize>>,
 }
 
 impl SystemSampler {
@@ -102,6 +104,7 @@ impl SystemSampler {
             memory: Holt::default(),
             runnable: Holt::default(),
             host_pid: std::process::id(),
+            allowed_cpus: procfs::read_cpus_allowed(),
         }
     }
 
@@ -195,7 +198,7 @@ impl SystemSampler {
             }
         });
 
-        let raw = snapshot_of(system, unix_ms_now());
+        let raw = snapshot_of(system, self.allowed_cpus.as_deref(), unix_ms_now());
         let at_s = refreshed_at
             .saturating_duration_since(self.primed_at)
             .as_secs_f64();
@@ -271,14 +274,24 @@ impl Sampler for SystemSampler {
     }
 }
 
-/// The unsmoothed reading of what `system` last refreshed.
-fn snapshot_of(system: &System, taken_at_ms: u64) -> ContentionSnapshot {
-    let logical_cpus = match system.cpus().len() {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+/// The unsmoothed reading of what `system` last refreshed, over the CPUs in `allowed`.
+fn snapshot_of(system: &System, allowed: Option<&[usize]>, taken_at_ms: u64) -> ContentionSnapshot {
+    let per_core: Vec<f64> = system
+        .cpus()
+        .iter()
+        .map(|c| usage_fraction(c.usage()))
+        .collect();
+    let (logical_cpus, cpu_usage) = match usable_cpus(&per_core, allowed) {
+        Some(usable) => usable,
+        None => {
+            let n = match per_core.len() {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            (n, usage_fraction(system.global_cpu_usage()))
+        }
     };
     let logical_cpus = u32::try_from(logical_cpus).unwrap_or(u32::MAX);
-    let cpu_usage = usage_fraction(system.global_cpu_usage());
     let load_average_1m = System::load_average()
         .ok()
         .map(|l| l.one)
@@ -292,15 +305,31 @@ fn snapshot_of(system: &System, taken_at_ms: u64) -> ContentionSnapshot {
         total_memory_bytes: system.total_memory(),
         available_memory_bytes: system.available_memory().min(system.total_memory()),
         load_average_1m,
-        per_core_usage: system
-            .cpus()
+        per_core_usage: per_core
             .iter()
-            .map(|c| (usage_fraction(c.usage()) * 1000.0).round() / 1000.0)
+            .map(|u| (u * 1000.0).round() / 1000.0)
             .collect(),
         swap_total_bytes: system.total_swap(),
         swap_used_bytes: system.used_swap().min(system.total_swap()),
         ..Default::default()
     }
+}
+
+/// The CPU count and use that matter to a browser confined to some of the machine's CPUs
+/// (`taskset`, a container's cpuset): only those. An idle core the browser may not use is no
+/// room for its work, so counting it would keep work local that is starved there. `None` when
+/// nothing is restricted (or the affinity names no CPU the counters know): the machine-wide
+/// figures apply.
+fn usable_cpus(per_core: &[f64], allowed: Option<&[usize]>) -> Option<(usize, f64)> {
+    let usable: Vec<f64> = allowed?
+        .iter()
+        .filter_map(|&cpu| per_core.get(cpu).copied())
+        .collect();
+    if usable.is_empty() || usable.len() >= per_core.len() {
+        return None;
+    }
+    let usage = usable.iter().sum::<f64>() / usable.len() as f64;
+    Some((usable.len(), usage))
 }
 
 /// `sysinfo` reports percent of all cores. A non-finite reading would serialize as `null` and
@@ -336,6 +365,20 @@ mod tests {
         assert_eq!(usage_fraction(-3.0), 0.0);
         assert_eq!(usage_fraction(f32::NAN), 0.0);
         assert_eq!(usage_fraction(f32::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn a_browser_confined_to_some_cpus_sees_only_their_use() {
+        let per_core = [1.0, 0.0, 0.5, 0.0];
+        // Pinned to the busy core: no idle core for it, though half the machine is idle.
+        assert_eq!(usable_cpus(&per_core, Some(&[0])), Some((1, 1.0)));
+        assert_eq!(usable_cpus(&per_core, Some(&[0, 2])), Some((2, 0.75)));
+        // Every CPU allowed, no affinity known, or none the counters know: machine-wide.
+        assert_eq!(usable_cpus(&per_core, Some(&[0, 1, 2, 3])), None);
+        assert_eq!(usable_cpus(&per_core, None), None);
+        assert_eq!(usable_cpus(&per_core, Some(&[9])), None);
+        // A CPU beyond the counters (hot-plugged since) is left out, not indexed.
+        assert_eq!(usable_cpus(&per_core, Some(&[1, 9])), Some((1, 0.0)));
     }
 
     #[test]

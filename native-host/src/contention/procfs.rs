@@ -1,7 +1,8 @@
 //! Linux-only figures sysinfo does not give: pressure stall information
-//! (`/proc/pressure/{cpu,memory,io}`, kernels >= 4.20 with PSI enabled) and the number of
-//! runnable tasks (`/proc/loadavg`). Parsers are pure and tested on text; readers return
-//! `None` where the files are absent (other systems, PSI disabled).
+//! (`/proc/pressure/{cpu,memory,io}`, kernels >= 4.20 with PSI enabled), the number of
+//! runnable tasks (`/proc/loadavg`) and the CPUs this process may run on
+//! (`/proc/self/status`). Parsers are pure and tested on text; readers return `None` where the
+//! files are absent (other systems, PSI disabled).
 
 use foresight_shared::protocol::plan::Pressure;
 
@@ -62,9 +63,57 @@ pub fn read_runnable() -> Option<f64> {
         .and_then(parse_runnable)
 }
 
+/// The CPUs of a `Cpus_allowed_list:` line (`0-3,8,10-11`), ascending, or `None` when the
+/// text has no such line or it does not parse (then nothing is restricted).
+pub fn parse_cpus_allowed(status: &str) -> Option<Vec<usize>> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>().ok()?, b.trim().parse().ok()?),
+            None => {
+                let n = part.trim().parse::<usize>().ok()?;
+                (n, n)
+            }
+        };
+        // A bound on the range, so a corrupt line cannot make a huge list.
+        if last < first || last >= 1 << 16 {
+            return None;
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    (!cpus.is_empty()).then_some(cpus)
+}
+
+/// The CPUs this process (and so the browser that started it, whose affinity it inherits)
+/// may run on, where the kernel says.
+pub fn read_cpus_allowed() -> Option<Vec<usize>> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .as_deref()
+        .and_then(parse_cpus_allowed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_cpu_lists_are_parsed() {
+        let status =
+            "Name:\tfoo\nCpus_allowed:\tf\nCpus_allowed_list:\t0-2,5,7-8\nMems_allowed:\t1\n";
+        assert_eq!(parse_cpus_allowed(status), Some(vec![0, 1, 2, 5, 7, 8]));
+        assert_eq!(parse_cpus_allowed("Cpus_allowed_list:\t1\n"), Some(vec![1]));
+        assert_eq!(parse_cpus_allowed("Name: x\n"), None);
+        assert_eq!(parse_cpus_allowed("Cpus_allowed_list:\t3-1\n"), None);
+        assert_eq!(parse_cpus_allowed("Cpus_allowed_list:\t0-99999999\n"), None);
+        assert_eq!(parse_cpus_allowed("Cpus_allowed_list:\tx\n"), None);
+    }
 
     #[test]
     fn psi_lines_are_parsed() {

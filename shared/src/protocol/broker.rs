@@ -290,8 +290,12 @@ pub enum ServerMessage {
         lease_id: LeaseId,
         reason: LeaseEndReason,
     },
+    /// The worker's script is running (its top level ran, or it already said something).
     WorkerStarted {
         worker_id: String,
+        /// The engine it runs on (absent from older brokers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<EngineKind>,
     },
     /// `postMessage(data)` from the remote worker, rendered as `JSON.stringify` would, for a
     /// client without [`FEATURE_STRUCTURED_CLONE`] (the others get a binary frame).

@@ -490,6 +490,7 @@ pub fn server_messages() -> Vec<ServerMessage> {
         },
         ServerMessage::WorkerStarted {
             worker_id: "t12-w0".into(),
+            engine: Some(EngineKind::Node),
         },
         ServerMessage::WorkerMessage {
             worker_id: "t12-w0".into(),

@@ -66,8 +66,10 @@ pub struct ContentionSnapshot {
     pub source: ContentionSource,
     /// Milliseconds since the Unix epoch.
     pub taken_at_ms: u64,
+    /// The CPUs the browser may run on: all of the machine's, unless the browser is confined
+    /// to some (its CPU affinity: `taskset`, a container's cpuset).
     pub logical_cpus: u32,
-    /// Machine-wide CPU use, 0.0-1.0 of all cores.
+    /// Use of those CPUs, 0.0-1.0 (machine-wide when the browser may use every core).
     pub cpu_usage: f64,
     /// Idle CPU, in millicores (`logical_cpus * 1000 * (1 - cpu_usage)`).
     pub available_cpu_millicores: u64,
