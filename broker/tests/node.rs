@@ -114,10 +114,18 @@ async fn hello_announces_both_engines_as_calibrated_at_start_up() {
         ..common::node_config(1)
     })
     .await;
-    // Calibration runs QuickJS then Node, one after the other (its own limit is 60 s each).
+    // Calibration runs QuickJS (the kernel, then a start in a spare executor, as a
+    // connection's second worker gets) then Node, one after the other (60 s limit each).
+    let mut quickjs_start_timed = false;
     let calibrated = async {
         loop {
             match broker.events.recv().await {
+                Ok(BrokerEvent::WorkerExited { worker_id, reason })
+                    if worker_id == "calibration-start-Quickjs" =>
+                {
+                    assert_eq!(format!("{reason:?}"), "Closed");
+                    quickjs_start_timed = true;
+                }
                 Ok(BrokerEvent::WorkerExited { worker_id, reason })
                     if worker_id == "calibration-Node" =>
                 {
@@ -132,6 +140,10 @@ async fn hello_announces_both_engines_as_calibrated_at_start_up() {
         .await
         .expect("the Node calibration ended");
     assert_eq!(format!("{reason:?}"), "Closed");
+    assert!(
+        quickjs_start_timed,
+        "QuickJS start-up was not timed in a spare executor"
+    );
     let mut c = broker.connect().await;
     let hello = c.hello().await;
     let engines = hello["engines"].as_array().expect("engines in hello");

@@ -197,7 +197,10 @@ async fn measure_node(report: &mut Report) -> Result<(), String> {
     for name in WORKLOADS {
         let native = rig
             .browser
-            .eval(&tab, &format!("benchCompute('native', {name:?}, {V8_RUNS})"))
+            .eval(
+                &tab,
+                &format!("benchCompute('native', {name:?}, {V8_RUNS})"),
+            )
             .await
             .map_err(|e| rig.context(e).to_string())?;
         let remote = rig

@@ -57,8 +57,9 @@ pub struct EngineOffer {
     /// Absent while the broker is still measuring.
     #[serde(default)]
     pub kernel_ms: Option<f64>,
-    /// Milliseconds from `worker_spawn` to the worker's script running, as measured at
-    /// start-up (absent while still measuring).
+    /// Milliseconds from `worker_spawn` to the worker's script running in a ready process
+    /// (a pooled Node child, a connection's spare QuickJS executor: how clients mostly meet
+    /// it), as measured at start-up (absent while still measuring).
     #[serde(default)]
     pub startup_ms: Option<f64>,
     /// Workers this engine runs at once at most, all clients together (each is a process);
