@@ -11,6 +11,10 @@
 //   this browser's time with the broker's speed factor (parity when it is not measured, as the
 //   planner assumes).
 //
+// CPU observations from the page (long tasks, event timing) are wall-clock times, so they are
+// not learned while other programs keep the CPUs busy (`cpuContended`, from the host's
+// contention snapshot); memory and network are learned whatever the load.
+//
 // What is learned: for each quantity (load CPU, memory, network; CPU per event type; CPU per
 // worker URL) the running mean and spread of ln(observed / predicted), where "predicted" is
 // the estimator's raw p50 (never an already-corrected one, so corrections do not compound).
@@ -232,12 +236,16 @@ export function correctDemand(store, origin, page, demand) {
  * heap, network bytes, and CPU per event type against the interaction paths of that event.
  * `raw` is the uncorrected demand the page was planned with.
  */
-export function pageObservations(raw, report) {
+export function pageObservations(raw, report, contention = null) {
   const out = [];
+  // Long tasks and event processing are wall-clock times: on a machine whose other programs
+  // keep the CPUs busy they stretch with the wait for a core, and learning them would teach
+  // the page to be heavier than it is (then offload it when the machine is quiet again).
+  const cpu = !cpuContended(contention);
   const load = raw?.paths?.find((p) => p.kind === "load");
   if (load && report?.load) {
     const r = report.load;
-    if (r.longTasks !== false && Number.isFinite(r.longTaskMs)) {
+    if (cpu && r.longTasks !== false && Number.isFinite(r.longTaskMs)) {
       out.push({ key: "load:cpu", predicted: load.cpu_ms.p50, observed: r.longTaskMs, lowerBound: true });
     }
     if (Number.isFinite(r.heapBytes) && r.heapBytes > 0) {
@@ -247,7 +255,7 @@ export function pageObservations(raw, report) {
       out.push({ key: "load:network", predicted: load.network_bytes.p50, observed: r.networkBytes });
     }
   }
-  for (const [event, e] of Object.entries(report?.events ?? {})) {
+  for (const [event, e] of Object.entries(cpu ? (report?.events ?? {}) : {})) {
     if (!(e?.count > 0) || !Number.isFinite(e.ms)) continue;
     const paths = (raw?.paths ?? []).filter((p) => p.kind === "interaction" && p.event === event);
     if (paths.length === 0) continue;
@@ -257,6 +265,22 @@ export function pageObservations(raw, report) {
     out.push({ key: `event:${event}`, predicted, observed: e.ms / e.count });
   }
   return out;
+}
+
+/** Share of the browser's CPUs that other programs keep busy above which CPU is not learned. */
+export const CONTENDED_SHARE = 0.5;
+
+/**
+ * Whether `contention` (the host's snapshot) says other programs held at least
+ * CONTENDED_SHARE of the browser's CPUs. Without the host's split between this browser and
+ * everything else (the browser's own reading counts the page's own work too), it cannot be
+ * told, and is taken as not contended.
+ */
+export function cpuContended(contention) {
+  const cpus = contention?.logical_cpus;
+  const others = contention?.others?.cpu_millicores;
+  if (!(cpus > 0) || !Number.isFinite(others)) return false;
+  return others >= CONTENDED_SHARE * cpus * 1000;
 }
 
 /** The learning store in extension storage; one read-modify-write at a time. */
@@ -316,9 +340,10 @@ export class Learner {
   }
 
   /** A content script's "page-observed" or "page-events" report, against the raw estimate. */
-  async page(learning, report) {
+  /** Learns from a page report, taken while the machine was as `contention` says. */
+  async page(learning, report, contention = null) {
     if (!learning?.origin) return false;
-    const list = pageObservations(learning.raw, report);
+    const list = pageObservations(learning.raw, report, contention);
     return this.store.record(learning.origin, learning.page, list).catch((error) => {
       console.warn("foresight: could not record an observation", error);
       return false;

@@ -274,7 +274,10 @@ export class Orchestrator {
       case "page-observed":
       case "page-events":
         // Learned against the estimate this page was planned with, once there is one.
-        session.analysis.promise.then(() => this.learner.page(session.learning, message));
+        // The host's latest reading says how busy the machine was as the page reported.
+        session.analysis.promise.then(() =>
+          this.learner.page(session.learning, message, this.host.contention ?? session.result?.contention),
+        );
         break;
       case "worker-post": {
         const workerId = this.#brokerWorkerId(session, message.id);

@@ -14,6 +14,7 @@ import {
   observe,
   originOf,
   pageObservations,
+  cpuContended,
   scriptsKey,
   validStore,
 } from "../src/learning.js";
@@ -72,6 +73,19 @@ test("events, workers, memory and network correct their own quantities and curve
   assert.ok(d.paths[1].cpu_ms.p50 > 2 * 3, "a click observed at 20 ms against 2 predicted");
   assert.ok(d.components[0].cpu_ms.p50 > 10 * 3);
   assert.deepEqual(Object.keys(applied).sort(), ["event:click", "load:memory", "load:network", `worker:${O}/w.js`]);
+});
+
+test("CPU is not learned while other programs keep the CPUs busy; memory and network are", () => {
+  const report = { load: { longTaskMs: 900, heapBytes: 4e6, networkBytes: 4e4 }, events: { click: { count: 1, ms: 300 } } };
+  const busy = { logical_cpus: 2, cpu_usage: 1, others: { processes: 3, cpu_millicores: 1900, memory_bytes: 0 } };
+  const quiet = { logical_cpus: 2, cpu_usage: 0.6, others: { processes: 3, cpu_millicores: 100, memory_bytes: 0 } };
+  assert.equal(cpuContended(busy), true);
+  assert.equal(cpuContended(quiet), false, "the browser's own load is not contention");
+  assert.equal(cpuContended({ logical_cpus: 2, cpu_usage: 1 }), false, "no process split: the page's own work, maybe");
+  assert.equal(cpuContended(null), false);
+  const keys = (c) => pageObservations(demand(10), report, c).map((o) => o.key).sort();
+  assert.deepEqual(keys(busy), ["load:memory", "load:network"]);
+  assert.deepEqual(keys(quiet), ["event:click", "load:cpu", "load:memory", "load:network"]);
 });
 
 test("the store stays bounded and survives foreign data", () => {
