@@ -41,6 +41,8 @@ import { chooseTabsToDiscard } from "./tab-discard.js";
 
 // How long a page's `new Worker()` waits for the plan before running locally.
 const PLACEMENT_DEADLINE_MS = 8_000;
+// Longest a page's analysis waits for the device's first calibration (see #analyze).
+const CALIBRATION_WAIT_MS = 2_000;
 const FETCH_TIMEOUT_MS = 5_000;
 const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
 // importScripts the orchestrator supplies with a remote worker: string literals found in its
@@ -193,13 +195,14 @@ export class Orchestrator {
   /** Connects to the native host early so the popup can show its status at once. */
   start() {
     this.host.connect().catch(() => {});
-    // The device calibration runs in the background; estimates use the default until then.
+    // The device calibration runs in the background; a page's analysis waits for it up to
+    // CALIBRATION_WAIT_MS, then estimates with the default.
     this.calibration = ensureCalibration(calibrate).catch((error) => ({
       error: String(error?.message ?? error),
     }));
     // This device's time for the calibration kernel prices the broker's engines (whose
-    // times for the same kernel come in its hello); plans made before it is known leave
-    // the engines' speed out rather than wait.
+    // times for the same kernel come in its hello); plans made before it is known (the
+    // calibration outlasted the wait) leave the engines' speed out.
     this.calibration.then((c) => {
       this.kernelMs = c?.medianMs ?? null;
     });
@@ -301,6 +304,10 @@ export class Orchestrator {
   }
 
   async #analyze(session, sources) {
+    // The first page after the extension starts on a new device waits (briefly) for the
+    // device's calibration: priced at a guessed speed its plan would be off, and the broker's
+    // engines could not be compared with this browser. Measuring takes ~0.1-0.3 s.
+    await Promise.race([this.calibration, new Promise((resolve) => setTimeout(resolve, CALIBRATION_WAIT_MS))]);
     const settings = await loadSettings();
     session.settings = settings;
     if (!enabledFor(settings, sources.url)) {
