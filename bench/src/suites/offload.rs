@@ -3,9 +3,10 @@
 //! native host, against the real `foresight-broker` binary with its Node backend on.
 //!
 //! Two machines are modelled by one: the client (this process, the browser, the host, and the
-//! CPU hogs that load it) runs on CPU 0, the broker and its executors on the other CPUs. The
-//! host sees the browser's CPU affinity, so it plans against CPU 0's load, as it would for a
-//! browser confined to one core.
+//! CPU hogs that load it) runs on the first CPU this process may use, the broker and its
+//! executors on the others. The
+//! host sees the browser's CPU affinity, so it plans against that core's load, as it would for
+//! a browser confined to one core.
 //!
 //! Figures, all wall time from the page's `new Worker()` to the worker's answer:
 //! * `idle_local_ms`: the work in a native Worker, nothing else running;
@@ -35,34 +36,31 @@ use crate::report::Report;
 
 const PAGE: &str = "offload-page/index.html";
 const WORKER: &str = "offload-page/work.js";
-/// The client's CPU.
-const CLIENT_CPU: usize = 0;
 /// Spinning threads on the client's CPU: a busy machine, where the page's worker gets about
 /// a third of its core.
 const HOG_THREADS: usize = 2;
 const DEADLINE: Duration = Duration::from_secs(120);
 
 pub fn run(report: &mut Report) -> Result<(), String> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 {
+    let allowed = current_affinity()?;
+    let Some((&client, broker_cpus)) = allowed.split_first().filter(|(_, rest)| !rest.is_empty())
+    else {
         return Err("needs at least 2 CPUs (one for the client, one for the broker)".into());
-    }
-    let all: Vec<usize> = (0..cpus).collect();
-    let broker_cpus: Vec<usize> = all.iter().copied().filter(|&c| c != CLIENT_CPU).collect();
+    };
     // Threads inherit their creator's affinity: the runtime's threads, and through them the
     // browser and the host, run on the client's CPU.
-    pin_current_thread(&[CLIENT_CPU])?;
+    pin_current_thread(&[client])?;
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(measure(report, &broker_cpus)));
-    pin_current_thread(&all)?;
+        .and_then(|rt| rt.block_on(measure(report, client, broker_cpus)));
+    pin_current_thread(&allowed)?;
     result
 }
 
-async fn measure(report: &mut Report, broker_cpus: &[usize]) -> Result<(), String> {
+async fn measure(report: &mut Report, client: usize, broker_cpus: &[usize]) -> Result<(), String> {
     let artifacts = super::remote_worker::artifacts()?;
     let broker = ExternalBroker::start(&artifacts.broker_binary(), broker_cpus)?;
     let speeds = broker.wait_until_calibrated().await?;
@@ -81,7 +79,7 @@ async fn measure(report: &mut Report, broker_cpus: &[usize]) -> Result<(), Strin
 
     let idle_local = job(&rig, true).await?;
     let (idle_placement, idle_planned) = planned_job(&rig).await?;
-    let hogs = Hogs::start(HOG_THREADS, CLIENT_CPU);
+    let hogs = Hogs::start(HOG_THREADS, client);
     let loaded_local = job(&rig, true).await?;
     let (placement, loaded_planned) = planned_job_offloaded(&rig).await?;
     drop(hogs);
@@ -217,6 +215,23 @@ async fn planned_job_offloaded(rig: &Rig) -> Result<(Value, f64), String> {
             "    kept local ({}), {ms} ms; loading again",
             placement["reason"]
         );
+    }
+}
+
+/// The CPUs the calling thread may run on, ascending.
+fn current_affinity() -> Result<Vec<usize>, String> {
+    // SAFETY: `set` is a plain bit set owned by this frame; 0 names the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(format!(
+                "sched_getaffinity: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect())
     }
 }
 
