@@ -176,7 +176,17 @@ async fn suite(broker: Broker, engine: Engine) {
         hostile
             .send(json!({"type": "lease_release", "lease_id": lease}))
             .await;
-        hostile.expect("lease_released").await;
+        let answer = hostile.recv().await;
+        if answer["type"] == "lease_ended" {
+            // On a busy machine a case may outlast the lease's time to live (the budget is CPU
+            // time; the wall clock is shared): the lease expired first, and the release then
+            // finds no lease. Either way the next case starts from a clean slate.
+            assert_eq!(answer["reason"], "expired", "{answer}");
+            let refused = hostile.expect("error").await;
+            assert_eq!(refused["code"], "not_found", "{refused}");
+        } else {
+            assert_eq!(answer["type"], "lease_released", "{answer}");
+        }
     }
 
     ratios.sort_by(f64::total_cmp);
