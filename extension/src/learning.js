@@ -4,8 +4,9 @@
 // background.
 //
 // Where observations come from:
-// - content-isolated.js watches the page (PerformanceObserver: long tasks, event timing,
-//   resource timing; `performance.memory` where Chrome has it) and reports once the load has
+// - content-isolated.js watches the page (PerformanceObserver: long tasks — or, without
+//   long-task timing, as in Firefox, a timer probe's late ticks — event timing, resource
+//   timing; `performance.memory` where Chrome has it) and reports once the load has
 //   settled ("page-observed") and again as events come in ("page-events");
 // - the orchestrator reports the CPU the broker measured for each remote worker, converted to
 //   this browser's time with the broker's speed factor (parity when it is not measured, as the
