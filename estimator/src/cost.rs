@@ -16,14 +16,17 @@
 //! function's own cost times an unknown loop; for the large cycles that name-based method
 //! resolution creates in libraries it avoids charging every member to every caller.
 
+use std::collections::BTreeMap;
+
 use petgraph::algo::{condensation, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::builtins::Builtin;
 use crate::dist::Dist;
 use crate::graph::{Edge, ExecGraph, Node};
-use crate::ir::{Block, BodyId, Collected, Item};
+use crate::ir::{Block, BodyId, Collected, Item, SiteId};
 use crate::libraries;
+use crate::recursion;
 use crate::resolve::{Resolution, Target};
 use crate::weights::Class;
 
@@ -236,6 +239,20 @@ impl<'a> CostModel<'a> {
                 calls.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), ());
             }
         }
+        // The call sites into each self-recursive body from elsewhere: where a recursion's
+        // starting argument comes from.
+        let mut callers: BTreeMap<BodyId, Vec<SiteId>> = BTreeMap::new();
+        if self_recursive.iter().any(|r| *r) {
+            for (i, t) in self.r.sites.iter().enumerate() {
+                let Target::Bodies(bodies) = t else { continue };
+                let from = self.c.sites.get(i).map(|s| s.body);
+                for &b in bodies {
+                    if self_recursive.get(b).copied().unwrap_or(false) && from != Some(b) {
+                        callers.entry(b).or_default().push(i);
+                    }
+                }
+            }
+        }
         let sccs = condensation(calls, true);
         // Callers before callees; priced in reverse so callees are always done first.
         let order: Vec<_> = match toposort(&sccs, None) {
@@ -267,12 +284,19 @@ impl<'a> CostModel<'a> {
                 })
                 .unzip();
             if cyclic {
-                // An unknown number of activations, each of a typical member; many more when
-                // an activation makes several recursive calls (fib, tree walks).
-                let trips = if self.branching(members, &component, ci.index()) {
-                    BRANCHING_RECURSION_TRIPS
-                } else {
-                    UNKNOWN_TRIPS
+                // As many activations as a constant argument makes the recursion run (see
+                // `recursion`), else an unknown number, each of a typical member; many more
+                // when an activation makes several recursive calls (fib, tree walks).
+                let derived = match members.as_slice() {
+                    [m] => self.recursion_trips(*m, &callers),
+                    _ => None,
+                };
+                let trips = match derived {
+                    Some(t) => t,
+                    None if self.branching(members, &component, ci.index()) => {
+                        BRANCHING_RECURSION_TRIPS
+                    }
+                    None => UNKNOWN_TRIPS,
                 };
                 let total = Cost::mixture(&own).times(trips);
                 // Recursion runs like a loop: its activations warm up as its own.
@@ -298,6 +322,59 @@ impl<'a> CostModel<'a> {
                 }
             }
         }
+    }
+
+    /// How many activations a self-recursive body `m` runs when every call into it from
+    /// elsewhere (`callers`) passes a constant in the parameter its recursive calls shrink:
+    /// `fib(n - 1) + fib(n - 2)` from `fib(27)` is ~phi^27 activations, `f(n - 1)` from `f(N)`
+    /// is N, `f(n / 2)` log N (see [`crate::recursion`]). `None` when any of that is not
+    /// visible in the syntax (the recursion's depth is then unknown).
+    fn recursion_trips(&self, m: BodyId, callers: &BTreeMap<BodyId, Vec<SiteId>>) -> Option<Dist> {
+        let body = self.c.bodies.get(m)?;
+        let own: Vec<SiteId> = self
+            .sites_by_body
+            .get(m)?
+            .iter()
+            .copied()
+            .filter(|i| matches!(self.r.sites.get(*i), Some(Target::Bodies(b)) if b.contains(&m)))
+            .collect();
+        let recursive_in_loop = recursion::calls_in_loops(&body.block, &own);
+        if own.is_empty() || recursive_in_loop {
+            return None;
+        }
+        let (position, steps) = (0..body.params.len()).find_map(|p| {
+            let name = body.params.get(p)?.as_ref()?;
+            let steps: Option<Vec<recursion::Step>> = own
+                .iter()
+                .map(|i| {
+                    let site = self.c.sites.get(*i)?;
+                    let arg = site.args.get(p).copied().flatten()?;
+                    recursion::step(self.c, arg, name, body.scope)
+                })
+                .collect();
+            Some((p, steps?))
+        })?;
+        let starts: Option<Vec<f64>> = callers
+            .get(&m)?
+            .iter()
+            .map(|i| {
+                let arg = self
+                    .c
+                    .sites
+                    .get(*i)?
+                    .args
+                    .get(position)
+                    .copied()
+                    .flatten()?;
+                self.r.nums.get(arg).copied().flatten()
+            })
+            .collect();
+        let counts: Option<Vec<Dist>> = starts?
+            .into_iter()
+            .map(|n| recursion::activations(n, &steps).map(Dist::exact))
+            .collect();
+        let counts = counts?;
+        (!counts.is_empty()).then(|| Dist::mixture(&counts))
     }
 
     /// Whether some member of the cycle `members` (component `current`) calls into the cycle

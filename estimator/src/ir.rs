@@ -65,6 +65,9 @@ pub struct Body {
     /// Positions of the parameters this body calls itself (`function each(xs, cb) { cb() }`),
     /// sorted: a function passed in such a position is a callback that really runs.
     pub param_calls: Vec<usize>,
+    /// Parameter names by position (`None` for a destructuring pattern): what a recursive
+    /// call's arguments are compared with to see how the recursion shrinks its input.
+    pub params: Vec<Option<Atom>>,
 }
 
 /// The cost-relevant content of straight-line code: work that is counted directly, plus the
@@ -156,14 +159,20 @@ pub struct CallSite {
     pub host: Option<(SiteId, usize)>,
     /// What the call's cost may scale with.
     pub sizes: SizeRefs,
+    /// The leading arguments of a call by plain name (`fib(n - 1)`, `fib(27)`) as numeric
+    /// expressions, when they look numeric: the depth of a recursion comes from them.
+    pub args: Vec<Option<NumId>>,
 }
 
 /// The named values a call's cost may scale with: its receiver (`rows.sort()`) and its first
-/// argument (`JSON.stringify(rows)`, `_.sortBy(rows)`), when they are plain identifiers.
+/// argument (`JSON.stringify(rows)`, `_.sortBy(rows)`), when they are plain identifiers; else
+/// the identifiers nested in its arguments (`render(h('ul', null, items))`,
+/// `new Chart(el, { data: { labels: nums } })`), of which the largest known one counts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SizeRefs {
     pub receiver: Option<Atom>,
     pub arg: Option<Atom>,
+    pub nested: Vec<Atom>,
 }
 
 /// A named array or string that grows (`a.push(x)`, `s += x`) inside the given loops (none:
@@ -189,7 +198,40 @@ pub enum NumExpr {
         left: NumId,
         right: NumId,
     },
+    /// `Math.floor(x)` and friends.
+    Round(RoundOp, NumId),
     Unknown,
+}
+
+/// The `Math` rounding functions a numeric expression may go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundOp {
+    Floor,
+    Ceil,
+    Round,
+    Trunc,
+}
+
+impl RoundOp {
+    pub fn from_name(name: &str) -> Option<RoundOp> {
+        match name {
+            "floor" => Some(RoundOp::Floor),
+            "ceil" => Some(RoundOp::Ceil),
+            "round" => Some(RoundOp::Round),
+            "trunc" => Some(RoundOp::Trunc),
+            _ => None,
+        }
+    }
+
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            RoundOp::Floor => x.floor(),
+            RoundOp::Ceil => x.ceil(),
+            // JS rounds halves up, Rust away from zero.
+            RoundOp::Round => (x + 0.5).floor(),
+            RoundOp::Trunc => x.trunc(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,6 +42,7 @@ pub mod ir;
 pub mod libraries;
 pub mod parse;
 pub mod paths;
+pub mod recursion;
 pub mod resolve;
 pub mod url;
 pub mod weights;

@@ -182,11 +182,20 @@ impl Resolution {
             .filter(|n| n.is_finite() && *n >= 0.0)
     }
 
-    /// The items call site `site` works on: its receiver's, else its first argument's.
+    /// The items call site `site` works on: its receiver's, else its first argument's, else
+    /// the largest known size among the names nested in its arguments.
     pub fn site_items(&self, c: &Collected, site: usize) -> Option<f64> {
         let s = c.sites.get(site)?;
         let of = |n: &Option<Atom>| n.as_ref().and_then(|n| self.size(c, s.scope, n));
-        of(&s.sizes.receiver).or_else(|| of(&s.sizes.arg))
+        of(&s.sizes.receiver)
+            .or_else(|| of(&s.sizes.arg))
+            .or_else(|| {
+                s.sizes
+                    .nested
+                    .iter()
+                    .filter_map(|n| self.size(c, s.scope, n))
+                    .reduce(f64::max)
+            })
     }
 }
 
@@ -262,6 +271,7 @@ fn eval(c: &Collected, id: NumId, depth: u32, memo: &mut Vec<Option<Option<f64>>
         NumExpr::Lit(v) => Some(*v),
         NumExpr::Unknown => None,
         NumExpr::Neg(a) => eval(c, *a, depth + 1, memo).map(|v| -v),
+        NumExpr::Round(op, a) => eval(c, *a, depth + 1, memo).map(|v| op.apply(v)),
         NumExpr::Name { scope, name } => match c.lookup(*scope, name) {
             Some(Binding::Const(n)) => eval(c, *n, depth + 1, memo),
             _ => None,

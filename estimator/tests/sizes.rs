@@ -82,3 +82,76 @@ fn a_library_entry_point_gets_the_size_of_its_argument() {
         "{small} -> {big}, expected +{expected_ms}"
     );
 }
+
+#[test]
+fn a_size_reaches_a_library_entry_point_through_the_value_its_argument_builds() {
+    // `render(React.createElement('ul', null, items))` renders as many rows as `items` has:
+    // the size of a name handed over inside a call, `new`, object or array literal argument
+    // counts when the argument is not a plain name.
+    let react = "/**\n * @license React\n * react-dom.production.min.js\n */\n(function(){})();";
+    let render = |n: u32| {
+        run(&page(vec![
+            inline(react),
+            inline(&format!(
+                "const items = [];\nfor (let i = 0; i < {n}; i++) {{ items.push(React.createElement('li', {{ key: i }}, 'row ' + i)); }}\nReactDOM.createRoot(document.getElementById('host')).render(React.createElement('ul', null, items));"
+            )),
+        ]))
+        .paths[0]
+            .cpu_ms
+            .p50
+    };
+    let per_item = foresight_estimator::libraries::PROFILES
+        .iter()
+        .find(|p| p.name == "react")
+        .and_then(|p| p.entry("render"))
+        .map_or(0.0, |e| e.units_per_item);
+    assert!(per_item > 0.0);
+    let (small, big) = (render(100), render(5_100));
+    let expected_ms = 5_000.0 * per_item / 1e6;
+    assert!(
+        big - small > 0.7 * expected_ms,
+        "{small} -> {big}, expected +{expected_ms}"
+    );
+    // A chart configured with `labels: nums` draws `nums`.
+    let chart = "/*!\n * Chart.js v4.4.1\n * https://www.chartjs.org\n */\n(function(){})();";
+    let draw = |n: u32| {
+        run(&page(vec![
+            inline(chart),
+            inline(&format!(
+                "const nums = [];\nfor (let i = 0; i < {n}; i++) {{ nums.push(i); }}\nnew Chart(document.getElementById('c'), {{ type: 'line', data: {{ labels: nums, datasets: [{{ data: nums }}] }} }});"
+            )),
+        ]))
+        .paths[0]
+            .cpu_ms
+            .p50
+    };
+    assert!(
+        draw(20_000) > 2.0 * draw(10),
+        "{} vs {}",
+        draw(20_000),
+        draw(10)
+    );
+}
+
+#[test]
+fn an_unsized_nested_argument_keeps_the_unknown_size_guess() {
+    // Nothing the loops grew is nested in the argument: the size stays the unknown guess, the
+    // same as for an argument the syntax does not name at all.
+    let react = "/**\n * @license React\n * react-dom.production.min.js\n */\n(function(){})();";
+    let render = |arg: &str| {
+        run(&page(vec![
+            inline(react),
+            inline(&format!(
+                "const items = window.rows;\nReactDOM.createRoot(document.getElementById('host')).render({arg});"
+            )),
+        ]))
+        .paths[0]
+            .cpu_ms
+    };
+    let nested = render("React.createElement('ul', null, items)");
+    let opaque = render("window.app");
+    assert!(
+        (nested.p50 / opaque.p50 - 1.0).abs() < 0.05,
+        "{nested:?} vs {opaque:?}"
+    );
+}

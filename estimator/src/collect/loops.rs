@@ -3,15 +3,15 @@
 //! loop bounds and allocation sizes are kept as.
 
 use swc_ecma_ast::{
-    AssignOp, AssignTarget, BinaryOp, Expr, ExprOrSpread, ForStmt, Lit, Pat, SimpleAssignTarget,
-    Stmt, UnaryOp, UpdateOp, VarDeclOrExpr,
+    AssignOp, AssignTarget, BinaryOp, Callee, Expr, ExprOrSpread, ForStmt, Lit, Pat,
+    SimpleAssignTarget, Stmt, UnaryOp, UpdateOp, VarDeclOrExpr,
 };
 use swc_ecma_visit::VisitWith;
 
 use super::scopes::for_head;
-use super::syntax::{num_op, unparen};
+use super::syntax::{member_prop, num_op, unparen};
 use super::{Collector, LOOP_UNITS};
-use crate::ir::{CallKind, Item, LoopSpec, NumExpr, NumId};
+use crate::ir::{CallKind, Item, LoopSpec, NumExpr, NumId, RoundOp};
 
 impl Collector<'_, '_> {
     /// A loop statement: its head runs once, its test, update and body once per trip.
@@ -91,6 +91,29 @@ impl Collector<'_, '_> {
                 let left = self.num_expr(&b.left, depth + 1)?;
                 let right = self.num_expr(&b.right, depth + 1)?;
                 Some(self.out.num(NumExpr::Bin { op, left, right }))
+            }
+            // `Math.floor(n / 2)`
+            Expr::Call(call) => {
+                let Callee::Expr(callee) = &call.callee else {
+                    return None;
+                };
+                let Expr::Member(m) = unparen(callee) else {
+                    return None;
+                };
+                let op = match (unparen(&m.obj), member_prop(m)) {
+                    (Expr::Ident(obj), Some(prop)) if obj.sym == "Math" => {
+                        RoundOp::from_name(&prop)?
+                    }
+                    _ => return None,
+                };
+                let [arg] = call.args.as_slice() else {
+                    return None;
+                };
+                if arg.spread.is_some() {
+                    return None;
+                }
+                let a = self.num_expr(&arg.expr, depth + 1)?;
+                Some(self.out.num(NumExpr::Round(op, a)))
             }
             _ => None,
         }
