@@ -24,7 +24,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::builtins::Builtin;
 use crate::dist::Dist;
 use crate::graph::{Edge, ExecGraph, Node};
-use crate::ir::{Block, BodyId, Collected, Item, SiteId};
+use crate::ir::{Block, BodyId, Collected, Item, LoopId, NumExpr, SiteId};
 use crate::libraries;
 use crate::recursion;
 use crate::resolve::{Resolution, Target};
@@ -132,6 +132,8 @@ pub struct CostModel<'a> {
     straights: Vec<Dist>,
     /// The call sites in each body.
     sites_by_body: Vec<Vec<usize>>,
+    /// Whether each body is part of a recursion (priced as a whole, never per call site).
+    cyclic: Vec<bool>,
 }
 
 impl<'a> CostModel<'a> {
@@ -148,6 +150,7 @@ impl<'a> CostModel<'a> {
             dom_nodes,
             totals: vec![None; c.bodies.len()],
             straights: vec![Dist::ZERO; c.bodies.len()],
+            cyclic: vec![false; c.bodies.len()],
             sites_by_body: {
                 let mut by = vec![Vec::new(); c.bodies.len()];
                 for (i, s) in c.sites.iter().enumerate() {
@@ -279,7 +282,7 @@ impl<'a> CostModel<'a> {
             let (own, straight): (Vec<Cost>, Vec<Dist>) = members
                 .iter()
                 .map(|&m| match self.c.bodies.get(m) {
-                    Some(body) => self.block(&body.block, &component, ci.index(), 0, 1.0),
+                    Some(body) => self.block(&body.block, &component, ci.index(), 0, 1.0, &[]),
                     None => (Cost::ZERO, Dist::ZERO),
                 })
                 .unzip();
@@ -304,6 +307,9 @@ impl<'a> CostModel<'a> {
                 let mut total = total;
                 total.cpu += self.warm(one, trips.p50).times(trips);
                 for &m in members {
+                    if let Some(slot) = self.cyclic.get_mut(m) {
+                        *slot = true;
+                    }
                     if let Some(slot) = self.totals.get_mut(m) {
                         *slot = Some(total);
                     }
@@ -377,6 +383,42 @@ impl<'a> CostModel<'a> {
         (!counts.is_empty()).then(|| Dist::mixture(&counts))
     }
 
+    /// One call of `callee` from call site `site` when the callee loops over parameters the
+    /// site hands sized values to (`render(items)` with `items` grown to 3,000): the callee's
+    /// own code priced again with those loops' trip counts. `None` when nothing is known
+    /// beyond the callee's context-free total.
+    fn sized_call(
+        &self,
+        site: SiteId,
+        callee: BodyId,
+        component: &[usize],
+        current: usize,
+        depth: u32,
+    ) -> Option<(Cost, Dist)> {
+        let loops = self.r.param_loops.get(&callee)?;
+        if self.cyclic.get(callee).copied().unwrap_or(true) || depth > MAX_BLOCK_DEPTH {
+            return None;
+        }
+        let s = self.c.sites.get(site)?;
+        let given: Vec<(LoopId, f64)> = loops
+            .iter()
+            .filter_map(|(l, p)| {
+                let arg = s.args.get(*p).copied().flatten()?;
+                match self.c.nums.get(arg)? {
+                    NumExpr::Name { scope, name } => {
+                        self.r.size(self.c, *scope, name).map(|n| (*l, n))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        if given.is_empty() {
+            return None;
+        }
+        let body = self.c.bodies.get(callee)?;
+        Some(self.block(&body.block, component, current, depth + 1, 1.0, &given))
+    }
+
     /// Whether some member of the cycle `members` (component `current`) calls into the cycle
     /// from two or more call sites, so that activations multiply with depth.
     fn branching(&self, members: &[BodyId], component: &[usize], current: usize) -> bool {
@@ -401,7 +443,8 @@ impl<'a> CostModel<'a> {
     /// straight-line JS (its own operations and its callees' straight parts, not its loops,
     /// builtins or allocations, whose speed does not depend on V8's tiers). Calls into
     /// `current` (the component being priced) count zero, since the component's recursion is
-    /// priced as a whole.
+    /// priced as a whole. `given` are trip counts known from outside, for loops over the
+    /// parameters of the body being priced for one call site.
     fn block(
         &self,
         b: &Block,
@@ -409,6 +452,7 @@ impl<'a> CostModel<'a> {
         current: usize,
         depth: u32,
         runs: f64,
+        given: &[(LoopId, f64)],
     ) -> (Cost, Dist) {
         let mut cost = Cost {
             cpu: Dist::exact(b.work),
@@ -422,13 +466,18 @@ impl<'a> CostModel<'a> {
         for item in &b.items {
             let c = match item {
                 Item::Loop { spec, body } => {
-                    let trips = match self.r.trips.get(*spec).copied().flatten() {
+                    let known = given
+                        .iter()
+                        .find(|(l, _)| l == spec)
+                        .map(|(_, n)| *n)
+                        .or_else(|| self.r.trips.get(*spec).copied().flatten());
+                    let trips = match known {
                         Some(n) => Dist::exact(n),
                         None => UNKNOWN_TRIPS,
                     };
                     let inner = runs * trips.p50.max(1.0);
                     let (body_cost, body_straight) =
-                        self.block(body, component, current, depth + 1, inner);
+                        self.block(body, component, current, depth + 1, inner, given);
                     let mut c = body_cost.times(trips);
                     // The body's first runs are cold, the rest optimised.
                     c.cpu += self.warm(body_straight, inner).times(trips);
@@ -437,7 +486,7 @@ impl<'a> CostModel<'a> {
                 Item::Branch(arms) => {
                     let (costs, straights): (Vec<Cost>, Vec<Dist>) = arms
                         .iter()
-                        .map(|a| self.block(a, component, current, depth + 1, runs))
+                        .map(|a| self.block(a, component, current, depth + 1, runs, given))
                         .unzip();
                     straight += Dist::mixture(&straights);
                     Cost::mixture(&costs)
@@ -449,6 +498,10 @@ impl<'a> CostModel<'a> {
                             .map(|&callee| {
                                 if component.get(callee) == Some(&current) {
                                     (Cost::ZERO, Dist::ZERO)
+                                } else if let Some(sized) =
+                                    self.sized_call(*site, callee, component, current, depth)
+                                {
+                                    sized
                                 } else {
                                     let st = self.straights.get(callee).copied();
                                     (self.callee(callee), st.unwrap_or(Dist::ZERO))

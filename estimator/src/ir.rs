@@ -260,7 +260,11 @@ pub enum LoopSpec {
         step: f64,
         inclusive: bool,
     },
-    /// A loop whose trip count the syntax does not give (while, for-of, forEach, recursion).
+    /// One trip per item of a named value: `for (const x of xs)`, `xs.forEach(f)`. Known when
+    /// the page grows `xs` in counted loops, or, for a parameter, from what each call hands
+    /// over (`render(items)`).
+    Each { scope: ScopeId, name: Atom },
+    /// A loop whose trip count the syntax does not give (while, for-in, recursion).
     Unknown,
 }
 

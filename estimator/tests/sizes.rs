@@ -155,3 +155,56 @@ fn an_unsized_nested_argument_keeps_the_unknown_size_guess() {
         "{nested:?} vs {opaque:?}"
     );
 }
+
+#[test]
+fn a_grown_size_flows_through_a_call_into_the_callees_loops() {
+    // `render(items)` loops over its parameter once per item of what each call hands over:
+    // 30,000 items cost about 100 times what 300 do, in a for-of and in a forEach alike.
+    let page_with = |body: &str, n: u32| {
+        load_ms(&format!(
+            "function render(rows) {{ let s = 0; {body} return s; }}\nconst items = [];\nfor (let i = 0; i < {n}; i++) {{ items.push(i); }}\nrender(items);"
+        ))
+    };
+    for body in [
+        "for (const r of rows) { for (let k = 0; k < 100; k++) { s += r * k; } }",
+        "rows.forEach((r) => { for (let k = 0; k < 100; k++) { s += r * k; } });",
+    ] {
+        let (small, big) = (page_with(body, 300), page_with(body, 30_000));
+        assert!(
+            big / small > 50.0 && big / small < 150.0,
+            "{body}: {small} -> {big}"
+        );
+    }
+    // Two calls with different sizes each get their own.
+    let two = load_ms(
+        "function render(rows) { let s = 0; for (const r of rows) { for (let k = 0; k < 100; k++) { s += r * k; } } return s; }\nconst a = [], b = [];\nfor (let i = 0; i < 30000; i++) { a.push(i); }\nfor (let i = 0; i < 300; i++) { b.push(i); }\nrender(a);\nrender(b);",
+    );
+    let one = page_with(
+        "for (const r of rows) { for (let k = 0; k < 100; k++) { s += r * k; } }",
+        30_000,
+    );
+    assert!(two / one > 0.95 && two / one < 1.1, "{two} vs {one}");
+    // A top-level loop over a grown array runs once per item too.
+    let top = |n: u32| {
+        load_ms(&format!(
+            "const items = [];\nfor (let i = 0; i < {n}; i++) {{ items.push(i); }}\nlet s = 0;\nfor (const r of items) {{ for (let k = 0; k < 100; k++) {{ s += r * k; }} }}"
+        ))
+    };
+    let ratio = top(30_000) / top(300);
+    assert!(ratio > 50.0 && ratio < 150.0, "{ratio}");
+}
+
+#[test]
+fn a_callee_handed_an_unsized_value_keeps_the_unknown_trip_count() {
+    // Nothing says how many rows `window.rows` has: the same as a loop of unknown length.
+    let handed = load_ms(
+        "function render(rows) { let s = 0; for (const r of rows) { for (let k = 0; k < 100; k++) { s += r * k; } } return s; }\nrender(window.rows);",
+    );
+    let unknown = load_ms(
+        "function render(rows) { let s = 0; while (s < rows) { for (let k = 0; k < 100; k++) { s += k; } } return s; }\nrender(window.rows);",
+    );
+    assert!(
+        handed / unknown > 0.5 && handed / unknown < 2.0,
+        "{handed} vs {unknown}"
+    );
+}

@@ -115,8 +115,9 @@ impl Collector<'_, '_> {
         }
     }
 
-    /// Records the leading arguments of call site `site` as numeric expressions (for
-    /// recursion depth: `fib(27)` and `fib(n - 1)`).
+    /// Records the leading arguments of call site `site` as numeric expressions: recursion
+    /// depth comes from them (`fib(27)`, `fib(n - 1)`), and a name among them (`render(items)`)
+    /// is what the callee's loops over that parameter run over.
     pub(super) fn numeric_args(&mut self, site: SiteId, args: &[ExprOrSpread]) {
         let nums: Vec<Option<NumId>> = args
             .iter()
@@ -317,10 +318,12 @@ impl Collector<'_, '_> {
             }
         };
         let host = self.site(callee, CallKind::Direct);
-        self.sized_by(host, receiver_ident, args);
+        self.sized_by(host, receiver_ident.clone(), args);
         if builtins::iteration_method(&prop) {
-            self.iteration(args);
+            self.iteration(receiver_ident, args);
         } else {
+            // A method of page code may loop over what it is handed, like a function.
+            self.numeric_args(host, args);
             self.args(args, Some(host));
         }
     }

@@ -11,7 +11,7 @@ use swc_ecma_visit::VisitWith;
 use super::scopes::for_head;
 use super::syntax::{member_prop, num_op, unparen};
 use super::{Collector, LOOP_UNITS};
-use crate::ir::{CallKind, Item, LoopSpec, NumExpr, NumId, RoundOp};
+use crate::ir::{Atom, CallKind, Item, LoopSpec, NumExpr, NumId, RoundOp};
 
 impl Collector<'_, '_> {
     /// A loop statement: its head runs once, its test, update and body once per trip.
@@ -37,7 +37,14 @@ impl Collector<'_, '_> {
             }
             Stmt::ForOf(f) => {
                 f.right.visit_with(self);
-                self.looped(LoopSpec::Unknown, |c| {
+                let spec = match unparen(&f.right) {
+                    Expr::Ident(i) => LoopSpec::Each {
+                        scope: self.scope,
+                        name: i.sym.clone(),
+                    },
+                    _ => LoopSpec::Unknown,
+                };
+                self.looped(spec, |c| {
                     for_head(c, &f.left);
                     f.body.visit_with(c);
                     c.work(LOOP_UNITS + 1.0);
@@ -216,13 +223,20 @@ impl Collector<'_, '_> {
         }
     }
 
-    /// `arr.forEach(fn)` and friends: the callback runs once per element, a loop of unknown
-    /// length.
-    pub(super) fn iteration(&mut self, args: &[ExprOrSpread]) {
+    /// `arr.forEach(fn)` and friends: the callback runs once per element of `receiver` (a loop
+    /// of unknown length when the receiver is not a plain name).
+    pub(super) fn iteration(&mut self, receiver: Option<Atom>, args: &[ExprOrSpread]) {
         let mut rest = args.iter();
         if let Some(first) = rest.next() {
+            let spec = match receiver {
+                Some(name) => LoopSpec::Each {
+                    scope: self.scope,
+                    name,
+                },
+                None => LoopSpec::Unknown,
+            };
             match self.callback_ref(&first.expr) {
-                Some(r) => self.looped(LoopSpec::Unknown, |c| {
+                Some(r) => self.looped(spec, |c| {
                     c.site(r, CallKind::Callback);
                 }),
                 None => first.expr.visit_with(self),
