@@ -10,11 +10,18 @@
 //! Calls are evaluated bottom-up over the strongly connected components of the call graph
 //! (petgraph's condensation, then a topological order), so no body is priced before its
 //! callees and nothing recurses along call chains, however long. A component with a cycle
-//! (recursion, direct or mutual) is priced as an unknown number of activations (the unknown
-//! loop's trip count: recursion depth is exactly what the syntax cannot tell) of a typical
-//! member (the mixture of the members' own costs). For plain self-recursion that is the
-//! function's own cost times an unknown loop; for the large cycles that name-based method
-//! resolution creates in libraries it avoids charging every member to every caller.
+//! (recursion, direct or mutual) is priced as a number of activations of a typical member (the
+//! mixture of the members' own costs): counted from the constant a self-recursion is started
+//! with when its recursive calls visibly shrink it (`crate::recursion`: `fib(27)`), else the
+//! unknown loop's trip count (wider when activations branch). For the large cycles that
+//! name-based method resolution creates in libraries it avoids charging every member to every
+//! caller.
+//!
+//! Totals are per body, whatever the caller, with one exception: a body that loops over one of
+//! its parameters (`function render(rows) { for (const r of rows) ... }`) is priced again at a
+//! call site that hands it a value of known size (`render(items)`), with those loops' trip
+//! counts set to that size. Only the callee's own loops are re-priced; what it passes on to
+//! its own callees keeps their context-free totals.
 
 use std::collections::BTreeMap;
 
@@ -517,11 +524,15 @@ impl<'a> CostModel<'a> {
                     }
                     Some(Target::Builtin(b)) => self.builtin(b),
                     Some(Target::Library { entry, .. }) => Cost::cpu(match entry {
-                        Some(e) => e.cost(
-                            self.r
-                                .site_items(self.c, *site)
-                                .map_or(libraries::UNKNOWN_ITEMS, Dist::exact),
-                        ),
+                        // The first call's extra (lazy compilation) once, however many
+                        // times the loops around this site run it.
+                        Some(e) => {
+                            e.cost(
+                                self.r
+                                    .site_items(self.c, *site)
+                                    .map_or(libraries::UNKNOWN_ITEMS, Dist::exact),
+                            ) + e.first_call().scale(1.0 / runs.max(1.0))
+                        }
                         None => libraries::UNPROFILED_CALL_UNITS,
                     }),
                     Some(Target::Unresolved) | None => Cost::cpu(UNRESOLVED_CALL_UNITS),
