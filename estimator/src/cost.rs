@@ -118,7 +118,21 @@ impl Cost {
     }
 
     pub fn mixture(arms: &[Cost]) -> Cost {
-        let pick = |f: fn(&Cost) -> Dist| Dist::mixture(&arms.iter().map(f).collect::<Vec<_>>());
+        if let [one] = arms {
+            return *one;
+        }
+        // Mixed at every branch: no allocation for the usual few arms.
+        let pick = |f: fn(&Cost) -> Dist| {
+            let mut inline = [Dist::ZERO; 8];
+            if arms.len() <= inline.len() {
+                for (slot, a) in inline.iter_mut().zip(arms) {
+                    *slot = f(a);
+                }
+                Dist::mixture(inline.get(..arms.len()).unwrap_or(&[]))
+            } else {
+                Dist::mixture(&arms.iter().map(f).collect::<Vec<_>>())
+            }
+        };
         Cost {
             cpu: pick(|c| c.cpu),
             mem: pick(|c| c.mem),
@@ -499,6 +513,23 @@ impl<'a> CostModel<'a> {
                     Cost::mixture(&costs)
                 }
                 Item::Call(site) => match self.r.sites.get(*site) {
+                    // One callee, the common case: no mixture to build.
+                    Some(Target::Bodies(bodies))
+                        if bodies.len() == 1
+                            && bodies.first().and_then(|b| component.get(*b)) != Some(&current) =>
+                    {
+                        let callee = bodies.first().copied().unwrap_or(usize::MAX);
+                        let (c, st) = self
+                            .sized_call(*site, callee, component, current, depth)
+                            .unwrap_or_else(|| {
+                                (
+                                    self.callee(callee),
+                                    self.straights.get(callee).copied().unwrap_or(Dist::ZERO),
+                                )
+                            });
+                        straight += st;
+                        c
+                    }
                     Some(Target::Bodies(bodies)) => {
                         let (costs, straights): (Vec<Cost>, Vec<Dist>) = bodies
                             .iter()
