@@ -6,7 +6,8 @@
 //! declared in a later script, a loop bound that is a `const` declared further down) are kept
 //! symbolic here and settled by `resolve.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::budget::Spend;
 use crate::builtins::Builtin;
@@ -122,7 +123,31 @@ pub enum Binding {
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     pub parent: Option<ScopeId>,
-    pub bindings: BTreeMap<Atom, Binding>,
+    /// Looked up once per name per enclosing scope for every reference the walk resolves: a
+    /// hash map on the hash swc's atoms carry, not an ordered map comparing their text.
+    /// Never iterated, so its order cannot make output differ between runs.
+    pub bindings: HashMap<Atom, Binding, BuildHasherDefault<AtomHasher>>,
+}
+
+/// Hashes an [`Atom`] as the hash it already carries (`Atom::hash` writes one `u64`).
+#[derive(Default)]
+pub struct AtomHasher(u64);
+
+impl Hasher for AtomHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not how atoms hash; kept correct for anything else (FNV-1a).
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
 }
 
 /// How a call site names its callee.
@@ -375,7 +400,7 @@ impl Collected {
     pub fn new_scope(&mut self, parent: Option<ScopeId>) -> ScopeId {
         self.scopes.push(Scope {
             parent,
-            bindings: BTreeMap::new(),
+            bindings: HashMap::default(),
         });
         self.scopes.len() - 1
     }
