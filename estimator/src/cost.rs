@@ -10,11 +10,20 @@
 //! Calls are evaluated bottom-up over the strongly connected components of the call graph
 //! (petgraph's condensation, then a topological order), so no body is priced before its
 //! callees and nothing recurses along call chains, however long. A component with a cycle
-//! (recursion, direct or mutual) is priced as an unknown number of activations (the unknown
-//! loop's trip count: recursion depth is exactly what the syntax cannot tell) of a typical
-//! member (the mixture of the members' own costs). For plain self-recursion that is the
-//! function's own cost times an unknown loop; for the large cycles that name-based method
-//! resolution creates in libraries it avoids charging every member to every caller.
+//! (recursion, direct or mutual) is priced as a number of activations of a typical member (the
+//! mixture of the members' own costs): counted from the constant a self-recursion is started
+//! with when its recursive calls visibly shrink it (`crate::recursion`: `fib(27)`), else the
+//! unknown loop's trip count (wider when activations branch). For the large cycles that
+//! name-based method resolution creates in libraries it avoids charging every member to every
+//! caller.
+//!
+//! Totals are per body, whatever the caller, with one exception: a body that loops over one of
+//! its parameters (`function render(rows) { for (const r of rows) ... }`) is priced again at a
+//! call site that hands it a value of known size (`render(items)`), with those loops' trip
+//! counts set to that size. Only the callee's own loops are re-priced; what it passes on to
+//! its own callees keeps their context-free totals.
+
+use std::collections::BTreeMap;
 
 use petgraph::algo::{condensation, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -22,8 +31,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::builtins::Builtin;
 use crate::dist::Dist;
 use crate::graph::{Edge, ExecGraph, Node};
-use crate::ir::{Block, BodyId, Collected, Item};
+use crate::ir::{Block, BodyId, Collected, Item, LoopId, NumExpr, SiteId};
 use crate::libraries;
+use crate::recursion;
 use crate::resolve::{Resolution, Target};
 use crate::weights::Class;
 
@@ -108,7 +118,21 @@ impl Cost {
     }
 
     pub fn mixture(arms: &[Cost]) -> Cost {
-        let pick = |f: fn(&Cost) -> Dist| Dist::mixture(&arms.iter().map(f).collect::<Vec<_>>());
+        if let [one] = arms {
+            return *one;
+        }
+        // Mixed at every branch: no allocation for the usual few arms.
+        let pick = |f: fn(&Cost) -> Dist| {
+            let mut inline = [Dist::ZERO; 8];
+            if arms.len() <= inline.len() {
+                for (slot, a) in inline.iter_mut().zip(arms) {
+                    *slot = f(a);
+                }
+                Dist::mixture(inline.get(..arms.len()).unwrap_or(&[]))
+            } else {
+                Dist::mixture(&arms.iter().map(f).collect::<Vec<_>>())
+            }
+        };
         Cost {
             cpu: pick(|c| c.cpu),
             mem: pick(|c| c.mem),
@@ -129,6 +153,8 @@ pub struct CostModel<'a> {
     straights: Vec<Dist>,
     /// The call sites in each body.
     sites_by_body: Vec<Vec<usize>>,
+    /// Whether each body is part of a recursion (priced as a whole, never per call site).
+    cyclic: Vec<bool>,
 }
 
 impl<'a> CostModel<'a> {
@@ -145,6 +171,7 @@ impl<'a> CostModel<'a> {
             dom_nodes,
             totals: vec![None; c.bodies.len()],
             straights: vec![Dist::ZERO; c.bodies.len()],
+            cyclic: vec![false; c.bodies.len()],
             sites_by_body: {
                 let mut by = vec![Vec::new(); c.bodies.len()];
                 for (i, s) in c.sites.iter().enumerate() {
@@ -236,6 +263,20 @@ impl<'a> CostModel<'a> {
                 calls.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), ());
             }
         }
+        // The call sites into each self-recursive body from elsewhere: where a recursion's
+        // starting argument comes from.
+        let mut callers: BTreeMap<BodyId, Vec<SiteId>> = BTreeMap::new();
+        if self_recursive.iter().any(|r| *r) {
+            for (i, t) in self.r.sites.iter().enumerate() {
+                let Target::Bodies(bodies) = t else { continue };
+                let from = self.c.sites.get(i).map(|s| s.body);
+                for &b in bodies {
+                    if self_recursive.get(b).copied().unwrap_or(false) && from != Some(b) {
+                        callers.entry(b).or_default().push(i);
+                    }
+                }
+            }
+        }
         let sccs = condensation(calls, true);
         // Callers before callees; priced in reverse so callees are always done first.
         let order: Vec<_> = match toposort(&sccs, None) {
@@ -262,17 +303,24 @@ impl<'a> CostModel<'a> {
             let (own, straight): (Vec<Cost>, Vec<Dist>) = members
                 .iter()
                 .map(|&m| match self.c.bodies.get(m) {
-                    Some(body) => self.block(&body.block, &component, ci.index(), 0, 1.0),
+                    Some(body) => self.block(&body.block, &component, ci.index(), 0, 1.0, &[]),
                     None => (Cost::ZERO, Dist::ZERO),
                 })
                 .unzip();
             if cyclic {
-                // An unknown number of activations, each of a typical member; many more when
-                // an activation makes several recursive calls (fib, tree walks).
-                let trips = if self.branching(members, &component, ci.index()) {
-                    BRANCHING_RECURSION_TRIPS
-                } else {
-                    UNKNOWN_TRIPS
+                // As many activations as a constant argument makes the recursion run (see
+                // `recursion`), else an unknown number, each of a typical member; many more
+                // when an activation makes several recursive calls (fib, tree walks).
+                let derived = match members.as_slice() {
+                    [m] => self.recursion_trips(*m, &callers),
+                    _ => None,
+                };
+                let trips = match derived {
+                    Some(t) => t,
+                    None if self.branching(members, &component, ci.index()) => {
+                        BRANCHING_RECURSION_TRIPS
+                    }
+                    None => UNKNOWN_TRIPS,
                 };
                 let total = Cost::mixture(&own).times(trips);
                 // Recursion runs like a loop: its activations warm up as its own.
@@ -280,6 +328,9 @@ impl<'a> CostModel<'a> {
                 let mut total = total;
                 total.cpu += self.warm(one, trips.p50).times(trips);
                 for &m in members {
+                    if let Some(slot) = self.cyclic.get_mut(m) {
+                        *slot = true;
+                    }
                     if let Some(slot) = self.totals.get_mut(m) {
                         *slot = Some(total);
                     }
@@ -298,6 +349,95 @@ impl<'a> CostModel<'a> {
                 }
             }
         }
+    }
+
+    /// How many activations a self-recursive body `m` runs when every call into it from
+    /// elsewhere (`callers`) passes a constant in the parameter its recursive calls shrink:
+    /// `fib(n - 1) + fib(n - 2)` from `fib(27)` is ~phi^27 activations, `f(n - 1)` from `f(N)`
+    /// is N, `f(n / 2)` log N (see [`crate::recursion`]). `None` when any of that is not
+    /// visible in the syntax (the recursion's depth is then unknown).
+    fn recursion_trips(&self, m: BodyId, callers: &BTreeMap<BodyId, Vec<SiteId>>) -> Option<Dist> {
+        let body = self.c.bodies.get(m)?;
+        let own: Vec<SiteId> = self
+            .sites_by_body
+            .get(m)?
+            .iter()
+            .copied()
+            .filter(|i| matches!(self.r.sites.get(*i), Some(Target::Bodies(b)) if b.contains(&m)))
+            .collect();
+        let recursive_in_loop = recursion::calls_in_loops(&body.block, &own);
+        if own.is_empty() || recursive_in_loop {
+            return None;
+        }
+        let (position, steps) = (0..body.params.len()).find_map(|p| {
+            let name = body.params.get(p)?.as_ref()?;
+            let steps: Option<Vec<recursion::Step>> = own
+                .iter()
+                .map(|i| {
+                    let site = self.c.sites.get(*i)?;
+                    let arg = site.args.get(p).copied().flatten()?;
+                    recursion::step(self.c, arg, name, body.scope)
+                })
+                .collect();
+            Some((p, steps?))
+        })?;
+        let starts: Option<Vec<f64>> = callers
+            .get(&m)?
+            .iter()
+            .map(|i| {
+                let arg = self
+                    .c
+                    .sites
+                    .get(*i)?
+                    .args
+                    .get(position)
+                    .copied()
+                    .flatten()?;
+                self.r.nums.get(arg).copied().flatten()
+            })
+            .collect();
+        let counts: Option<Vec<Dist>> = starts?
+            .into_iter()
+            .map(|n| recursion::activations(n, &steps).map(Dist::exact))
+            .collect();
+        let counts = counts?;
+        (!counts.is_empty()).then(|| Dist::mixture(&counts))
+    }
+
+    /// One call of `callee` from call site `site` when the callee loops over parameters the
+    /// site hands sized values to (`render(items)` with `items` grown to 3,000): the callee's
+    /// own code priced again with those loops' trip counts. `None` when nothing is known
+    /// beyond the callee's context-free total.
+    fn sized_call(
+        &self,
+        site: SiteId,
+        callee: BodyId,
+        component: &[usize],
+        current: usize,
+        depth: u32,
+    ) -> Option<(Cost, Dist)> {
+        let loops = self.r.param_loops.get(&callee)?;
+        if self.cyclic.get(callee).copied().unwrap_or(true) || depth > MAX_BLOCK_DEPTH {
+            return None;
+        }
+        let s = self.c.sites.get(site)?;
+        let given: Vec<(LoopId, f64)> = loops
+            .iter()
+            .filter_map(|(l, p)| {
+                let arg = s.args.get(*p).copied().flatten()?;
+                match self.c.nums.get(arg)? {
+                    NumExpr::Name { scope, name } => {
+                        self.r.size(self.c, *scope, name).map(|n| (*l, n))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        if given.is_empty() {
+            return None;
+        }
+        let body = self.c.bodies.get(callee)?;
+        Some(self.block(&body.block, component, current, depth + 1, 1.0, &given))
     }
 
     /// Whether some member of the cycle `members` (component `current`) calls into the cycle
@@ -324,7 +464,8 @@ impl<'a> CostModel<'a> {
     /// straight-line JS (its own operations and its callees' straight parts, not its loops,
     /// builtins or allocations, whose speed does not depend on V8's tiers). Calls into
     /// `current` (the component being priced) count zero, since the component's recursion is
-    /// priced as a whole.
+    /// priced as a whole. `given` are trip counts known from outside, for loops over the
+    /// parameters of the body being priced for one call site.
     fn block(
         &self,
         b: &Block,
@@ -332,6 +473,7 @@ impl<'a> CostModel<'a> {
         current: usize,
         depth: u32,
         runs: f64,
+        given: &[(LoopId, f64)],
     ) -> (Cost, Dist) {
         let mut cost = Cost {
             cpu: Dist::exact(b.work),
@@ -345,13 +487,18 @@ impl<'a> CostModel<'a> {
         for item in &b.items {
             let c = match item {
                 Item::Loop { spec, body } => {
-                    let trips = match self.r.trips.get(*spec).copied().flatten() {
+                    let known = given
+                        .iter()
+                        .find(|(l, _)| l == spec)
+                        .map(|(_, n)| *n)
+                        .or_else(|| self.r.trips.get(*spec).copied().flatten());
+                    let trips = match known {
                         Some(n) => Dist::exact(n),
                         None => UNKNOWN_TRIPS,
                     };
                     let inner = runs * trips.p50.max(1.0);
                     let (body_cost, body_straight) =
-                        self.block(body, component, current, depth + 1, inner);
+                        self.block(body, component, current, depth + 1, inner, given);
                     let mut c = body_cost.times(trips);
                     // The body's first runs are cold, the rest optimised.
                     c.cpu += self.warm(body_straight, inner).times(trips);
@@ -360,18 +507,39 @@ impl<'a> CostModel<'a> {
                 Item::Branch(arms) => {
                     let (costs, straights): (Vec<Cost>, Vec<Dist>) = arms
                         .iter()
-                        .map(|a| self.block(a, component, current, depth + 1, runs))
+                        .map(|a| self.block(a, component, current, depth + 1, runs, given))
                         .unzip();
                     straight += Dist::mixture(&straights);
                     Cost::mixture(&costs)
                 }
                 Item::Call(site) => match self.r.sites.get(*site) {
+                    // One callee, the common case: no mixture to build.
+                    Some(Target::Bodies(bodies))
+                        if bodies.len() == 1
+                            && bodies.first().and_then(|b| component.get(*b)) != Some(&current) =>
+                    {
+                        let callee = bodies.first().copied().unwrap_or(usize::MAX);
+                        let (c, st) = self
+                            .sized_call(*site, callee, component, current, depth)
+                            .unwrap_or_else(|| {
+                                (
+                                    self.callee(callee),
+                                    self.straights.get(callee).copied().unwrap_or(Dist::ZERO),
+                                )
+                            });
+                        straight += st;
+                        c
+                    }
                     Some(Target::Bodies(bodies)) => {
                         let (costs, straights): (Vec<Cost>, Vec<Dist>) = bodies
                             .iter()
                             .map(|&callee| {
                                 if component.get(callee) == Some(&current) {
                                     (Cost::ZERO, Dist::ZERO)
+                                } else if let Some(sized) =
+                                    self.sized_call(*site, callee, component, current, depth)
+                                {
+                                    sized
                                 } else {
                                     let st = self.straights.get(callee).copied();
                                     (self.callee(callee), st.unwrap_or(Dist::ZERO))
@@ -387,11 +555,15 @@ impl<'a> CostModel<'a> {
                     }
                     Some(Target::Builtin(b)) => self.builtin(b),
                     Some(Target::Library { entry, .. }) => Cost::cpu(match entry {
-                        Some(e) => e.cost(
-                            self.r
-                                .site_items(self.c, *site)
-                                .map_or(libraries::UNKNOWN_ITEMS, Dist::exact),
-                        ),
+                        // The first call's extra (lazy compilation) once, however many
+                        // times the loops around this site run it.
+                        Some(e) => {
+                            e.cost(
+                                self.r
+                                    .site_items(self.c, *site)
+                                    .map_or(libraries::UNKNOWN_ITEMS, Dist::exact),
+                            ) + e.first_call().scale(1.0 / runs.max(1.0))
+                        }
                         None => libraries::UNPROFILED_CALL_UNITS,
                     }),
                     Some(Target::Unresolved) | None => Cost::cpu(UNRESOLVED_CALL_UNITS),

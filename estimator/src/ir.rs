@@ -6,7 +6,8 @@
 //! declared in a later script, a loop bound that is a `const` declared further down) are kept
 //! symbolic here and settled by `resolve.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::budget::Spend;
 use crate::builtins::Builtin;
@@ -65,6 +66,9 @@ pub struct Body {
     /// Positions of the parameters this body calls itself (`function each(xs, cb) { cb() }`),
     /// sorted: a function passed in such a position is a callback that really runs.
     pub param_calls: Vec<usize>,
+    /// Parameter names by position (`None` for a destructuring pattern): what a recursive
+    /// call's arguments are compared with to see how the recursion shrinks its input.
+    pub params: Vec<Option<Atom>>,
 }
 
 /// The cost-relevant content of straight-line code: work that is counted directly, plus the
@@ -119,7 +123,31 @@ pub enum Binding {
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     pub parent: Option<ScopeId>,
-    pub bindings: BTreeMap<Atom, Binding>,
+    /// Looked up once per name per enclosing scope for every reference the walk resolves: a
+    /// hash map on the hash swc's atoms carry, not an ordered map comparing their text.
+    /// Never iterated, so its order cannot make output differ between runs.
+    pub bindings: HashMap<Atom, Binding, BuildHasherDefault<AtomHasher>>,
+}
+
+/// Hashes an [`Atom`] as the hash it already carries (`Atom::hash` writes one `u64`).
+#[derive(Default)]
+pub struct AtomHasher(u64);
+
+impl Hasher for AtomHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not how atoms hash; kept correct for anything else (FNV-1a).
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
 }
 
 /// How a call site names its callee.
@@ -156,14 +184,20 @@ pub struct CallSite {
     pub host: Option<(SiteId, usize)>,
     /// What the call's cost may scale with.
     pub sizes: SizeRefs,
+    /// The leading arguments of a call by plain name (`fib(n - 1)`, `fib(27)`) as numeric
+    /// expressions, when they look numeric: the depth of a recursion comes from them.
+    pub args: Vec<Option<NumId>>,
 }
 
 /// The named values a call's cost may scale with: its receiver (`rows.sort()`) and its first
-/// argument (`JSON.stringify(rows)`, `_.sortBy(rows)`), when they are plain identifiers.
+/// argument (`JSON.stringify(rows)`, `_.sortBy(rows)`), when they are plain identifiers; else
+/// the identifiers nested in its arguments (`render(h('ul', null, items))`,
+/// `new Chart(el, { data: { labels: nums } })`), of which the largest known one counts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SizeRefs {
     pub receiver: Option<Atom>,
     pub arg: Option<Atom>,
+    pub nested: Vec<Atom>,
 }
 
 /// A named array or string that grows (`a.push(x)`, `s += x`) inside the given loops (none:
@@ -189,7 +223,40 @@ pub enum NumExpr {
         left: NumId,
         right: NumId,
     },
+    /// `Math.floor(x)` and friends.
+    Round(RoundOp, NumId),
     Unknown,
+}
+
+/// The `Math` rounding functions a numeric expression may go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundOp {
+    Floor,
+    Ceil,
+    Round,
+    Trunc,
+}
+
+impl RoundOp {
+    pub fn from_name(name: &str) -> Option<RoundOp> {
+        match name {
+            "floor" => Some(RoundOp::Floor),
+            "ceil" => Some(RoundOp::Ceil),
+            "round" => Some(RoundOp::Round),
+            "trunc" => Some(RoundOp::Trunc),
+            _ => None,
+        }
+    }
+
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            RoundOp::Floor => x.floor(),
+            RoundOp::Ceil => x.ceil(),
+            // JS rounds halves up, Rust away from zero.
+            RoundOp::Round => (x + 0.5).floor(),
+            RoundOp::Trunc => x.trunc(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +285,11 @@ pub enum LoopSpec {
         step: f64,
         inclusive: bool,
     },
-    /// A loop whose trip count the syntax does not give (while, for-of, forEach, recursion).
+    /// One trip per item of a named value: `for (const x of xs)`, `xs.forEach(f)`. Known when
+    /// the page grows `xs` in counted loops, or, for a parameter, from what each call hands
+    /// over (`render(items)`).
+    Each { scope: ScopeId, name: Atom },
+    /// A loop whose trip count the syntax does not give (while, for-in, recursion).
     Unknown,
 }
 
@@ -329,7 +400,7 @@ impl Collected {
     pub fn new_scope(&mut self, parent: Option<ScopeId>) -> ScopeId {
         self.scopes.push(Scope {
             parent,
-            bindings: BTreeMap::new(),
+            bindings: HashMap::default(),
         });
         self.scopes.len() - 1
     }

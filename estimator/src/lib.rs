@@ -20,7 +20,9 @@
 //! 4. [`graph`]: the execution dependency graph (petgraph) of all of the above.
 //! 5. [`cost`]: every body is priced bottom-up over the call graph's strongly connected
 //!    components, in work units with uncertainty ([`dist`]), using [`builtins`] for the
-//!    platform's costly operations.
+//!    platform's costly operations; a self-recursion started from a constant gets its depth
+//!    from [`recursion`], and a callee that loops over a parameter is priced again per call
+//!    site with the size of what that site hands it.
 //! 6. [`paths`]: the load path, one interaction path per handler (with how likely a visit
 //!    runs it, [`interaction`]), one component per worker, converted to milliseconds with the
 //!    device [`Calibration`]; each path's demand over time is laid out by [`curve`].
@@ -42,6 +44,7 @@ pub mod ir;
 pub mod libraries;
 pub mod parse;
 pub mod paths;
+pub mod recursion;
 pub mod resolve;
 pub mod url;
 pub mod weights;

@@ -350,7 +350,13 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                 pending_reset |= !last_was_operator;
                 i += 1;
             }
-            b' ' | b'\t' => i += 1,
+            b' ' | b'\t' => {
+                // Indentation comes in runs: skip them without going round the loop.
+                i += 1;
+                while i < n && matches!(s[i], b' ' | b'\t') {
+                    i += 1;
+                }
+            }
             b'/' if s.get(i + 1) == Some(&b'/') => {
                 while i < n && s[i] != b'\n' {
                     i += 1;
@@ -445,12 +451,15 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                     i += 1;
                 }
                 let word = &s[start..i];
-                if word == b"if" && prev_word_else {
+                // Every keyword that matters here is 2 to 10 lowercase letters; most words
+                // (names, numbers) are not, and skip the keyword tables.
+                let keyword = (2..=10).contains(&word.len()) && c.is_ascii_lowercase();
+                if keyword && word == b"if" && prev_word_else {
                     d.else_if(start)?;
-                } else if word_nests_statement(word) {
+                } else if keyword && word_nests_statement(word) {
                     d.statement(start)?;
                 }
-                if word_is_operator(word) {
+                if keyword && word_is_operator(word) {
                     d.chain(1, start)?;
                 }
                 // A label right after another label nests (`a: b: c: x`).
@@ -467,8 +476,8 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                     // Skip to the colon so it does not clear `prev_label`.
                     i = j + 1;
                 }
-                prev_word_else = word == b"else";
-                regex_allowed = labelled || (!numeric && word_precedes_expression(word));
+                prev_word_else = keyword && word == b"else";
+                regex_allowed = labelled || (keyword && word_precedes_expression(word));
             }
             c if is_operator_byte(c) => {
                 // One binary operator per run, plus one level per prefix `!`/`~` (each nests),

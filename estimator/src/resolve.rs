@@ -15,8 +15,8 @@ use foresight_shared::protocol::demand::{PageSources, ScriptKind};
 
 use crate::builtins::{self, Builtin};
 use crate::ir::{
-    Atom, Binding, BodyId, CallKind, CalleeRef, Collected, LibId, LoopSpec, NumExpr, NumId, NumOp,
-    ScopeId, WorkerUrl,
+    Atom, Binding, BodyId, CallKind, CalleeRef, Collected, LibId, LoopId, LoopSpec, NumExpr, NumId,
+    NumOp, ScopeId, WorkerUrl,
 };
 use crate::libraries::EntryProfile;
 use crate::url;
@@ -59,6 +59,9 @@ pub struct Resolution {
     pub unresolved_calls: u32,
     /// Items of the values that grow in loops, by (declaring scope, name); NaN if unknown.
     pub sizes: BTreeMap<(ScopeId, Atom), f64>,
+    /// Per body, its loops over its own parameters and the parameters' positions: their
+    /// trips come from each call's arguments.
+    pub param_loops: BTreeMap<BodyId, Vec<(LoopId, usize)>>,
 }
 
 /// Resolves everything in `c`. Binds `name = function () {}` assignments first, so calls see
@@ -70,23 +73,18 @@ pub fn resolve(c: &mut Collected) -> Resolution {
     let nums: Vec<Option<f64>> = (0..c.nums.len())
         .map(|id| eval(c, id, 0, &mut memo))
         .collect();
-    let trips: Vec<Option<f64>> = c
-        .loops
-        .iter()
-        .map(|spec| match spec {
-            LoopSpec::Counted {
-                start,
-                bound,
-                step,
-                inclusive,
-            } => {
-                let start = nums.get(*start).copied().flatten()?;
-                let bound = nums.get(*bound).copied().flatten()?;
-                trip_count(start, bound, *step, *inclusive)
-            }
-            LoopSpec::Unknown => None,
-        })
-        .collect();
+    // Loops over named values (`for (const x of xs)`) run as many times as the values have
+    // items, which counted loops grow; the growth of a value inside such a loop is then known
+    // in turn. Two rounds settle the common nestings.
+    let mut trips = trip_counts(c, &nums, None);
+    let mut sizes = sizes(c, &trips);
+    if c.loops.iter().any(|l| matches!(l, LoopSpec::Each { .. })) {
+        for _ in 0..2 {
+            trips = trip_counts(c, &nums, Some(&sizes));
+            sizes = self::sizes(c, &trips);
+        }
+    }
+    let param_loops = param_loops(c);
     let mut unresolved_calls = 0u32;
     let mut sites: Vec<Target> = Vec::with_capacity(c.sites.len());
     for s in &c.sites {
@@ -128,7 +126,6 @@ pub fn resolve(c: &mut Collected) -> Resolution {
             }
         })
         .collect();
-    let sizes = sizes(c, &trips);
     Resolution {
         sites,
         callbacks,
@@ -136,7 +133,69 @@ pub fn resolve(c: &mut Collected) -> Resolution {
         trips,
         unresolved_calls,
         sizes,
+        param_loops,
     }
+}
+
+/// The trip count of every loop that constants (and, given `sizes`, the sizes of grown
+/// values) determine.
+fn trip_counts(
+    c: &Collected,
+    nums: &[Option<f64>],
+    sizes: Option<&BTreeMap<(ScopeId, Atom), f64>>,
+) -> Vec<Option<f64>> {
+    c.loops
+        .iter()
+        .map(|spec| match spec {
+            LoopSpec::Counted {
+                start,
+                bound,
+                step,
+                inclusive,
+            } => {
+                let start = nums.get(*start).copied().flatten()?;
+                let bound = nums.get(*bound).copied().flatten()?;
+                trip_count(start, bound, *step, *inclusive)
+            }
+            LoopSpec::Each { scope, name } => sizes?
+                .get(&(declaring_scope(c, *scope, name), name.clone()))
+                .copied()
+                .filter(|n| n.is_finite() && *n >= 0.0),
+            LoopSpec::Unknown => None,
+        })
+        .collect()
+}
+
+/// Per body, its loops over one of its own parameters (`function render(rows) { for (const r
+/// of rows) ... }`), with the parameter's position.
+fn param_loops(c: &Collected) -> BTreeMap<BodyId, Vec<(LoopId, usize)>> {
+    let mut out: BTreeMap<BodyId, Vec<(LoopId, usize)>> = BTreeMap::new();
+    let mut body_of_scope: Option<BTreeMap<ScopeId, BodyId>> = None;
+    for (id, spec) in c.loops.iter().enumerate() {
+        let LoopSpec::Each { scope, name } = spec else {
+            continue;
+        };
+        let declared = declaring_scope(c, *scope, name);
+        let map = body_of_scope.get_or_insert_with(|| {
+            c.bodies
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.params.is_empty())
+                .map(|(i, b)| (b.scope, i))
+                .collect()
+        });
+        let Some(&body) = map.get(&declared) else {
+            continue;
+        };
+        let position = c
+            .bodies
+            .get(body)
+            .and_then(|b| b.params.iter().position(|p| p.as_ref() == Some(name)));
+        if let Some(p) = position {
+            out.entry(body).or_default().push((id, p));
+        }
+    }
+    out
 }
 
 /// The scope that declares `name` as seen from `scope` (the outermost scope of the chain for
@@ -182,11 +241,20 @@ impl Resolution {
             .filter(|n| n.is_finite() && *n >= 0.0)
     }
 
-    /// The items call site `site` works on: its receiver's, else its first argument's.
+    /// The items call site `site` works on: its receiver's, else its first argument's, else
+    /// the largest known size among the names nested in its arguments.
     pub fn site_items(&self, c: &Collected, site: usize) -> Option<f64> {
         let s = c.sites.get(site)?;
         let of = |n: &Option<Atom>| n.as_ref().and_then(|n| self.size(c, s.scope, n));
-        of(&s.sizes.receiver).or_else(|| of(&s.sizes.arg))
+        of(&s.sizes.receiver)
+            .or_else(|| of(&s.sizes.arg))
+            .or_else(|| {
+                s.sizes
+                    .nested
+                    .iter()
+                    .filter_map(|n| self.size(c, s.scope, n))
+                    .reduce(f64::max)
+            })
     }
 }
 
@@ -262,6 +330,7 @@ fn eval(c: &Collected, id: NumId, depth: u32, memo: &mut Vec<Option<Option<f64>>
         NumExpr::Lit(v) => Some(*v),
         NumExpr::Unknown => None,
         NumExpr::Neg(a) => eval(c, *a, depth + 1, memo).map(|v| -v),
+        NumExpr::Round(op, a) => eval(c, *a, depth + 1, memo).map(|v| op.apply(v)),
         NumExpr::Name { scope, name } => match c.lookup(*scope, name) {
             Some(Binding::Const(n)) => eval(c, *n, depth + 1, memo),
             _ => None,

@@ -144,7 +144,7 @@ fn degenerate_input_stays_finite_and_ordered() {
 fn recursion_counts_as_an_unknown_loop() {
     let mut p = page(vec![inline(
         "function walk(n) { for (let i = 0; i < 1e5; i++) { t += i; } if (n > 0) walk(n - 1); }
-         let t = 0; walk(30);",
+         let t = 0; walk(Number(location.hash));",
     )]);
     p.html_bytes = 0;
     let d = run(&p);

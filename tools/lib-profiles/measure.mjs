@@ -6,16 +6,22 @@
 // Reproducible: the libraries are installed from npm at pinned versions into an ignored
 // folder (target/lib-profiles; third-party code is never committed), each measurement runs
 // in a fresh headless Chromium (`--dump-dom` of a file:// page that times itself and writes
-// JSON into its body), repeated `--runs` times, median kept. The same run times the
-// estimator's calibration kernel, so every millisecond is stored as work units (ms times
-// this machine's units per ms): a device's own calibration turns them back into its ms.
+// JSON into its body), repeated `--runs` times, median kept. Every millisecond is stored as
+// work units (ms times this machine's units per ms, from the estimator's calibration kernel
+// timed on the same clock): a device's own calibration turns them back into its ms.
 //
 // Per library: the cost of loading it and the JS heap it leaves, measured as pages load it
 // (`<script src>` over loopback HTTP, compiled while streaming) in main-thread CPU time over
-// CDP by `foresight-accuracy --loads-only` (the same clock as its calibration); and for its
-// main entry points the time per call at several input sizes n (timed in the page, with the
-// style and layout they leave pending), fitted as fixed + per_item * n by least squares and
-// converted with the kernel timed the same way in the same run.
+// CDP by `foresight-accuracy --loads-only` (converted with the kernel timed the same way, in
+// the same browser); and for its main entry points the time per call at several input sizes
+// n (timed in the page, with the style and layout they leave pending), fitted as fixed +
+// per_item * n by least squares, and what their first call costs beyond a warm one (V8
+// compiles a library's functions lazily, when first called: a page that calls `new Chart`
+// once pays mostly that). The entry points are converted with the kernel timed in the
+// same page, between them: a page clock counts whatever else the machine does, and only a
+// kernel timed at the same moment under the same load turns it into this machine's units.
+// (Timing the kernel in a page of its own, at another moment, once gave 1.45M units per ms
+// against 7.16M for the loads: entry points priced 5x too low on a busy machine.)
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -121,6 +127,11 @@ const LIBRARIES = [
   },
 ];
 
+// The estimator's calibration kernel, copied from estimator/src/calibration.rs.
+const KERNEL_JS = /pub const KERNEL_JS: &str = "([\s\S]*?)";/.exec(
+  readFileSync(join(root, "estimator/src/calibration.rs"), "utf8"),
+)[1];
+
 const HELPERS = `
 const host = document.getElementById('host');
 function makeItems(n) { host.innerHTML = ''; for (let i = 0; i < n; i++) { const d = document.createElement('div'); d.className = 'item'; d.textContent = 'item ' + i; host.appendChild(d); } }
@@ -130,6 +141,10 @@ function rows0(n) { const r = []; for (let i = 0; i < n; i++) r.push((i * 7919) 
 function makeCsv(n) { let s = 'id,name,score\\n'; for (let i = 0; i < n; i++) s += i + ',row ' + i + ',' + (i * 7919) % 1000 + '\\n'; return s; }
 function freshCanvas() { const c = document.createElement('canvas'); c.width = 400; c.height = 200; host.innerHTML = ''; host.appendChild(c); return c; }
 let rows, nums, csv, canvas, m, geo, root, html;
+// One timed run of the calibration kernel: the page's own clock, now, in ms.
+let kernelSink = 0;
+const kernelMs = [];
+function calibrate() { const t = performance.now(); kernelSink += foresightKernel(); kernelMs.push(performance.now() - t); }
 `;
 
 function sh(cmd, argv, options = {}) {
@@ -163,21 +178,6 @@ function dumpDom(page) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-function kernelPage(dir) {
-  // The estimator's calibration kernel, copied from estimator/src/calibration.rs.
-  const src = readFileSync(join(root, "estimator/src/calibration.rs"), "utf8");
-  const kernel = /pub const KERNEL_JS: &str = "([\s\S]*?)";/.exec(src)[1];
-  const page = join(dir, "kernel.html");
-  writeFileSync(page, `<!DOCTYPE html><body><script>${kernel}
-const times = []; let sink = 0;
-for (let r = 0; r < 3; r++) sink += foresightKernel();
-for (let r = 0; r < 7; r++) { const t0 = performance.now(); sink += foresightKernel(); times.push(performance.now() - t0); }
-times.sort((a, b) => a - b);
-document.body.textContent = 'FORESIGHT' + JSON.stringify({ ms: times[3], sink }) + 'END';
-</script></body>`);
-  return page;
-}
-
 function libraryPage(dir, lib) {
   const files = [lib.file].flat().map((f, i) => {
     const pkgName = [lib.pkg].flat()[i].replace(/@[^@]*$/, "");
@@ -202,36 +202,52 @@ function libraryPage(dir, lib) {
     const timing = fresh === "fresh"
       ? `const once = () => { ${S}; ${R}; };
       const setupOnly = () => { ${S}; };
-      once(); once();
-      let t = performance.now(); once(); const guess = Math.max(performance.now() - t, 0.05);
+      let t = performance.now(); once(); const cold = performance.now() - t;
+      once();
+      t = performance.now(); once(); const guess = Math.max(performance.now() - t, 0.05);
       const reps = Math.min(Math.max(Math.ceil(20 / guess), 3), 400);
       t = performance.now(); for (let r = 0; r < reps; r++) once(); const both = performance.now() - t;
       t = performance.now(); for (let r = 0; r < reps; r++) setupOnly(); const alone = performance.now() - t;
-      samples.push([n, Math.max(both - alone, 0) / reps]);`
+      samples.push([n, Math.max(both - alone, 0) / reps]);
+      if (first === null) first = [cold, both / reps];`
       : `${S};
       const call = () => { ${R}; };
-      call(); call();
-      let t = performance.now(); call(); const guess = Math.max(performance.now() - t, 0.05);
+      let t = performance.now(); call(); const cold = performance.now() - t;
+      call();
+      t = performance.now(); call(); const guess = Math.max(performance.now() - t, 0.05);
       const reps = Math.min(Math.max(Math.ceil(20 / guess), 3), 2000);
       t = performance.now(); for (let r = 0; r < reps; r++) call();
-      samples.push([n, (performance.now() - t) / reps]);`;
+      const warm = (performance.now() - t) / reps;
+      samples.push([n, warm]);
+      if (first === null) first = [cold, warm];`;
     return `
+  calibrate();
   {
     const samples = [];
+    // The first call at the smallest size, cold (the library's functions compile lazily, on
+    // first use), next to a warm one of the same size.
+    let first = null;
     for (const n of ${JSON.stringify(SIZES)}) {
       ${timing}
     }
     result.entries[${JSON.stringify(name)}] = samples;
-  }`;
+    result.first[${JSON.stringify(name)}] = first;
+  }
+  calibrate();`;
   }).join("\n");
   const page = join(dir, `${lib.name}.html`);
   writeFileSync(page, `<!DOCTYPE html><html><body><div id="host"></div>
 <script>const H0 = performance.memory.usedJSHeapSize; const T0 = performance.now();</script>
 ${tags}
 <script>const LOAD_MS = performance.now() - T0; const HEAP = performance.memory.usedJSHeapSize - H0;</script>
-<script>${HELPERS}
-const result = { load_ms: LOAD_MS, heap_bytes: HEAP, entries: {} };
+<script>${KERNEL_JS}
+${HELPERS}
+const result = { load_ms: LOAD_MS, heap_bytes: HEAP, entries: {}, first: {} };
+// Warm, so that every timed kernel run is optimised code, as the entry points' runs are.
+for (let r = 0; r < 3; r++) kernelSink += foresightKernel();
 ${entries}
+result.kernel_ms = kernelMs;
+result.kernel_sink = kernelSink;
 document.body.textContent = 'FORESIGHT' + JSON.stringify(result) + 'END';
 </script></body></html>`);
   return { page, files };
@@ -268,24 +284,29 @@ function main() {
   install();
   const dir = mkdtempSync(join(tmpdir(), "foresight-libs-"));
   const kernelUnits = Number(sh("cargo", ["run", "-q", "-p", "foresight-estimator", "--example", "kernel_units"], { cwd: root }).trim());
-  const kernelMs = median(Array.from({ length: runs }, () => dumpDom(kernelPage(dir)).ms));
-  const upm = kernelUnits / kernelMs;
-  console.error(`calibration: ${kernelUnits} units in ${kernelMs} ms -> ${upm.toFixed(0)} units/ms`);
   const rows = [];
+  const pageUpms = [];
   for (const lib of LIBRARIES) {
     const { page, files } = libraryPage(dir, lib);
     const results = Array.from({ length: runs }, () => dumpDom(page));
     const loadMs = median(results.map((r) => r.load_ms));
     const heap = median(results.map((r) => r.heap_bytes));
+    // Each run in its own units: its ms times the units per ms of the kernel timed in it.
+    const upms = results.map((r) => kernelUnits / median(r.kernel_ms));
+    pageUpms.push(...upms);
     const entries = lib.entries.map(([name, , , mode]) => {
-      const samples = SIZES.map((n, i) => [n, median(results.map((r) => r.entries[name][i][1]))]);
+      const samples = SIZES.map((n, i) => [n, median(results.map((r, k) => r.entries[name][i][1] * upms[k]))]);
       const f = fit(samples);
+      // What the first call costs beyond a warm one: once per page, not per call.
+      const firstCall = median(results.map((r, k) => Math.max(r.first[name][0] - r.first[name][1], 0) * upms[k]));
       return mode === "per-call"
-        ? { name, fixed: f.per_item * upm, per_item: 0, samples }
-        : { name, fixed: f.fixed * upm, per_item: f.per_item * upm, samples };
+        ? { name, fixed: f.per_item, per_item: 0, first: firstCall, samples }
+        : { name, fixed: f.fixed, per_item: f.per_item, first: firstCall, samples };
     });
+    console.error(`${lib.name}: page clock at ${upms.map((u) => (u / 1e6).toFixed(2)).join(", ")}M units/ms`);
     const bytes = files.map((f) => readFileSync(f));
-    rows.push({ lib, loadUnits: loadMs * upm, heap, entries, bytes: bytes.reduce((s, b) => s + b.length, 0), hashes: bytes.map(fnv1a64) });
+    // The load is replaced below by its CDP measurement (main-thread CPU as pages load it).
+    rows.push({ lib, loadUnits: 0, heap, entries, bytes: bytes.reduce((s, b) => s + b.length, 0), hashes: bytes.map(fnv1a64) });
     console.error(`${lib.name}: load ${loadMs.toFixed(2)} ms, heap ${heap} B; ${entries.map((e) => `${e.name} ${JSON.stringify(e.samples)}`).join("; ")}`);
   }
   rmSync(dir, { recursive: true, force: true });
@@ -313,13 +334,15 @@ ${entries.map((e) => `            EntryProfile {
                 name: ${JSON.stringify(e.name)},
                 fixed_units: ${rust(e.fixed)},
                 units_per_item: ${rust(e.per_item)},
+                first_call_units: ${rust(e.first)},
             },`).join("\n")}
         ],
     },`).join("\n");
   writeFileSync(out, `//! Measured cost profiles of widely used libraries: GENERATED by
 //! \`node tools/lib-profiles/measure.mjs\` (headless Chromium; loads in main-thread CPU time at
-//! ${loads.units_per_ms.toFixed(0)} work units per ms, entry points in page time at ${upm.toFixed(0)}; medians of
-//! ${runs} runs). Do not edit by hand; re-run the tool.
+//! ${loads.units_per_ms.toFixed(0)} work units per ms, entry points in page time with the kernel timed
+//! between them in the same page, median ${median(pageUpms).toFixed(0)}; medians of ${runs} runs). Do not edit
+//! by hand; re-run the tool.
 
 use super::{EntryProfile, LibraryProfile};
 
@@ -327,6 +350,7 @@ pub static PROFILES: &[LibraryProfile] = &[
 ${body}
 ];
 `);
+  sh("rustfmt", ["--edition", "2024", out]);
   console.error(`wrote ${out}`);
 }
 

@@ -10,7 +10,51 @@ use super::requests::is_xhr_open;
 use super::syntax::{is_function_value, member_prop, receiver_name, unparen};
 use super::{CALL_UNITS, Collector, OBJECT_BYTES};
 use crate::builtins;
-use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Growth, Item, SiteId, SizeRefs};
+use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Growth, Item, NumId, SiteId, SizeRefs};
+
+/// Leading arguments of a call kept as numeric expressions.
+const MAX_NUMERIC_ARGS: usize = 4;
+/// How deep into an argument, and how many identifiers, a call's size is looked for.
+const MAX_NESTED_DEPTH: u32 = 3;
+const MAX_NESTED_NAMES: usize = 4;
+
+/// The identifiers `e` hands over inside calls, `new`, object and array literals, up to
+/// [`MAX_NESTED_NAMES`], not looking through functions or into operators.
+fn nested_names(e: &Expr, depth: u32, out: &mut Vec<Atom>) {
+    if depth > MAX_NESTED_DEPTH || out.len() >= MAX_NESTED_NAMES {
+        return;
+    }
+    let args: &[ExprOrSpread] = match unparen(e) {
+        Expr::Ident(i) => {
+            if depth > 0 {
+                out.push(i.sym.clone());
+            }
+            return;
+        }
+        Expr::Call(c) => &c.args,
+        Expr::New(n) => n.args.as_deref().unwrap_or(&[]),
+        Expr::Array(a) => {
+            for el in a.elems.iter().flatten() {
+                nested_names(&el.expr, depth + 1, out);
+            }
+            return;
+        }
+        Expr::Object(o) => {
+            for p in &o.props {
+                if let swc_ecma_ast::PropOrSpread::Prop(p) = p
+                    && let swc_ecma_ast::Prop::KeyValue(kv) = &**p
+                {
+                    nested_names(&kv.value, depth + 1, out);
+                }
+            }
+            return;
+        }
+        _ => return,
+    };
+    for a in args {
+        nested_names(&a.expr, depth + 1, out);
+    }
+}
 use crate::weights::Class;
 
 impl Collector<'_, '_> {
@@ -40,6 +84,7 @@ impl Collector<'_, '_> {
             kind,
             host,
             sizes: SizeRefs::default(),
+            args: Vec::new(),
         });
         let id = self.out.sites.len() - 1;
         self.item(Item::Call(id));
@@ -47,14 +92,48 @@ impl Collector<'_, '_> {
     }
 
     /// Records what call site `site`'s cost may scale with: its receiver and its first
-    /// argument, when they are plain identifiers.
+    /// argument, when they are plain identifiers; otherwise the identifiers its arguments
+    /// hand over inside calls, `new`, object and array literals (a React element made of
+    /// `items` is as big as `items`; a chart configured with `labels: nums` draws `nums`).
     pub(super) fn sized_by(&mut self, site: SiteId, receiver: Option<Atom>, args: &[ExprOrSpread]) {
         let arg = args.first().and_then(|a| match unparen(&a.expr) {
             Expr::Ident(i) if a.spread.is_none() => Some(i.sym.clone()),
             _ => None,
         });
+        let mut nested = Vec::new();
+        if receiver.is_none() && arg.is_none() {
+            for a in args {
+                nested_names(&a.expr, 0, &mut nested);
+            }
+        }
         if let Some(s) = self.out.sites.get_mut(site) {
-            s.sizes = SizeRefs { receiver, arg };
+            s.sizes = SizeRefs {
+                receiver,
+                arg,
+                nested,
+            };
+        }
+    }
+
+    /// Records the leading arguments of call site `site` as numeric expressions: recursion
+    /// depth comes from them (`fib(27)`, `fib(n - 1)`), and a name among them (`render(items)`)
+    /// is what the callee's loops over that parameter run over.
+    pub(super) fn numeric_args(&mut self, site: SiteId, args: &[ExprOrSpread]) {
+        let nums: Vec<Option<NumId>> = args
+            .iter()
+            .take(MAX_NUMERIC_ARGS)
+            .map(|a| match (a.spread.is_none(), unparen(&a.expr)) {
+                (true, Expr::Lit(_) | Expr::Ident(_) | Expr::Bin(_) | Expr::Unary(_)) => {
+                    self.num_expr(&a.expr, 0)
+                }
+                (true, Expr::Call(_)) => self.num_expr(&a.expr, 0),
+                _ => None,
+            })
+            .collect();
+        if nums.iter().any(Option::is_some)
+            && let Some(s) = self.out.sites.get_mut(site)
+        {
+            s.args = nums;
         }
     }
 
@@ -161,6 +240,7 @@ impl Collector<'_, '_> {
         }
         let host = self.site(CalleeRef::Name(name.clone()), CallKind::Direct);
         self.sized_by(host, None, args);
+        self.numeric_args(host, args);
         self.args(args, Some(host));
     }
 
@@ -238,10 +318,12 @@ impl Collector<'_, '_> {
             }
         };
         let host = self.site(callee, CallKind::Direct);
-        self.sized_by(host, receiver_ident, args);
+        self.sized_by(host, receiver_ident.clone(), args);
         if builtins::iteration_method(&prop) {
-            self.iteration(args);
+            self.iteration(receiver_ident, args);
         } else {
+            // A method of page code may loop over what it is handed, like a function.
+            self.numeric_args(host, args);
             self.args(args, Some(host));
         }
     }
@@ -261,6 +343,7 @@ impl Collector<'_, '_> {
                     }
                     _ => {
                         let host = self.site(CalleeRef::Name(i.sym.clone()), CallKind::Direct);
+                        self.sized_by(host, None, args);
                         self.args(args, Some(host));
                     }
                 }
@@ -277,6 +360,7 @@ impl Collector<'_, '_> {
                     ),
                     None => self.site(CalleeRef::Dynamic, CallKind::Direct),
                 };
+                self.sized_by(host, None, args);
                 self.args(args, Some(host));
             }
             Expr::Class(_) | Expr::Fn(_) => {

@@ -3,15 +3,15 @@
 //! loop bounds and allocation sizes are kept as.
 
 use swc_ecma_ast::{
-    AssignOp, AssignTarget, BinaryOp, Expr, ExprOrSpread, ForStmt, Lit, Pat, SimpleAssignTarget,
-    Stmt, UnaryOp, UpdateOp, VarDeclOrExpr,
+    AssignOp, AssignTarget, BinaryOp, Callee, Expr, ExprOrSpread, ForStmt, Lit, Pat,
+    SimpleAssignTarget, Stmt, UnaryOp, UpdateOp, VarDeclOrExpr,
 };
 use swc_ecma_visit::VisitWith;
 
 use super::scopes::for_head;
-use super::syntax::{num_op, unparen};
+use super::syntax::{member_prop, num_op, unparen};
 use super::{Collector, LOOP_UNITS};
-use crate::ir::{CallKind, Item, LoopSpec, NumExpr, NumId};
+use crate::ir::{Atom, CallKind, Item, LoopSpec, NumExpr, NumId, RoundOp};
 
 impl Collector<'_, '_> {
     /// A loop statement: its head runs once, its test, update and body once per trip.
@@ -37,7 +37,14 @@ impl Collector<'_, '_> {
             }
             Stmt::ForOf(f) => {
                 f.right.visit_with(self);
-                self.looped(LoopSpec::Unknown, |c| {
+                let spec = match unparen(&f.right) {
+                    Expr::Ident(i) => LoopSpec::Each {
+                        scope: self.scope,
+                        name: i.sym.clone(),
+                    },
+                    _ => LoopSpec::Unknown,
+                };
+                self.looped(spec, |c| {
                     for_head(c, &f.left);
                     f.body.visit_with(c);
                     c.work(LOOP_UNITS + 1.0);
@@ -91,6 +98,29 @@ impl Collector<'_, '_> {
                 let left = self.num_expr(&b.left, depth + 1)?;
                 let right = self.num_expr(&b.right, depth + 1)?;
                 Some(self.out.num(NumExpr::Bin { op, left, right }))
+            }
+            // `Math.floor(n / 2)`
+            Expr::Call(call) => {
+                let Callee::Expr(callee) = &call.callee else {
+                    return None;
+                };
+                let Expr::Member(m) = unparen(callee) else {
+                    return None;
+                };
+                let op = match (unparen(&m.obj), member_prop(m)) {
+                    (Expr::Ident(obj), Some(prop)) if obj.sym == "Math" => {
+                        RoundOp::from_name(&prop)?
+                    }
+                    _ => return None,
+                };
+                let [arg] = call.args.as_slice() else {
+                    return None;
+                };
+                if arg.spread.is_some() {
+                    return None;
+                }
+                let a = self.num_expr(&arg.expr, depth + 1)?;
+                Some(self.out.num(NumExpr::Round(op, a)))
             }
             _ => None,
         }
@@ -193,13 +223,20 @@ impl Collector<'_, '_> {
         }
     }
 
-    /// `arr.forEach(fn)` and friends: the callback runs once per element, a loop of unknown
-    /// length.
-    pub(super) fn iteration(&mut self, args: &[ExprOrSpread]) {
+    /// `arr.forEach(fn)` and friends: the callback runs once per element of `receiver` (a loop
+    /// of unknown length when the receiver is not a plain name).
+    pub(super) fn iteration(&mut self, receiver: Option<Atom>, args: &[ExprOrSpread]) {
         let mut rest = args.iter();
         if let Some(first) = rest.next() {
+            let spec = match receiver {
+                Some(name) => LoopSpec::Each {
+                    scope: self.scope,
+                    name,
+                },
+                None => LoopSpec::Unknown,
+            };
             match self.callback_ref(&first.expr) {
-                Some(r) => self.looped(LoopSpec::Unknown, |c| {
+                Some(r) => self.looped(spec, |c| {
                     c.site(r, CallKind::Callback);
                 }),
                 None => first.expr.visit_with(self),

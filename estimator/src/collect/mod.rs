@@ -168,6 +168,7 @@ fn push_body(
         parent,
         block: Block::default(),
         param_calls: Vec::new(),
+        params: Vec::new(),
     });
     out.realms.push(realm);
     out.bodies.len() - 1

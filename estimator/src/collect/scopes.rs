@@ -49,9 +49,10 @@ impl Collector<'_, '_> {
         self.scope = saved_scope;
         self.loop_depth = saved_loops;
         self.loop_ids = saved_loop_ids;
-        self.params = saved_params;
+        let params = std::mem::replace(&mut self.params, saved_params);
         if let Some(b) = self.out.bodies.get_mut(id) {
             b.block = block;
+            b.params = params;
         }
         id
     }

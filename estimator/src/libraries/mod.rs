@@ -21,13 +21,16 @@ use crate::dist::Dist;
 
 pub use profiles::PROFILES;
 
-/// One measured entry point: `fixed_units + units_per_item * n` for an input of `n` items.
+/// One measured entry point: `fixed_units + units_per_item * n` for an input of `n` items,
+/// plus `first_call_units` once, for the first call (measured cold: the library's functions
+/// compile lazily, on first use).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EntryProfile {
     /// As the page calls it: a global (`$`, `moment`, `Chart`) or a method (`sortBy`).
     pub name: &'static str,
     pub fixed_units: f64,
     pub units_per_item: f64,
+    pub first_call_units: f64,
 }
 
 /// One library's measured profile.
@@ -151,10 +154,15 @@ impl LibraryProfile {
 }
 
 impl EntryProfile {
-    /// One call with `items` input items.
+    /// One warm call with `items` input items.
     pub fn cost(&self, items: Dist) -> Dist {
         (Dist::exact(self.fixed_units) + Dist::exact(self.units_per_item).times(items))
             .widen(MEASURED_SPREAD.0, MEASURED_SPREAD.1)
+    }
+
+    /// What the first call costs beyond a warm one.
+    pub fn first_call(&self) -> Dist {
+        Dist::exact(self.first_call_units).widen(MEASURED_SPREAD.0, MEASURED_SPREAD.1)
     }
 }
 
@@ -226,7 +234,7 @@ mod tests {
             );
             for e in p.entries {
                 assert!(
-                    e.fixed_units >= 0.0 && e.units_per_item >= 0.0,
+                    e.fixed_units >= 0.0 && e.units_per_item >= 0.0 && e.first_call_units >= 0.0,
                     "{}.{}",
                     p.name,
                     e.name
