@@ -320,10 +320,13 @@ impl Connection {
     /// The channel is closing: each bound worker's owner ends it and reports
     /// `channel_closed`.
     pub(super) async fn close_channel(&mut self) {
-        let Some(side) = self.channel.take() else {
+        let Some(ChannelSide { id, rx }) = self.channel.take() else {
             return;
         };
-        for (worker_id, bound) in self.shared.channels.close(&side.id) {
+        // An owner waiting for room in the queue gives up at once (and so keeps draining its
+        // workers' output, where the ends below go).
+        drop(rx);
+        for (worker_id, bound) in self.shared.channels.close(&id) {
             let event = WorkerEvent {
                 serial: bound.serial,
                 worker_id,
