@@ -5,9 +5,21 @@
 //! The embedded default (no tokens) still checks Origin: any web page can open a websocket
 //! to `ws://127.0.0.1`, and without the check any page the user visits could lease the
 //! machine and run code on it. Clients that send no Origin are not web pages and pass.
+//!
+//! One exception: a URL whose query names [`DATA_CHANNEL_QUERY`] opens a data channel, from
+//! any origin (a content script's websocket carries its page's Origin). Such a connection
+//! may take no other role (`connection/channel.rs`): it can carry only the data of workers
+//! that an admitted connection bound to its random id, so a page that opens one gains
+//! nothing. Tokens still apply to it at `hello`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// The query parameter (`?role=data_channel`) of a data channel's URL.
+pub(crate) const DATA_CHANNEL_QUERY: &str = "role=data_channel";
 use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -32,11 +44,13 @@ pub(crate) fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
 
 /// The handshake's check: refuses a disallowed Origin with 403 and, when the broker is at
 /// its connection limit, everyone with 503 — a typed refusal rather than a dropped socket.
+/// A data channel's URL passes from any origin and sets `data_channel`.
 // The callback's signature, large error included, is tungstenite's.
 #[allow(clippy::result_large_err)]
 pub(crate) fn check_handshake(
     allowed: &[String],
     busy: bool,
+    data_channel: Arc<AtomicBool>,
 ) -> impl FnOnce(&Request, Response) -> Result<Response, ErrorResponse> + '_ {
     move |request, response| {
         if busy {
@@ -44,6 +58,14 @@ pub(crate) fn check_handshake(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the broker is at its connection limit; retry later",
             ));
+        }
+        let channel = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == DATA_CHANNEL_QUERY));
+        if channel {
+            data_channel.store(true, Ordering::Release);
+            return Ok(response);
         }
         let origin = request
             .headers()

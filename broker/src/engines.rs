@@ -204,7 +204,8 @@ async fn run_once(
             WorkerOutput::Ended(WorkerExitReason::Closed, _) => break,
             WorkerOutput::Ended(reason, _) => return Err(format!("ended with {reason:?}")),
             WorkerOutput::Error { message, .. } => return Err(message),
-            WorkerOutput::Console { .. } => {}
+            // The calibration worker has no data channel.
+            WorkerOutput::Console { .. } | WorkerOutput::ChannelClosed => {}
         }
     }
     drop(handle);

@@ -89,6 +89,17 @@ pub enum BrokerEvent {
     ClientDisconnected {
         client_id: u64,
     },
+    /// Connection `client_id` is a data channel (`data_channel_v1`).
+    DataChannelOpened {
+        client_id: u64,
+    },
+    /// Connection `client_id` spawned a worker whose data goes through the data channel
+    /// that connection `channel_client_id` opened.
+    WorkerBound {
+        client_id: u64,
+        channel_client_id: u64,
+        worker_id: String,
+    },
     /// The pool changed size (autoscaling or an operator's change).
     PoolResized {
         capacity: foresight_shared::protocol::plan::ResourceAmounts,
@@ -209,6 +220,18 @@ impl fmt::Display for BrokerEvent {
             BrokerEvent::ClientDisconnected { client_id } => {
                 write!(f, "client {client_id} disconnected")
             }
+            BrokerEvent::DataChannelOpened { client_id } => {
+                write!(f, "client {client_id} is a data channel")
+            }
+            BrokerEvent::WorkerBound {
+                client_id,
+                channel_client_id,
+                worker_id,
+            } => write!(
+                f,
+                "client {client_id} worker {worker_id:?}: data through client \
+                 {channel_client_id}'s data channel"
+            ),
             BrokerEvent::PoolResized { capacity } => write!(
                 f,
                 "pool resized to {} millicores, {} bytes, {} B/s",

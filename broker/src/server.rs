@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// The engines' calibration, for `hello`.
     pub(crate) engine_table: crate::engines::EngineTable,
+    /// The open data channels, by id.
+    pub(crate) channels: connection::channel::Registry,
 }
 
 impl Shared {
@@ -404,6 +406,7 @@ impl Server {
                 seats: Seats::default(),
                 counters: Counters::default(),
                 engine_table: Default::default(),
+                channels: Default::default(),
             }),
         }
     }

@@ -122,6 +122,9 @@ pub(crate) enum WorkerOutput {
     /// The worker ended on its own (closed, a limit, a crash); the process has been reaped.
     /// With the CPU time the executor reported, if it could.
     Ended(WorkerExitReason, Option<u64>),
+    /// Not from the executor: the data channel the worker is bound to closed
+    /// (`connection/channel.rs`); the owner ends the worker.
+    ChannelClosed,
 }
 
 #[derive(Debug)]
@@ -141,6 +144,32 @@ pub(crate) enum QueueError {
     Gone,
     /// The message cannot be framed.
     Encode(FrameError),
+}
+
+/// The executor's input queue, shared by the worker's owner and its data channel: the same
+/// order and the same bound on waiting bytes for both.
+#[derive(Clone)]
+pub(crate) struct WorkerInput {
+    input: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl WorkerInput {
+    /// Queues `postMessage` data (structured-clone bytes) for the worker, in order.
+    pub(crate) fn post(&self, data: &[u8]) -> Result<(), QueueError> {
+        let frame =
+            encode_frame(&data_frame(data), EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
+        self.queue(frame)
+    }
+
+    fn queue(&self, frame: Vec<u8>) -> Result<(), QueueError> {
+        let pending = self.pending.load(Ordering::Acquire);
+        if pending.saturating_add(frame.len()) > INPUT_QUEUE_BYTES {
+            return Err(QueueError::Full { pending });
+        }
+        self.pending.fetch_add(frame.len(), Ordering::AcqRel);
+        self.input.send(frame).map_err(|_| QueueError::Gone)
+    }
 }
 
 /// The connection's handle on one live worker.
@@ -166,18 +195,19 @@ impl WorkerHandle {
 
     /// Queues `postMessage` data (structured-clone bytes) for the worker, in order.
     pub(crate) fn post(&self, data: &[u8]) -> Result<(), QueueError> {
-        let frame =
-            encode_frame(&data_frame(data), EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
-        self.queue(frame)
+        self.input().post(data)
     }
 
     fn queue(&self, frame: Vec<u8>) -> Result<(), QueueError> {
-        let pending = self.pending.load(Ordering::Acquire);
-        if pending.saturating_add(frame.len()) > INPUT_QUEUE_BYTES {
-            return Err(QueueError::Full { pending });
+        self.input().queue(frame)
+    }
+
+    /// The worker's input, for whoever else may post to it (its data channel).
+    pub(crate) fn input(&self) -> WorkerInput {
+        WorkerInput {
+            input: self.input.clone(),
+            pending: self.pending.clone(),
         }
-        self.pending.fetch_add(frame.len(), Ordering::AcqRel);
-        self.input.send(frame).map_err(|_| QueueError::Gone)
     }
 
     /// CPU time the executor has used so far, in ms, as the kernel counts it (not as the

@@ -18,7 +18,11 @@ async fn binary_client(broker: &Broker) -> Client {
                         "features": ["structured_clone_v1"]}),
         )
         .await;
-    assert_eq!(hello["features"], json!(["structured_clone_v1"]), "{hello}");
+    assert_eq!(
+        hello["features"],
+        json!(["structured_clone_v1", "data_channel_v1"]),
+        "{hello}"
+    );
     c
 }
 

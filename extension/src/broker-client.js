@@ -13,6 +13,9 @@
 // Control messages are JSON in text frames. Worker messages are structured-clone bytes in
 // binary frames (feature "structured_clone_v1", named in both hellos); they reach and leave
 // this file as base64 text, the form the page's content scripts hand them over in.
+// Data channels (feature "data_channel_v1"): a tab's content script may open its own
+// connection for its workers' data (content-isolated.js); this client then spawns the worker
+// with the channel's id and keeps the control (channelUrl, spawnWorker's channelId).
 
 import { api, browserName } from "./platform.js";
 import { PROTOCOL_VERSION } from "./host-client.js";
@@ -25,6 +28,7 @@ const LEASE_MAX_WAIT_MS = 5_000;
 const QUEUED_ANSWER_SLACK_MS = 2_000;
 
 export const FEATURE_STRUCTURED_CLONE = "structured_clone_v1";
+export const FEATURE_DATA_CHANNEL = "data_channel_v1";
 const BINARY_WORKER_MESSAGE = 0x01;
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -87,6 +91,8 @@ export class BrokerClient {
     this.nextId = 1;
     this.status = { state: "unknown", url: "", detail: "" };
     this.structuredClone = false;
+    this.dataChannel = false; // the broker opens data channels (data_channel_v1)
+    this.token = null;
     this.engines = []; // engine names the broker offered in its hello
   }
 
@@ -95,6 +101,7 @@ export class BrokerClient {
     if (this.ready && this.url === url) return this.ready;
     this.close();
     this.url = url;
+    this.token = token || null;
     this.ready = new Promise((resolve, reject) => {
       let socket;
       try {
@@ -117,7 +124,7 @@ export class BrokerClient {
           protocol_version: PROTOCOL_VERSION,
           client: `foresight-extension/${api.runtime.getManifest().version} ${browserName}`,
           token: token || null,
-          features: [FEATURE_STRUCTURED_CLONE],
+          features: [FEATURE_STRUCTURED_CLONE, FEATURE_DATA_CHANNEL],
         });
       };
       socket.onmessage = (event) => {
@@ -151,6 +158,8 @@ export class BrokerClient {
           this.engines = offers.map((o) => o?.engine).filter((e) => typeof e === "string");
           // A broker without it would turn worker data into JSON: place workers locally.
           this.structuredClone = (message.features ?? []).includes(FEATURE_STRUCTURED_CLONE);
+          // An older broker: every worker's data takes the relay through this connection.
+          this.dataChannel = this.structuredClone && (message.features ?? []).includes(FEATURE_DATA_CHANNEL);
           this.#setStatus("connected", message.broker ?? "");
           resolve(terms);
         } else if (message.type === "error" && message.code === "version_mismatch") {
@@ -220,9 +229,23 @@ export class BrokerClient {
     this.#send({ type: "lease_release", lease_id });
   }
 
-  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "", module = false, epoch = null, engine = null) {
+  /** Where a tab's content script opens its data channel: the broker's URL, role in the query. */
+  channelUrl() {
+    if (!this.url || !this.dataChannel) return null;
+    try {
+      const url = new URL(this.url);
+      url.searchParams.set("role", "data_channel");
+      return url.href;
+    } catch {
+      return null;
+    }
+  }
+
+  spawnWorker(lease_id, worker_id, script_url, source, imports = [], name = "", module = false, epoch = null, engine = null, channelId = null) {
     // The epoch fences the spawn: the broker refuses it if the lease has moved on since.
     const message = { type: "worker_spawn", lease_id, worker_id, script_url, source, imports, name, module, epoch };
+    // The worker's data then goes through the tab's data channel; control stays here.
+    if (channelId) message.channel_id = channelId;
     // Only an engine this broker offered: a stale plan must not get the spawn refused.
     if (engine && this.engines.includes(engine)) message.engine = engine;
     this.#send(message);

@@ -4,6 +4,8 @@
 //    worker traffic between it and the background.
 // 2. Captures the page's sources (scripts, inline handlers, stylesheets) and activity once the
 //    document is parsed, and sends them to the background for estimation.
+// 2b. Opens the tab's data channel to the broker when the background asks (see "The data
+//    channel" below) and carries the data of the page's direct remote workers over it.
 // 3. Observes what the page really costs (long tasks, event timing, resource timing, the JS
 //    heap where Chrome exposes it) and reports it to the background, which learns from it
 //    (learning.js). The figures stay in the browser.
@@ -24,6 +26,18 @@
 //   The page can thus do exactly what it could do by calling `new Worker()` — no more.
 // - MAIN -> isolated messages are read from this world's view of the event, so a page that
 //   patches prototypes in its own world cannot alter them here.
+//
+// The data channel (docs/PROTOCOL.md, "Data channels"; ARCHITECTURE.md): control stays with the
+// background (leases, spawns, terminations, fallbacks), data takes the short path. When the
+// background places the tab's first worker remotely it asks this script to open a websocket to
+// the broker (`channel-open`, with the broker's URL and token); the broker's hello names a
+// `channel_id`, which the background puts in `worker_spawn`. A `worker-placement` with `direct`
+// then names the broker's worker id: the page's `worker-post`s for it go over the channel as
+// binary frames (held until the broker says `worker_bound`), and its output comes back over it.
+// Ordering: the background's `worker-exited` / `worker-fallback` for a direct worker is held
+// until the channel has delivered that worker's `worker_exited` (or closed), so the fallback
+// never overtakes an answer in flight; output that beats the placement here waits for it.
+// The page never sees the channel, its id, the broker's URL or the token.
 // A classic script (content scripts cannot be modules), so it is self-contained.
 (() => {
   const api = globalThis.browser ?? globalThis.chrome;
@@ -32,6 +46,8 @@
   // 8 MiB of structured-clone bytes is this much base64.
   const MAX_DATA = Math.ceil((8 * 1024 * 1024) / 3) * 4;
   const MAX_SOURCE = 8 * 1024 * 1024;
+  const CHANNEL_OPEN_TIMEOUT_MS = 2_000;
+  const BINARY_WORKER_MESSAGE = 0x01;
   let pagePort = null;
   let extPort = null;
   let interactions = 0;
@@ -39,12 +55,284 @@
   function extension() {
     if (!extPort) {
       extPort = api.runtime.connect({ name: "foresight-tab" });
-      extPort.onMessage.addListener((message) => pagePort?.postMessage(message));
+      extPort.onMessage.addListener(fromBackground);
       extPort.onDisconnect.addListener(() => {
         extPort = null;
       });
     }
     return extPort;
+  }
+
+  // --- The data channel -------------------------------------------------------------------
+  let channel = null; // {socket, open: bool} once asked to open
+  // broker worker id -> {id: page id or null, bound, exited, pending: frames to send,
+  //                      early: page messages before the placement, held: background messages}
+  const direct = new Map();
+  const directByPage = new Map(); // page worker id -> broker worker id
+  const utf8 = new TextEncoder();
+  const utf8Decoder = new TextDecoder();
+
+  function base64ToBytes(text) {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
+    const s = atob(text);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+
+  function bytesToBase64(bytes) {
+    if (bytes.toBase64) return bytes.toBase64();
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(s);
+  }
+
+  function directWorker(workerId) {
+    let w = direct.get(workerId);
+    if (!w) {
+      w = { id: null, bound: false, exited: false, pending: [], early: [], held: [] };
+      direct.set(workerId, w);
+    }
+    return w;
+  }
+
+  function toPage(w, message) {
+    if (w.id === null) w.early.push(message);
+    else pagePort?.postMessage({ ...message, id: w.id });
+  }
+
+  // The worker's end came through the channel (or the channel is gone): what the background
+  // said about it may reach the page now, after everything the worker sent.
+  function exited(workerId, w) {
+    w.exited = true;
+    w.pending = [];
+    for (const message of w.held) pagePort?.postMessage(message);
+    w.held = [];
+    // Its page id stays in directByPage: the page's posts until the fallback are dropped here
+    // (the fallback replays them locally), never sent to a worker that is gone.
+    if (w.id !== null) direct.delete(workerId);
+  }
+
+  function openChannel(url, token) {
+    if (channel?.open) {
+      // Asked again (the background lost its broker connection): the channel still serves.
+      extension().postMessage({ kind: "channel-opened", channel_id: channel.id });
+      return;
+    }
+    if (channel) {
+      extension().postMessage({ kind: "channel-failed", reason: "a channel is still opening" });
+      return;
+    }
+    let socket;
+    try {
+      socket = new WebSocket(url);
+    } catch (error) {
+      extension().postMessage({ kind: "channel-failed", reason: String(error?.message ?? error) });
+      return;
+    }
+    // Firefox's content scripts reach the page's WebSocket through Xrays: its ArrayBuffers
+    // belong to the page's compartment and cannot back this world's typed arrays
+    // ("Permission denied to access property constructor"). There, frames arrive as Blobs
+    // and are read as binary strings (primitives cross compartments), in arrival order.
+    // `cloneInto` exists only in Firefox's content scripts.
+    const xrays = typeof globalThis.cloneInto === "function";
+    socket.binaryType = xrays ? "blob" : "arraybuffer";
+    let inbound = Promise.resolve(); // Firefox: every message in order, after earlier reads
+    const mine = { socket, open: false, id: null };
+    channel = mine;
+    let answered = false;
+    const answer = (message) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      extension().postMessage(message);
+    };
+    const timer = setTimeout(() => {
+      answer({ kind: "channel-failed", reason: "the broker did not open a channel in time" });
+      socket.close();
+    }, CHANNEL_OPEN_TIMEOUT_MS);
+    socket.onopen = () => {
+      socket.send(
+        JSON.stringify({
+          type: "hello",
+          protocol_version: 1,
+          client: `foresight-extension/${api.runtime.getManifest().version} tab data channel`,
+          token: token || null,
+          features: ["structured_clone_v1", "data_channel_v1"],
+          role: "data_channel",
+        }),
+      );
+    };
+    socket.onmessage = (event) => {
+      const data = event.data;
+      if (xrays) {
+        inbound = inbound.then(() => (typeof data === "string" ? onText(data) : readBinary(data).then(fromChannelString)));
+      } else if (typeof data === "string") {
+        onText(data);
+      } else {
+        fromChannelFrame(new Uint8Array(data));
+      }
+    };
+    const onText = (text) => {
+      let message;
+      try {
+        message = JSON.parse(text);
+      } catch {
+        return;
+      }
+      if (message.type === "hello") {
+        if (typeof message.channel_id === "string" && message.channel_id) {
+          mine.open = true;
+          mine.id = message.channel_id;
+          answer({ kind: "channel-opened", channel_id: message.channel_id });
+        } else {
+          answer({ kind: "channel-failed", reason: "the broker gave no channel id" });
+          socket.close();
+        }
+        return;
+      }
+      if (message.type === "error" && !mine.open) {
+        answer({ kind: "channel-failed", reason: `${message.code}: ${message.message}` });
+        return;
+      }
+      fromChannelText(message);
+    };
+    const onClose = () => {
+      answer({ kind: "channel-failed", reason: "the broker closed the channel" });
+      if (mine.open) extension().postMessage({ kind: "channel-closed", channel_id: mine.id });
+      mine.open = false;
+      if (channel === mine) channel = null;
+      for (const [workerId, w] of direct) exited(workerId, w);
+    };
+    // After the messages that came before the close.
+    socket.onclose = () => {
+      inbound = inbound.then(onClose);
+    };
+  }
+
+  function readBinary(blob) {
+    return new Promise((resolve) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(typeof reader.result === "string" ? reader.result : "");
+      reader.onerror = () => resolve("");
+      reader.readAsBinaryString(blob);
+    });
+  }
+
+  // A frame as a binary string (one char per byte): Firefox's path.
+  function fromChannelString(s) {
+    if (s.length < 3 || s.charCodeAt(0) !== BINARY_WORKER_MESSAGE) return;
+    const len = s.charCodeAt(1) | (s.charCodeAt(2) << 8);
+    if (s.length < 3 + len) return;
+    const id = new Uint8Array(len);
+    for (let i = 0; i < len; i++) id[i] = s.charCodeAt(3 + i);
+    const w = direct.get(utf8Decoder.decode(id));
+    if (!w || w.exited) return;
+    toPage(w, { kind: "worker-message", data: btoa(s.slice(3 + len)) });
+  }
+
+  function fromChannelFrame(bytes) {
+    if (bytes.length < 3 || bytes[0] !== BINARY_WORKER_MESSAGE) return;
+    const len = bytes[1] | (bytes[2] << 8);
+    if (bytes.length < 3 + len) return;
+    const w = direct.get(utf8Decoder.decode(bytes.subarray(3, 3 + len)));
+    if (!w || w.exited) return;
+    toPage(w, { kind: "worker-message", data: bytesToBase64(bytes.subarray(3 + len)) });
+  }
+
+  function fromChannelText(message) {
+    const workerId = typeof message.worker_id === "string" ? message.worker_id : null;
+    if (workerId === null) return; // an error about a frame: the page cannot act on it
+    switch (message.type) {
+      case "worker_bound": {
+        const w = directWorker(workerId);
+        w.bound = true;
+        for (const frame of w.pending) channel.socket.send(frame);
+        w.pending = [];
+        break;
+      }
+      case "worker_error": {
+        const w = direct.get(workerId);
+        if (w && !w.exited) {
+          toPage(w, {
+            kind: "worker-error",
+            message: String(message.message ?? ""),
+            filename: String(message.filename ?? ""),
+            lineno: Number(message.lineno ?? 0),
+            colno: 0,
+          });
+        }
+        break;
+      }
+      case "worker_console": {
+        const w = direct.get(workerId);
+        if (w && !w.exited) {
+          toPage(w, { kind: "worker-console", level: String(message.level), text: String(message.text ?? "") });
+        }
+        break;
+      }
+      case "worker_exited": {
+        const w = direct.get(workerId);
+        if (w) exited(workerId, w);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // `postMessage` from the page to a direct worker: over the channel, in order.
+  function postDirect(workerId, data64) {
+    const w = direct.get(workerId);
+    if (!w || w.exited || !channel?.open) return; // its fallback replays what was not answered
+    const id = utf8.encode(workerId);
+    const payload = base64ToBytes(data64);
+    const frame = new Uint8Array(3 + id.length + payload.length);
+    frame[0] = BINARY_WORKER_MESSAGE;
+    frame[1] = id.length & 0xff;
+    frame[2] = id.length >> 8;
+    frame.set(id, 3);
+    frame.set(payload, 3 + id.length);
+    if (w.bound) channel.socket.send(frame);
+    else w.pending.push(frame);
+  }
+
+  // What the background says: channel requests stay here; placements of direct workers are
+  // recorded (and reach the page without the broker's worker id); a direct worker's end waits
+  // for the channel's; everything else goes to the page as it is.
+  function fromBackground(message) {
+    switch (message?.kind) {
+      case "channel-open":
+        openChannel(String(message.url), message.token);
+        return;
+      case "worker-placement": {
+        if (typeof message.direct !== "string") break;
+        const { direct: workerId, ...placement } = message;
+        const w = directWorker(workerId);
+        w.id = message.id;
+        directByPage.set(message.id, workerId);
+        pagePort?.postMessage(placement);
+        for (const early of w.early) pagePort?.postMessage({ ...early, id: w.id });
+        w.early = [];
+        if (w.exited || !channel?.open) exited(workerId, w);
+        return;
+      }
+      case "worker-exited":
+      case "worker-fallback": {
+        const workerId = directByPage.get(message.id);
+        const w = workerId && direct.get(workerId);
+        if (w && !w.exited) {
+          w.held.push(message);
+          return;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    pagePort?.postMessage(message);
   }
 
   const isId = (v) => Number.isSafeInteger(v) && v > 0;
@@ -88,7 +376,10 @@
         pagePort = event.ports[0];
         pagePort.onmessage = (e) => {
           const message = checked(e.data);
-          if (message) extension().postMessage(message);
+          if (!message) return;
+          const workerId = message.kind === "worker-post" ? directByPage.get(message.id) : undefined;
+          if (workerId !== undefined) postDirect(workerId, message.data);
+          else extension().postMessage(message);
         };
       },
       true,

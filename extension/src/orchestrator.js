@@ -12,6 +12,13 @@
 // worker hit itself (CPU, memory) are not retried: the page gets a typed error. Module
 // workers go remote like classic ones, with their static module graph fetched up front.
 //
+// Data channels (ARCHITECTURE.md, "Control through the background, data through the tab's
+// channel"): when a tab's first worker is placed remotely, its content script is asked to open
+// its own websocket to the broker; each remote worker of the tab is then spawned with the
+// channel's id, and its messages go page <-> content script <-> broker, skipping this
+// background. Leases, spawns, terminations, fallbacks and learning stay here. No channel in
+// time (refused, blocked, an older broker): the worker's data is relayed here, as before.
+//
 // Re-planning (ARCHITECTURE.md, "Re-planning"): a tab is planned again, with the latest
 // contention and the other tabs, when the native host pushes `contention_changed`, when the
 // broker takes its lease back or ends it, or when the broker connection is lost. The new plan
@@ -50,6 +57,9 @@ const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
 const MAX_IMPORTS = 32;
 
 const MAX_MODULES = 64;
+
+// How long a placement waits for the tab's data channel before relaying through here instead.
+const CHANNEL_DEADLINE_MS = 2_500;
 
 // How often a lease with remote workers on it is renewed (at most; sooner for short TTLs).
 const RENEW_PERIOD_MS = 10_000;
@@ -167,6 +177,10 @@ class TabSession {
     this.brokerTerms = null; // the broker's terms when planned: its speed factors price its CPU reports
     this.busy = false; // unsaved form input or playing media: never discard this tab
     this.discarded = []; // tabs discarded to make room for this page
+    this.channel = null; // Promise of the tab's data channel id (null: relay), once asked
+    this.channelAnswer = null; // resolves that promise with the content script's answer
+    this.channelNote = ""; // why the tab has no data channel
+    this.channelId = null; // the channel id, once open
   }
 
   send(message) {
@@ -273,6 +287,21 @@ export class Orchestrator {
         break;
       case "tab-state":
         session.busy = message.busy === true;
+        break;
+      case "channel-opened":
+        session.channelAnswer?.(typeof message.channel_id === "string" ? message.channel_id : null, "");
+        break;
+      case "channel-failed":
+        session.channelAnswer?.(null, String(message.reason ?? "failed"));
+        break;
+      case "channel-closed":
+        // Its workers end with `channel_closed` and move to the page; the next worker placed
+        // remotely asks for a new channel.
+        if (message.channel_id === session.channelId) {
+          session.channel = null;
+          session.channelId = null;
+          session.channelNote = "the data channel closed";
+        }
         break;
       case "page-observed":
       case "page-events":
@@ -573,6 +602,11 @@ export class Orchestrator {
       // The page may have gone, or the lease ended, while the sources were fetched.
       else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
     }
+    let channelId = null;
+    if (decision.target === "remote") {
+      channelId = await this.#channelFor(session);
+      if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
+    }
     if (session.terminated.delete(id)) decision = { target: "local", reason: "terminated by the page" };
     // The prediction, next to what the broker will report the worker used (popup; the
     // comparison is what calibration can learn from).
@@ -586,6 +620,8 @@ export class Orchestrator {
       // The planned engine (null: the broker's default) until the broker says which it used.
       engine: decision.target === "remote" ? (decision.engine ?? null) : null,
       learn: Learner.forWorker(session.learning, url, speedOf(session.brokerTerms, decision.engine)),
+      // How its messages travel: through the tab's data channel, or relayed here.
+      data: decision.target === "remote" ? (channelId ? "direct" : `relay${session.channelNote ? ` (${session.channelNote})` : ""}`) : null,
     };
     session.placements.push(record);
     if (decision.target === "remote") {
@@ -608,9 +644,38 @@ export class Orchestrator {
         options?.type === "module",
         session.lease.epoch,
         decision.engine,
+        channelId,
       );
+      if (channelId) {
+        // The content script sends and receives its data over the channel from now on.
+        session.send({ kind: "worker-placement", id, target: "remote", reason: decision.reason, direct: workerId });
+        return;
+      }
     }
     session.send({ kind: "worker-placement", id, target: decision.target, reason: decision.reason });
+  }
+
+  /**
+   * The tab's data channel id, asking its content script to open one the first time; null
+   * (relay through here) when the broker has no data channels or none opened in time.
+   */
+  #channelFor(session) {
+    const url = this.broker.channelUrl();
+    if (!url) return Promise.resolve(null);
+    if (!session.channel) {
+      session.channel = new Promise((resolve) => {
+        const timer = setTimeout(() => session.channelAnswer?.(null, "no data channel in time"), CHANNEL_DEADLINE_MS);
+        session.channelAnswer = (channelId, note) => {
+          clearTimeout(timer);
+          session.channelAnswer = null;
+          session.channelNote = channelId ? "" : note;
+          session.channelId = channelId;
+          resolve(channelId);
+        };
+      });
+      session.send({ kind: "channel-open", url, token: this.broker.token ?? "" });
+    }
+    return session.channel;
   }
 
   /** The worker's source and the scripts its importScripts may load, or `{error}`. */
@@ -726,6 +791,7 @@ export class Orchestrator {
             break;
           case "lease_ended":
           case "crashed":
+          case "channel_closed":
           case "unknown":
             // Not the worker's doing: it moves to the page, replaying what it had not answered.
             if (message.reason === "lease_ended") session.movedByLeaseEnd = true;
@@ -785,6 +851,10 @@ export class Orchestrator {
     this.workerOwners.clear();
     for (const session of this.sessions.values()) {
       session.remoteWorkers.clear();
+      // The next remote worker asks the content script again (it answers with its channel
+      // if that still serves).
+      session.channel = null;
+      session.channelId = null;
       if (session.lease) {
         this.#dropLease(session, "the broker connection was lost");
         this.#replan(session, "the broker connection was lost");

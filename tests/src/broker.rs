@@ -28,12 +28,20 @@ impl LocalBroker {
     /// is on with every isolation layer required (a host without one fails the test, saying
     /// which), and engines are not calibrated, so the extension leaves the choice to the
     /// broker's default: every worker runs on Node.
-    pub async fn start(artifacts: &Artifacts, engine: EngineKind) -> Result<Self, Error> {
+    /// `max_connections`, when given, limits the connections it accepts at once.
+    pub async fn start(
+        artifacts: &Artifacts,
+        engine: EngineKind,
+        max_connections: Option<usize>,
+    ) -> Result<Self, Error> {
         let executor = ExecutorCommand {
             program: artifacts.broker_binary(),
             args: vec!["executor".into()],
         };
         let mut config = BrokerConfig::detect(executor);
+        if let Some(max) = max_connections {
+            config.limits.max_connections = max;
+        }
         if engine == EngineKind::Node {
             let settings = NodeSettings {
                 mode: NodeMode::On,

@@ -74,9 +74,39 @@ pub async fn run_both(
     Ok((native, page, started(rig, mark)))
 }
 
+/// The ids of the workers the broker started since event `since` whose data did not go
+/// through a tab's data channel (relayed by the extension's background instead).
+pub fn relayed_workers(rig: &Rig, since: usize) -> Vec<String> {
+    let events = &rig.broker.events()[since..];
+    let bound: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            BrokerEvent::WorkerBound { worker_id, .. } => Some(worker_id),
+            _ => None,
+        })
+        .collect();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            BrokerEvent::WorkerStarted { worker_id, .. } if !bound.contains(&worker_id) => {
+                Some(worker_id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// One program's comparison: `(name, observations)`, or an error naming the difference.
+/// Its remote run must have taken the direct path (the tab's data channel).
 pub async fn program(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Error> {
+    let mark = rig.broker.events().len();
     let (native, page, started) = run_both(rig, tab, name).await?;
+    let relayed = relayed_workers(rig, mark);
+    if !relayed.is_empty() {
+        return Err(Error::Setup(format!(
+            "program {name}: workers {relayed:?} were relayed, not on the tab's data channel"
+        )));
+    }
     if native != page {
         return Err(Error::Setup(format!(
             "program {name}: the page observed different results\n  native Worker: {native}\n  page's Worker: {page}"
@@ -241,6 +271,34 @@ pub async fn console(rig: &mut Rig, tab: &Tab) -> Result<Value, Error> {
         return Err(Error::Setup(format!("the console showed {level} {text:?}")));
     }
     Ok(json!([level, text]))
+}
+
+/// With no data channel to be had (the broker refuses the tab's connection), a program
+/// still gives the page what a native Worker gives it, relayed through the background.
+pub async fn relayed(rig: &mut Rig, tab: &Tab, name: &str) -> Result<Value, Error> {
+    let mark = rig.broker.events().len();
+    let (native, page, started) = run_both(rig, tab, name).await?;
+    if native != page {
+        return Err(Error::Setup(format!(
+            "program {name} (relayed): native {native}, page {page}"
+        )));
+    }
+    let relayed = relayed_workers(rig, mark);
+    if started.is_empty() || relayed.len() != started.len() {
+        return Err(Error::Setup(format!(
+            "program {name}: expected every worker relayed on the broker, started {started:?}, \
+             relayed {relayed:?}"
+        )));
+    }
+    let opened = rig.broker.events()[mark..]
+        .iter()
+        .any(|e| matches!(e, BrokerEvent::DataChannelOpened { .. }));
+    if opened {
+        return Err(Error::Setup(
+            "a data channel opened although the broker was at its connection limit".into(),
+        ));
+    }
+    Ok(page)
 }
 
 /// A worker the page terminates before it is placed never starts on the broker (by the time

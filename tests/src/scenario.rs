@@ -66,6 +66,9 @@ pub struct RigOptions {
     /// A broker the host names to the extension instead of the rig's own (the benchmarks
     /// run the real broker binary on other CPUs). The rig's broker still runs, unused.
     pub broker_url: Option<String>,
+    /// The rig's broker accepts at most this many connections at once (`None`: its
+    /// default). At 1, a tab's data channel is refused and its workers' data is relayed.
+    pub broker_connections: Option<usize>,
 }
 
 impl Default for RigOptions {
@@ -77,6 +80,7 @@ impl Default for RigOptions {
             layout: host::Layout::Profile,
             engine: EngineKind::Quickjs,
             broker_url: None,
+            broker_connections: None,
         }
     }
 }
@@ -103,7 +107,8 @@ impl Rig {
             .prefix(&format!("foresight-{}-", kind.name()))
             .tempdir()?;
         let site = StaticServer::start(Artifacts::fixtures_dir()).await?;
-        let broker = LocalBroker::start(&artifacts, options.engine).await?;
+        let broker =
+            LocalBroker::start(&artifacts, options.engine, options.broker_connections).await?;
         host::install(&artifacts, kind, options.layout, dir.path())?;
         let host_log = HostLog::new(dir.path().join("host-audit.jsonl"));
         // The browser passes its environment to the native host it starts; the host tells

@@ -181,3 +181,37 @@ async fn chromium_remote_workers_on_node_as_the_page_sees_them() {
 async fn firefox_remote_workers_on_node_as_the_page_sees_them() {
     remote_workers_as_the_page_sees_them(BrowserKind::Firefox, EngineKind::Node).await;
 }
+
+/// A tab whose data channel cannot be opened (the broker is at its connection limit: the
+/// background's connection is its only one) still runs its workers remotely, relayed
+/// through the background, with the same observations as a native Worker.
+async fn relayed_when_no_channel_opens(kind: BrowserKind) {
+    let options = RigOptions {
+        broker_connections: Some(1),
+        ..RigOptions::default()
+    };
+    let mut rig = match Rig::start_with(kind, options).await {
+        Ok(rig) => rig,
+        Err(e) => panic!("{} could not be set up: {e}", kind.name()),
+    };
+    let tab = match conformance::open(&mut rig).await {
+        Ok(tab) => tab,
+        Err(e) => panic!("conformance page: {}", rig.context(e)),
+    };
+    for name in ["compute", "ordering"] {
+        match conformance::relayed(&mut rig, &tab, name).await {
+            Ok(seen) => eprintln!("[{}] relayed {name}: {seen}", kind.name()),
+            Err(e) => panic!("relayed {name}: {}", rig.context(e)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_relays_when_no_data_channel_opens() {
+    relayed_when_no_channel_opens(BrowserKind::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_relays_when_no_data_channel_opens() {
+    relayed_when_no_channel_opens(BrowserKind::Firefox).await;
+}

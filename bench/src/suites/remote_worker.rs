@@ -3,7 +3,13 @@
 //!
 //! * round trip: p50 of sequential ping/pong messages through a native Worker and through the
 //!   page's Worker placed on the broker (target: at most +1 ms), and the broker's share of it
-//!   (a websocket client of our own, no browser or extension in the path);
+//!   (a websocket client of our own, no browser or extension in the path). The page's
+//!   messages take the direct path: page (MAIN world) -> MessagePort -> the isolated content
+//!   script -> the tab's data channel (its own websocket) -> broker -> executor, and back the
+//!   same way; the suite fails if the broker saw them come any other way. For comparison the
+//!   same is measured on the relay path (page -> content script -> runtime port -> the
+//!   background -> the background's websocket), with a second browser whose broker refuses
+//!   the tab's channel (`round_trip_relay_*`);
 //! * executor start: `worker_spawn` to `worker_started` at the broker, over its websocket
 //!   (target: 1 ms from a pool of pre-started executors);
 //! * compute: the same workloads (tests/fixtures/conformance/w/bench.js) timed inside a native
@@ -87,7 +93,14 @@ async fn measure(report: &mut Report) -> Result<(), String> {
     };
 
     let local = ms(&eval(format!("benchRoundTrip('native', {ROUND_TRIPS})")).await?)?;
+    let mark = rig.broker.events().len();
     let remote = ms(&eval(format!("benchRoundTrip('page', {ROUND_TRIPS})")).await?)?;
+    let relayed = conformance::relayed_workers(&rig, mark);
+    if !relayed.is_empty() {
+        return Err(format!(
+            "the round trip was measured on the relay, not the tab's data channel: {relayed:?}"
+        ));
+    }
     report.add(
         "remote_worker.round_trip_local",
         local,
@@ -98,7 +111,7 @@ async fn measure(report: &mut Report) -> Result<(), String> {
         "remote_worker.round_trip_remote",
         remote,
         "ms",
-        "p50, the page's Worker on the broker (loopback)",
+        "p50, the page's Worker on the broker (loopback), through the tab's data channel",
     );
     report.add(
         "remote_worker.round_trip_overhead",
@@ -177,6 +190,54 @@ async fn measure(report: &mut Report) -> Result<(), String> {
         pss,
         "MiB",
         "same, proportional (shared pages divided among processes)",
+    );
+    drop(tab);
+    drop(rig);
+    relay_round_trip(report).await
+}
+
+/// The round trip on the relay path, for comparison: a broker that accepts one connection
+/// (the background's) refuses the tab's data channel, so the page's messages go through the
+/// background as they did before data channels.
+async fn relay_round_trip(report: &mut Report) -> Result<(), String> {
+    let options = RigOptions {
+        artifacts: Some(artifacts()?),
+        broker_connections: Some(1),
+        ..RigOptions::default()
+    };
+    let mut rig = Rig::start_with(BrowserKind::Chromium, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tab = conformance::open(&mut rig)
+        .await
+        .map_err(|e| rig.context(e).to_string())?;
+    let eval = |expr: String| {
+        let rig = &rig;
+        let tab = &tab;
+        async move {
+            rig.browser
+                .eval(tab, &expr)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let local = ms(&eval(format!("benchRoundTrip('native', {ROUND_TRIPS})")).await?)?;
+    let mark = rig.broker.events().len();
+    let remote = ms(&eval(format!("benchRoundTrip('page', {ROUND_TRIPS})")).await?)?;
+    if conformance::relayed_workers(&rig, mark).is_empty() {
+        return Err("the relay round trip was measured on a data channel".into());
+    }
+    report.add(
+        "remote_worker.round_trip_relay_remote",
+        remote,
+        "ms",
+        "p50, the same through the background (no data channel), for comparison",
+    );
+    report.add(
+        "remote_worker.round_trip_relay_overhead",
+        remote - local,
+        "ms",
+        "relay remote - its own local run",
     );
     Ok(())
 }

@@ -195,6 +195,7 @@ impl Connection {
             if let Some(worker) = self.workers.remove(id) {
                 worker.kill(WorkerExitReason::LeaseEnded);
             }
+            self.exited_to_channel_later(id, WorkerExitReason::LeaseEnded, None);
         }
         ids
     }
@@ -214,8 +215,10 @@ impl Connection {
         // The spare executor is killed on drop.
         self.spare = None;
         self.shared.disconnect(self.client_id);
-        for (_, worker) in self.workers.drain() {
+        let workers: Vec<_> = self.workers.drain().collect();
+        for (worker_id, worker) in workers {
             worker.kill(WorkerExitReason::LeaseEnded);
+            self.exited_to_channel_later(&worker_id, WorkerExitReason::LeaseEnded, None);
         }
     }
 }

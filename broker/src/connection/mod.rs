@@ -25,7 +25,11 @@
 //! When the connection ends for any reason, its leases are released and its executor
 //! processes killed and reaped before the task finishes. A client that stops reading is
 //! dropped after [`SEND_TIMEOUT`], so it cannot hold leases long past their deadline.
+//!
+//! A connection may instead be a data channel (`channel.rs`): it carries only the data of
+//! workers other connections bound to it, while those workers stay in their owner's task.
 
+pub(crate) mod channel;
 mod leases;
 
 use std::collections::HashMap;
@@ -37,8 +41,9 @@ use foresight_shared::limits::{BROKER_MAX_MESSAGE, WORKER_MAX_MESSAGE};
 
 use crate::admission::{self, RateLimiter};
 use foresight_shared::protocol::broker::{
-    ClientMessage, EngineKind, FEATURE_STRUCTURED_CLONE, LeaseId, ScriptSource, ServerMessage,
-    WorkerExitReason, decode_worker_frame, encode_worker_frame,
+    ClientMessage, ConnectionRole, EngineKind, FEATURE_DATA_CHANNEL, FEATURE_STRUCTURED_CLONE,
+    LeaseId, ScriptSource, ServerMessage, WorkerExitReason, decode_worker_frame,
+    encode_worker_frame,
 };
 use foresight_shared::protocol::executor::ExecutorLimits;
 use foresight_shared::protocol::{ErrorCode, PROTOCOL_VERSION};
@@ -112,7 +117,9 @@ pub(crate) async fn serve(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
-    let check = admission::check_handshake(&shared.config.allowed_origins, busy);
+    let channel_url = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let check =
+        admission::check_handshake(&shared.config.allowed_origins, busy, channel_url.clone());
     let tls = shared.config.tls.clone();
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
         let io: Io = match tls {
@@ -160,6 +167,9 @@ pub(crate) async fn serve(
             worker_tx,
             next_serial: 1,
             tasks: JoinSet::new(),
+            channel_url: channel_url.load(std::sync::atomic::Ordering::Acquire),
+            channel: None,
+            bound: HashMap::new(),
         };
         connection.run(worker_rx, shutdown).await;
     }
@@ -215,6 +225,14 @@ struct Connection {
     /// The token this connection authenticated with (it holds one of the token's seats).
     seat: Option<usize>,
     rate: Option<RateLimiter>,
+    /// Connected through a data channel's URL (any Origin may): this connection may only be
+    /// a data channel.
+    channel_url: bool,
+    /// This connection is a data channel: its id and the queue of what its workers' owners
+    /// send through it.
+    channel: Option<channel::ChannelSide>,
+    /// This connection's workers whose data goes through a data channel.
+    bound: HashMap<String, channel::Link>,
 }
 
 impl Connection {
@@ -241,6 +259,11 @@ impl Connection {
                     }
                 }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                Some(message) = channel::next_out(&mut self.channel) => {
+                    if self.send_queued(message).await.is_err() {
+                        break Stop::Gone;
+                    }
+                }
                 incoming = self.ws.next() => match incoming {
                     None => break Stop::Gone,
                     Some(Ok(message)) => match self.on_frame(message).await {
@@ -284,6 +307,7 @@ impl Connection {
             }
             Stop::Gone => {}
         }
+        self.close_channel().await;
         self.release_everything();
         if let Some(seat) = self.seat.take() {
             self.shared.seats.give_back(seat);
@@ -388,7 +412,11 @@ impl Connection {
                 if !self.admit_message().await? {
                     return Ok(Flow::Continue);
                 }
-                self.on_binary(&bytes).await?;
+                if self.channel.is_some() {
+                    self.on_channel_binary(&bytes).await?;
+                } else {
+                    self.on_binary(&bytes).await?;
+                }
                 Ok(Flow::Continue)
             }
             // Keepalive: a websocket ping renews every lease of the connection for its own
@@ -427,8 +455,9 @@ impl Connection {
                     client,
                     token,
                     features,
+                    role,
                 } => {
-                    self.on_hello(protocol_version, client, token, &features)
+                    self.on_hello(protocol_version, client, token, &features, role)
                         .await
                 }
                 _ => {
@@ -441,6 +470,15 @@ impl Connection {
                     Ok(Flow::Continue)
                 }
             };
+        }
+        if self.channel.is_some() {
+            self.send_error(
+                ErrorCode::BadState,
+                "a data channel carries only binary frames for the workers bound to it",
+                request_id,
+            )
+            .await?;
+            return Ok(Flow::Continue);
         }
         match message {
             ClientMessage::Hello { .. } => {
@@ -481,6 +519,7 @@ impl Connection {
                 name,
                 module,
                 engine,
+                channel_id,
             } => {
                 let script = Script {
                     script_url,
@@ -489,6 +528,7 @@ impl Connection {
                     name,
                     module,
                     engine,
+                    channel_id,
                 };
                 self.on_worker_spawn(lease_id, worker_id, script, epoch)
                     .await?
@@ -572,7 +612,27 @@ impl Connection {
         client: String,
         token: Option<String>,
         features: &[String],
+        role: Option<ConnectionRole>,
     ) -> WsResult<Flow> {
+        let role = role.unwrap_or(ConnectionRole::Client);
+        if role == ConnectionRole::Unknown {
+            self.send_error(
+                ErrorCode::Unsupported,
+                format!("{BROKER_NAME} knows no such connection role"),
+                None,
+            )
+            .await?;
+            return Ok(Flow::Close(CloseCode::Policy, "unknown role"));
+        }
+        if self.channel_url && role != ConnectionRole::DataChannel {
+            self.send_error(
+                ErrorCode::Forbidden,
+                "a connection to the data-channel URL may only be a data channel",
+                None,
+            )
+            .await?;
+            return Ok(Flow::Close(CloseCode::Policy, "data channel only"));
+        }
         if protocol_version != PROTOCOL_VERSION {
             self.send_error(
                 ErrorCode::VersionMismatch,
@@ -623,8 +683,23 @@ impl Connection {
                 "authenticated"
             );
         }
+        let channel_id = if role == ConnectionRole::DataChannel {
+            match self.open_channel() {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::error!("cannot open a data channel: {e}");
+                    self.send_error(ErrorCode::Internal, format!("no data channel: {e}"), None)
+                        .await?;
+                    return Ok(Flow::Close(CloseCode::Error, "no data channel"));
+                }
+            }
+        } else {
+            None
+        };
         self.greeted = true;
-        self.structured_clone = features.iter().any(|f| f == FEATURE_STRUCTURED_CLONE);
+        // A data channel only ever carries binary frames.
+        self.structured_clone =
+            channel_id.is_some() || features.iter().any(|f| f == FEATURE_STRUCTURED_CLONE);
         self.shared.events.emit(BrokerEvent::ClientHello {
             client_id: self.client_id,
             client,
@@ -635,8 +710,12 @@ impl Connection {
             protocol_version: PROTOCOL_VERSION,
             broker: BROKER_NAME.to_string(),
             capacity,
-            features: vec![FEATURE_STRUCTURED_CLONE.to_string()],
+            features: vec![
+                FEATURE_STRUCTURED_CLONE.to_string(),
+                FEATURE_DATA_CHANNEL.to_string(),
+            ],
             engines: self.shared.engines(),
+            channel_id,
         })
         .await?;
         Ok(Flow::Continue)
@@ -715,6 +794,14 @@ impl Connection {
                 )
                 .await;
         }
+        if let Some(channel_id) = &script.channel_id
+            && !self.shared.channels.contains(channel_id)
+        {
+            let channel_id = channel_id.clone();
+            return self
+                .refuse_channel(worker_id, &channel_id, "is not open")
+                .await;
+        }
         // The lease's CPU share over its whole TTL is the worker's CPU-time budget; its
         // memory is the worker's heap.
         let limits = ExecutorLimits {
@@ -758,6 +845,7 @@ impl Connection {
         };
         let serial = self.next_serial;
         self.next_serial += 1;
+        let channel_id = script.channel_id;
         let spec = WorkerSpec {
             worker_id: worker_id.clone(),
             lease_id,
@@ -787,8 +875,47 @@ impl Connection {
                     pid = handle.pid,
                     "executor spawned"
                 );
-                self.workers.insert(worker_id, handle);
-                Ok(())
+                let Some(channel_id) = channel_id else {
+                    self.workers.insert(worker_id, handle);
+                    return Ok(());
+                };
+                let bound = self.shared.channels.bind(
+                    &channel_id,
+                    &worker_id,
+                    self.client_id,
+                    self.worker_tx.clone(),
+                    serial,
+                    handle.input(),
+                );
+                match bound {
+                    Ok((channel_client_id, link)) => {
+                        self.shared.events.emit(BrokerEvent::WorkerBound {
+                            client_id: self.client_id,
+                            channel_client_id,
+                            worker_id: worker_id.clone(),
+                        });
+                        // Before any output of the worker: the channel may send it data.
+                        let told = link
+                            .send_json(&ServerMessage::WorkerBound {
+                                worker_id: worker_id.clone(),
+                            })
+                            .await;
+                        if !told {
+                            tracing::debug!(worker_id, "data channel gone at bind");
+                        }
+                        self.workers.insert(worker_id.clone(), handle);
+                        self.bound.insert(worker_id, link);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        handle.kill(WorkerExitReason::ChannelClosed);
+                        let why = match e {
+                            channel::BindError::Unknown => "is not open",
+                            channel::BindError::Taken => "already carries a worker of that id",
+                        };
+                        self.refuse_channel(worker_id, &channel_id, why).await
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(
@@ -833,6 +960,19 @@ impl Connection {
     async fn on_worker_data(&mut self, worker_id: &str, data: &[u8]) -> WsResult<()> {
         if !self.workers.contains_key(worker_id) {
             return self.worker_not_found(worker_id).await;
+        }
+        if self.bound.contains_key(worker_id) {
+            // One ordered source of input per worker.
+            return self
+                .send_error(
+                    ErrorCode::BadState,
+                    format!(
+                        "worker {worker_id:?} takes its data through its data channel; not \
+                         delivered"
+                    ),
+                    None,
+                )
+                .await;
         }
         if data.len() > WORKER_MAX_MESSAGE {
             return self
@@ -890,6 +1030,14 @@ impl Connection {
             Some(worker) => {
                 let cpu_ms = worker.cpu_ms();
                 worker.kill(WorkerExitReason::Terminated);
+                if let Some(link) = self.unbind(&worker_id) {
+                    link.send_json(&ServerMessage::WorkerExited {
+                        worker_id: worker_id.clone(),
+                        reason: WorkerExitReason::Terminated,
+                        cpu_ms,
+                    })
+                    .await;
+                }
                 self.send(ServerMessage::WorkerExited {
                     worker_id,
                     reason: WorkerExitReason::Terminated,
@@ -970,11 +1118,16 @@ impl Connection {
                         data: sclone::describe(&data),
                     });
                 }
+                if let Some(link) = self.bound.get(&worker_id) {
+                    link.send(Message::binary(encode_worker_frame(&worker_id, &data)))
+                        .await;
+                    return Ok(());
+                }
                 self.send_worker_data(worker_id, &data).await
             }
             WorkerOutput::Error { message, lineno } => {
                 let filename = self.workers.get(&worker_id).map(|w| w.script_url.clone());
-                self.send(ServerMessage::WorkerError {
+                self.send_output(ServerMessage::WorkerError {
                     worker_id,
                     message,
                     filename,
@@ -990,7 +1143,7 @@ impl Connection {
                     ?level,
                     "{text}"
                 );
-                self.send(ServerMessage::WorkerConsole {
+                self.send_output(ServerMessage::WorkerConsole {
                     worker_id,
                     level,
                     text,
@@ -999,14 +1152,47 @@ impl Connection {
             }
             WorkerOutput::Ended(reason, cpu_ms) => {
                 self.workers.remove(&worker_id);
+                let exited = ServerMessage::WorkerExited {
+                    worker_id: worker_id.clone(),
+                    reason,
+                    cpu_ms,
+                };
+                // The channel hears its worker's end after its last output; the owner too,
+                // for its bookkeeping.
+                if let Some(link) = self.unbind(&worker_id) {
+                    link.send_json(&exited).await;
+                }
+                self.send(exited).await
+            }
+            WorkerOutput::ChannelClosed => {
+                self.unbind(&worker_id);
+                let cpu_ms = self.workers.remove(&worker_id).and_then(|worker| {
+                    let cpu_ms = worker.cpu_ms();
+                    worker.kill(WorkerExitReason::ChannelClosed);
+                    cpu_ms
+                });
                 self.send(ServerMessage::WorkerExited {
                     worker_id,
-                    reason,
+                    reason: WorkerExitReason::ChannelClosed,
                     cpu_ms,
                 })
                 .await
             }
         }
+    }
+
+    /// A worker's console line or error: to its data channel if it has one, else here.
+    async fn send_output(&mut self, message: ServerMessage) -> WsResult<()> {
+        let worker_id = match &message {
+            ServerMessage::WorkerConsole { worker_id, .. }
+            | ServerMessage::WorkerError { worker_id, .. } => worker_id,
+            _ => return self.send(message).await,
+        };
+        if let Some(link) = self.bound.get(worker_id) {
+            link.send_json(&message).await;
+            return Ok(());
+        }
+        self.send(message).await
     }
 }
 
@@ -1018,4 +1204,6 @@ struct Script {
     name: String,
     module: bool,
     engine: Option<EngineKind>,
+    /// The data channel the worker's data goes through, if any.
+    channel_id: Option<String>,
 }

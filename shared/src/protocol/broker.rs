@@ -11,6 +11,15 @@
 //! ([`encode_worker_frame`]) as structured-clone bytes ([`crate::sclone`]) once both sides have
 //! named [`FEATURE_STRUCTURED_CLONE`] in their `hello`; a client that did not still gets
 //! protocol version 1's JSON `worker_message`.
+//!
+//! Data channels ([`FEATURE_DATA_CHANNEL`]): a second connection, opened by whoever is closer
+//! to the worker's page (the extension's content script), whose `hello` asks for
+//! [`ConnectionRole::DataChannel`]. The broker answers with a random `channel_id`; a
+//! `worker_spawn` on the owner's connection that names it binds the worker's data to that
+//! channel: page -> worker frames are accepted only from the channel, and the worker's
+//! output (data frames, `worker_console`, `worker_error`, `worker_exited`) goes to it, in
+//! order. Control — leases, spawns, terminations, `worker_started`, and `worker_exited` for
+//! bookkeeping — stays on the owner's connection.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +30,10 @@ use super::plan::ResourceAmounts;
 /// Feature named in `hello` by a client that sends and wants worker data as structured-clone
 /// bytes in binary frames, and by a broker that speaks them.
 pub const FEATURE_STRUCTURED_CLONE: &str = "structured_clone_v1";
+
+/// Feature named in `hello` by a client and a broker that speak data channels: connections
+/// with the [`ConnectionRole::DataChannel`] role and `worker_spawn`'s `channel_id`.
+pub const FEATURE_DATA_CHANNEL: &str = "data_channel_v1";
 
 /// First byte of a binary frame that carries one worker message, either way.
 pub const BINARY_WORKER_MESSAGE: u8 = 0x01;
@@ -70,6 +83,20 @@ pub struct EngineOffer {
     pub webassembly: bool,
 }
 
+/// What a connection is for, asked for in its `hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionRole {
+    /// Leases, workers and their data: every connection's role unless it asks otherwise.
+    Client,
+    /// Only the data of workers another connection bound to it (`worker_spawn`'s
+    /// `channel_id`): binary worker frames both ways, and the workers' `worker_console`,
+    /// `worker_error`, `worker_exited` and `worker_bound`. No leases, no spawns.
+    DataChannel,
+    #[serde(other)]
+    Unknown,
+}
+
 /// Identifies a lease; assigned by the broker, unique for the broker's lifetime.
 pub type LeaseId = u64;
 
@@ -86,6 +113,9 @@ pub enum ClientMessage {
         /// Optional features the client speaks, e.g. [`FEATURE_STRUCTURED_CLONE`].
         #[serde(default)]
         features: Vec<String>,
+        /// What this connection is for. Absent: [`ConnectionRole::Client`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<ConnectionRole>,
     },
     LeaseRequest {
         request_id: u64,
@@ -142,6 +172,11 @@ pub enum ClientMessage {
         /// default (QuickJS unless its operator chose otherwise).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engine: Option<EngineKind>,
+        /// A data channel's `channel_id` (from its `hello`): the worker's data goes through
+        /// that connection instead of this one. An unknown or closed channel refuses the
+        /// spawn (`not_found`, then `worker_exited` with `channel_closed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_id: Option<String>,
     },
     /// `worker.postMessage(data)` from the page, for clients without
     /// [`FEATURE_STRUCTURED_CLONE`] (the others send a binary frame).
@@ -228,6 +263,9 @@ pub enum WorkerExitReason {
     MemoryLimit,
     /// The executor process died unexpectedly.
     Crashed,
+    /// The worker's data channel closed (or was never there): the worker was stopped, and
+    /// its owner may move it elsewhere, as after a crash.
+    ChannelClosed,
     #[serde(other)]
     Unknown,
 }
@@ -249,6 +287,10 @@ pub enum ServerMessage {
         /// speed and start-up. Absent from older brokers: QuickJS only.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         engines: Vec<EngineOffer>,
+        /// For a connection that asked for [`ConnectionRole::DataChannel`]: its id, random
+        /// and unguessable, for the owner's `worker_spawn`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_id: Option<String>,
     },
     LeaseGranted {
         request_id: u64,
@@ -297,6 +339,11 @@ pub enum ServerMessage {
         /// The engine it runs on (absent from older brokers).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engine: Option<EngineKind>,
+    },
+    /// On a data channel: a worker was bound to it. Sent before any output of the worker, so
+    /// the channel may send the worker's data from then on.
+    WorkerBound {
+        worker_id: String,
     },
     /// `postMessage(data)` from the remote worker, rendered as `JSON.stringify` would, for a
     /// client without [`FEATURE_STRUCTURED_CLONE`] (the others get a binary frame).

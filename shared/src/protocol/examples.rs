@@ -5,8 +5,9 @@
 use serde_json::json;
 
 use super::broker::{
-    ClientMessage, DenyReason, EngineKind, EngineOffer, FEATURE_STRUCTURED_CLONE, Lease,
-    LeaseEndReason, RevokeCause, ScriptSource, ServerMessage, WorkerExitReason,
+    ClientMessage, ConnectionRole, DenyReason, EngineKind, EngineOffer, FEATURE_DATA_CHANNEL,
+    FEATURE_STRUCTURED_CLONE, Lease, LeaseEndReason, RevokeCause, ScriptSource, ServerMessage,
+    WorkerExitReason,
 };
 use super::demand::{
     ComponentDemand, ComponentKind, CurveBucket, DemandCurve, GraphSummary, PageDemand, PathDemand,
@@ -380,6 +381,14 @@ pub fn client_messages() -> Vec<ClientMessage> {
             client: "foresight-extension/0.1.0 firefox".into(),
             token: None,
             features: vec![FEATURE_STRUCTURED_CLONE.into()],
+            role: None,
+        },
+        ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client: "foresight-extension/0.1.0 chromium (tab data channel)".into(),
+            token: Some("s3cret-token".into()),
+            features: vec![FEATURE_STRUCTURED_CLONE.into(), FEATURE_DATA_CHANNEL.into()],
+            role: Some(ConnectionRole::DataChannel),
         },
         ClientMessage::LeaseRequest {
             request_id: 1,
@@ -410,6 +419,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
             name: "doubler".into(),
             module: false,
             engine: Some(EngineKind::Node),
+            channel_id: Some("c-5f0e3a9b2d7c41e8a6b0c3d2e1f4a5b6".into()),
         },
         ClientMessage::WorkerMessage {
             worker_id: "t12-w0".into(),
@@ -459,6 +469,19 @@ pub fn server_messages() -> Vec<ServerMessage> {
                     webassembly: true,
                 },
             ],
+            channel_id: None,
+        },
+        ServerMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            broker: "foresight-broker/0.1.0".into(),
+            capacity: ResourceAmounts {
+                cpu_millicores: 2000,
+                memory_bytes: 12_884_901_888,
+                bandwidth_bytes_per_s: 0,
+            },
+            features: vec![FEATURE_STRUCTURED_CLONE.into(), FEATURE_DATA_CHANNEL.into()],
+            engines: Vec::new(),
+            channel_id: Some("c-5f0e3a9b2d7c41e8a6b0c3d2e1f4a5b6".into()),
         },
         ServerMessage::LeaseGranted {
             request_id: 1,
@@ -491,6 +514,9 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::WorkerStarted {
             worker_id: "t12-w0".into(),
             engine: Some(EngineKind::Node),
+        },
+        ServerMessage::WorkerBound {
+            worker_id: "t12-w0".into(),
         },
         ServerMessage::WorkerMessage {
             worker_id: "t12-w0".into(),

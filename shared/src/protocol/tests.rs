@@ -97,8 +97,9 @@ fn examples_cover_every_variant() {
             ServerMessage::LeaseQueued { .. } => 12,
             ServerMessage::LeaseRevoking { .. } => 13,
             ServerMessage::WorkerConsole { .. } => 14,
+            ServerMessage::WorkerBound { .. } => 15,
         },
-        15,
+        16,
     );
     covered(
         &examples::to_executor(),
