@@ -12,20 +12,42 @@
 //! that an admitted connection bound to its random id, so a page that opens one gains
 //! nothing. Tokens still apply to it at `hello`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use std::collections::HashMap;
-use std::sync::Mutex;
-
-/// The query parameter (`?role=data_channel`) of a data channel's URL.
-pub(crate) const DATA_CHANNEL_QUERY: &str = "role=data_channel";
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use crate::config::ClientToken;
+
+/// The query parameter (`?role=data_channel`) of a data channel's URL.
+pub(crate) const DATA_CHANNEL_QUERY: &str = "role=data_channel";
+
+/// Data channels open at once, at most, as a share of the connection limit: any page can open
+/// them (they pass the Origin check), so without a cap of their own a page could fill every
+/// seat and keep the extension's own connection out. Past it a channel is refused and the
+/// extension relays through its connection, as it does with no channel.
+pub(crate) fn max_channels(max_connections: usize) -> usize {
+    (max_connections / 2).max(1)
+}
+
+/// Counts a data channel while it is open (see [`max_channels`]).
+pub(crate) struct ChannelSeat<'a>(&'a AtomicUsize);
+
+impl<'a> ChannelSeat<'a> {
+    pub(crate) fn take(open: &'a AtomicUsize) -> Self {
+        open.fetch_add(1, Ordering::AcqRel);
+        Self(open)
+    }
+}
+
+impl Drop for ChannelSeat<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Whether a websocket from `origin` may connect: exact matches, or prefixes written with a
 /// trailing `*`. An empty list allows every origin.
@@ -44,14 +66,16 @@ pub(crate) fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
 
 /// The handshake's check: refuses a disallowed Origin with 403 and, when the broker is at
 /// its connection limit, everyone with 503 — a typed refusal rather than a dropped socket.
-/// A data channel's URL passes from any origin and sets `data_channel`.
+/// A data channel's URL passes from any origin, while fewer than `channels.1` are open
+/// (`channels.0`), and sets `data_channel`.
 // The callback's signature, large error included, is tungstenite's.
 #[allow(clippy::result_large_err)]
-pub(crate) fn check_handshake(
-    allowed: &[String],
+pub(crate) fn check_handshake<'a>(
+    allowed: &'a [String],
     busy: bool,
+    channels: (&'a AtomicUsize, usize),
     data_channel: Arc<AtomicBool>,
-) -> impl FnOnce(&Request, Response) -> Result<Response, ErrorResponse> + '_ {
+) -> impl FnOnce(&Request, Response) -> Result<Response, ErrorResponse> + 'a {
     move |request, response| {
         if busy {
             return Err(refusal(
@@ -64,6 +88,17 @@ pub(crate) fn check_handshake(
             .query()
             .is_some_and(|q| q.split('&').any(|p| p == DATA_CHANNEL_QUERY));
         if channel {
+            let (open, max) = channels;
+            if open.load(Ordering::Acquire) >= max {
+                tracing::info!(
+                    max,
+                    "data channel refused: as many open as the broker takes"
+                );
+                return Err(refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the broker has as many data channels open as it takes; relay instead",
+                ));
+            }
             data_channel.store(true, Ordering::Release);
             return Ok(response);
         }

@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) engine_table: crate::engines::EngineTable,
     /// The open data channels, by id.
     pub(crate) channels: connection::channel::Registry,
+    /// Connections made on the data-channel URL, open now (capped: `admission::max_channels`).
+    pub(crate) open_channels: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -407,6 +409,7 @@ impl Server {
                 counters: Counters::default(),
                 engine_table: Default::default(),
                 channels: Default::default(),
+                open_channels: Default::default(),
             }),
         }
     }

@@ -347,3 +347,60 @@ async fn a_channel_has_the_same_limits() {
     drop(owner);
     broker.stop().await;
 }
+
+/// Any page can open the data-channel URL, so channels have a cap of their own (half the
+/// connection limit): a page that opens channels until it is refused has not kept the
+/// extension's own connection out, and a channel closed frees its seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_cannot_fill_the_broker_with_channels() {
+    let mut config = common::test_config();
+    config.limits.max_connections = 6;
+    let broker = Broker::with_config(config).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(channel(&broker).await);
+    }
+    let mut request = format!("ws://{}/?role=data_channel", broker.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "origin",
+        "https://some-page.example".parse().expect("header"),
+    );
+    let refused = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("answered in time");
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503, "{response:?}");
+        }
+        other => panic!("a fourth channel of six connections was not refused: {other:?}"),
+    }
+    // The extension's own connection still gets in and leases.
+    let mut own = owner(&broker).await;
+    own.lease(100, 16 * MIB, 30_000).await;
+    // A closed channel gives its seat back.
+    let (closed, _) = held.pop().expect("a channel");
+    drop(closed);
+    let reopened = async {
+        loop {
+            let mut request = format!("ws://{}/?role=data_channel", broker.addr)
+                .into_client_request()
+                .expect("request");
+            request.headers_mut().insert(
+                "origin",
+                "https://some-page.example".parse().expect("header"),
+            );
+            if tokio_tungstenite::connect_async(request).await.is_ok() {
+                return;
+            }
+            // The server notices the close on its own schedule: ask again.
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, reopened)
+        .await
+        .expect("the freed seat takes a new channel");
+    drop(held);
+    broker.stop().await;
+}

@@ -118,8 +118,13 @@ pub(crate) async fn serve(
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let channel_url = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let check =
-        admission::check_handshake(&shared.config.allowed_origins, busy, channel_url.clone());
+    let max_channels = admission::max_channels(shared.config.limits.max_connections);
+    let check = admission::check_handshake(
+        &shared.config.allowed_origins,
+        busy,
+        (&shared.open_channels, max_channels),
+        channel_url.clone(),
+    );
     let tls = shared.config.tls.clone();
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
         let io: Io = match tls {
@@ -148,6 +153,9 @@ pub(crate) async fn serve(
         _ = shutdown.changed() => None,
     };
     if let Some(ws) = ws {
+        let channel_url = channel_url.load(std::sync::atomic::Ordering::Acquire);
+        let _channel_seat =
+            channel_url.then(|| admission::ChannelSeat::take(&shared.open_channels));
         let (worker_tx, worker_rx) = mpsc::channel(WORKER_EVENT_QUEUE);
         let connection = Connection {
             notices: shared.register(client_id),
@@ -167,7 +175,7 @@ pub(crate) async fn serve(
             worker_tx,
             next_serial: 1,
             tasks: JoinSet::new(),
-            channel_url: channel_url.load(std::sync::atomic::Ordering::Acquire),
+            channel_url,
             channel: None,
             bound: HashMap::new(),
         };
