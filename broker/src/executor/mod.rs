@@ -173,6 +173,11 @@ pub fn main() -> ExitCode {
     let Some((inbox, budget)) = start_threads(stop.clone()) else {
         return ExitCode::from(EXIT_SETUP);
     };
+    // With every thread started: from here on the process reaches nothing outside (but for
+    // setting its rlimits, sealed once they are set).
+    if let Err(e) = sandbox::confine() {
+        note(&e);
+    }
     match read_start(&inbox) {
         Ok(Some((script, limits))) => match engine {
             Ok(engine) => run(&inbox, budget, engine, &outbox, &script, &limits),
@@ -265,8 +270,7 @@ fn run(
     for n in sandbox::apply_limits(limits) {
         note(&n);
     }
-    // Last, with every thread started: from here on the process reaches nothing outside.
-    if let Err(e) = sandbox::confine() {
+    if let Err(e) = sandbox::seal_limits() {
         note(&e);
     }
     engine.limit(limits);

@@ -8,18 +8,22 @@
 //!    namespace (`unshare(CLONE_NEWNET)`, which needs root or CAP_SYS_ADMIN; without them an
 //!    unprivileged user namespace is tried; if both fail it is logged and the worker runs
 //!    anyway, since the engine exposes no network API in the first place).
-//! 2. [`apply_limits`], after the `start` message: `RLIMIT_AS` (heap budget plus
+//! 2. [`apply_limits`], after the `start` message (under step 3a's filter): `RLIMIT_AS` (heap budget plus
 //!    [`ADDRESS_SPACE_HEADROOM`] for the binary, stacks and allocator arenas), `RLIMIT_CPU`
 //!    (budget plus [`CPU_GRACE_SECS`]; SIGXCPU at the soft limit, SIGKILL one second later),
 //!    and no core dumps, file writes, new file descriptors or new processes.
 //!
-//! 3. [`confine`], once the worker's threads exist and just before page code runs: a seccomp
-//!    filter for every thread of the process that refuses (EPERM) whatever reaches beyond
-//!    the process: sockets, opening or changing files by path, stat-ing paths, running
+//! 3. [`confine`], once the worker's threads exist, while the executor waits for `start`: a
+//!    seccomp filter for every thread of the process that refuses (EPERM) whatever reaches
+//!    beyond the process: sockets, opening or changing files by path, stat-ing paths, running
 //!    programs, new processes or threads, signals to other processes, ptrace, namespaces,
-//!    mounts, kernel modules, BPF, ioctls (an inherited terminal cannot be fed keystrokes)
-//!    and changing rlimits. What the worker needs (memory, its pipes, clocks, futexes,
-//!    getrandom, exiting) stays allowed. Another architecture's system calls kill the process.
+//!    mounts, kernel modules, BPF and ioctls (an inherited terminal cannot be fed keystrokes).
+//!    What the worker needs (memory, its pipes, clocks, futexes, getrandom, exiting) stays
+//!    allowed. Another architecture's system calls kill the process. Then, after step 2 and
+//!    before page code runs, [`seal_limits`] stacks a second filter refusing rlimit changes.
+//!
+//! Steps 2 and 3 are thus in the order 3a, 2, 3b: the limits are only known at `start`, and
+//! compiling the large filter then would delay every worker's start.
 //!
 //! Not enforced here: a separate user id, a mount namespace or chroot, Landlock. An attacker
 //! who escapes QuickJS runs with the broker's user, but can open nothing and reach no one.
@@ -235,8 +239,12 @@ fn denied_syscalls() -> Vec<libc::c_long> {
     denied
 }
 
-/// Step 3: the seccomp filter described above, for all threads (`SECCOMP_FILTER_FLAG_TSYNC`).
-/// Needs `PR_SET_NO_NEW_PRIVS`, which [`harden_early`] set.
+/// Step 3a: the seccomp filter described above, for all threads
+/// (`SECCOMP_FILTER_FLAG_TSYNC`), but for changing rlimits, which step 2 still has to do.
+/// Installed once the threads exist, while the executor waits for `start` (a spare executor
+/// waits confined): the kernel's compilation of the filter, a fifth of a millisecond, is then
+/// not on the way from `start` to the worker running. Needs `PR_SET_NO_NEW_PRIVS`, which
+/// [`harden_early`] set.
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -248,12 +256,51 @@ pub fn confine() -> Result<(), String> {
     install_filter(&program)
 }
 
+/// Step 3b, right after step 2: a second filter, stacked on the first (the kernel applies
+/// both, the stricter answer winning), that refuses changing rlimits from then on.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub fn seal_limits() -> Result<(), String> {
+    install_filter(&seal_program())
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn seal_program() -> Vec<libc::sock_filter> {
+    use super::bpf::{answer_each, prologue, stmt};
+    use libc::{BPF_K, BPF_RET, EPERM, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
+    let deny = SECCOMP_RET_ERRNO | (EPERM as u32);
+    let mut p = prologue(deny);
+    answer_each(&mut p, &RLIMIT_SYSCALLS, deny);
+    p.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    p
+}
+
+/// The system calls that change rlimits: allowed by step 3a, refused by step 3b.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+const RLIMIT_SYSCALLS: [libc::c_long; 2] = [libc::SYS_prlimit64, libc::SYS_setrlimit];
+
 #[cfg(not(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 )))]
 pub fn confine() -> Result<(), String> {
     Err("no seccomp filter for this platform".into())
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub fn seal_limits() -> Result<(), String> {
+    Ok(())
 }
 
 #[cfg(all(
@@ -266,7 +313,11 @@ fn seccomp_program(pid: u32) -> Vec<libc::sock_filter> {
     use libc::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
     let deny = SECCOMP_RET_ERRNO | (EPERM as u32);
     let mut p = prologue(deny);
-    answer_each(&mut p, &denied_syscalls(), deny);
+    let denied: Vec<libc::c_long> = denied_syscalls()
+        .into_iter()
+        .filter(|nr| !RLIMIT_SYSCALLS.contains(nr))
+        .collect();
+    answer_each(&mut p, &denied, deny);
     // tgkill only to this process (abort() signals its own thread this way).
     p.extend([
         jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_tgkill as u32, 0, 3),
@@ -314,11 +365,13 @@ mod tests {
     use super::*;
 
     /// In a forked child (the filter must not land on the test runner): the filter refuses
-    /// sockets, files by path, programs and signals to others, and allows pipes and memory.
+    /// sockets, files by path, programs and signals to others, and allows pipes, memory and
+    /// (until the seal is stacked on it) setting rlimits.
     #[test]
     fn the_filter_refuses_the_outside_and_allows_the_worker() {
         // Built before fork: the child only makes raw system calls (no allocation).
         let mut program = seccomp_program(0);
+        let seal = seal_program();
         let pid_slot = program.len() - 3;
         let path = c"/etc/hostname";
         let mut fds = [0; 2];
@@ -376,6 +429,37 @@ mod tests {
                     let mut r = [0u8; 8];
                     if libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) != 8 {
                         return 32;
+                    }
+                    // Rlimits may still be set (step 2 comes after this filter)...
+                    let none = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 {
+                        return 33;
+                    }
+                    // ...until the seal, stacked on it, refuses any change.
+                    let seal = libc::sock_fprog {
+                        len: seal.len() as u16,
+                        filter: seal.as_ptr().cast_mut(),
+                    };
+                    if libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0,
+                        &seal as *const libc::sock_fprog,
+                    ) != 0
+                    {
+                        return 12;
+                    }
+                    if !denied(libc::setrlimit(libc::RLIMIT_CORE, &none) as libc::c_long) {
+                        return 25;
+                    }
+                    if !denied(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as libc::c_long) {
+                        return 26;
+                    }
+                    if libc::write(fds[1], b"ok".as_ptr().cast(), 2) != 2 {
+                        return 34;
                     }
                     0
                 })();
