@@ -193,16 +193,12 @@ impl WorkerHandle {
         self.queue(frame)
     }
 
-    /// Queues `postMessage` data (structured-clone bytes) for the worker, in order.
-    pub(crate) fn post(&self, data: &[u8]) -> Result<(), QueueError> {
-        self.input().post(data)
-    }
-
     fn queue(&self, frame: Vec<u8>) -> Result<(), QueueError> {
         self.input().queue(frame)
     }
 
-    /// The worker's input, for whoever else may post to it (its data channel).
+    /// The worker's input, where its `postMessage` data is queued (by its connection, or by
+    /// the data channel it is bound to).
     pub(crate) fn input(&self) -> WorkerInput {
         WorkerInput {
             input: self.input.clone(),

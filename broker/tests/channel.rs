@@ -39,8 +39,9 @@ async fn owner(broker: &Broker) -> Client {
     c
 }
 
-/// Connects to the data-channel URL as a content script would: with its page's Origin.
-async fn connect_channel_url(broker: &Broker) -> Client {
+/// The handshake to the data-channel URL, as a content script makes it: with its page's
+/// Origin.
+fn channel_request(broker: &Broker) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut request = format!("ws://{}/?role=data_channel", broker.addr)
         .into_client_request()
         .expect("request");
@@ -48,6 +49,12 @@ async fn connect_channel_url(broker: &Broker) -> Client {
         "origin",
         "https://some-page.example".parse().expect("header"),
     );
+    request
+}
+
+/// Connects to the data-channel URL as a content script would.
+async fn connect_channel_url(broker: &Broker) -> Client {
+    let request = channel_request(broker);
     let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
         .await
         .expect("answered in time")
@@ -360,16 +367,12 @@ async fn a_page_cannot_fill_the_broker_with_channels() {
     for _ in 0..3 {
         held.push(channel(&broker).await);
     }
-    let mut request = format!("ws://{}/?role=data_channel", broker.addr)
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "origin",
-        "https://some-page.example".parse().expect("header"),
-    );
-    let refused = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("answered in time");
+    let refused = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async(channel_request(&broker)),
+    )
+    .await
+    .expect("answered in time");
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 503, "{response:?}");
@@ -384,14 +387,10 @@ async fn a_page_cannot_fill_the_broker_with_channels() {
     drop(closed);
     let reopened = async {
         loop {
-            let mut request = format!("ws://{}/?role=data_channel", broker.addr)
-                .into_client_request()
-                .expect("request");
-            request.headers_mut().insert(
-                "origin",
-                "https://some-page.example".parse().expect("header"),
-            );
-            if tokio_tungstenite::connect_async(request).await.is_ok() {
+            if tokio_tungstenite::connect_async(channel_request(&broker))
+                .await
+                .is_ok()
+            {
                 return;
             }
             // The server notices the close on its own schedule: ask again.

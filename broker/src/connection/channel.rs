@@ -28,16 +28,14 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use foresight_shared::limits::WORKER_MAX_MESSAGE;
 use foresight_shared::protocol::ErrorCode;
 use foresight_shared::protocol::broker::{ServerMessage, WorkerExitReason, decode_worker_frame};
-use foresight_shared::sclone;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Connection, SEND_TIMEOUT, WsResult};
 use crate::events::BrokerEvent;
-use crate::workers::{QueueError, WorkerEvent, WorkerInput, WorkerOutput};
+use crate::workers::{WorkerEvent, WorkerInput, WorkerOutput};
 
 /// Messages waiting for a channel's socket; a full queue holds the owners' workers back, as
 /// a slow socket holds back its own connection's.
@@ -283,38 +281,7 @@ impl Connection {
             let message = format!("no live worker {worker_id:?} is bound to this data channel");
             return self.send_error(ErrorCode::NotFound, message, None).await;
         };
-        if data.len() > WORKER_MAX_MESSAGE {
-            let message = format!(
-                "worker message of {} bytes exceeds the {WORKER_MAX_MESSAGE}-byte limit; not \
-                 delivered",
-                data.len()
-            );
-            return self.send_error(ErrorCode::TooLarge, message, None).await;
-        }
-        match input.post(data) {
-            Ok(()) => {
-                if self.shared.events.wanted() {
-                    self.shared.events.emit(BrokerEvent::WorkerMessageIn {
-                        worker_id: worker_id.to_string(),
-                        data: sclone::describe(data),
-                    });
-                }
-                Ok(())
-            }
-            // Its end is already on the way.
-            Err(QueueError::Gone) => Ok(()),
-            Err(QueueError::Full { pending }) => {
-                let message = format!(
-                    "worker {worker_id:?} is not keeping up ({pending} bytes waiting); message \
-                     not delivered"
-                );
-                self.send_error(ErrorCode::BadState, message, None).await
-            }
-            Err(QueueError::Encode(e)) => {
-                let message = format!("worker message not delivered: {e}");
-                self.send_error(ErrorCode::TooLarge, message, None).await
-            }
-        }
+        self.relay_to_worker(worker_id, data, Some(input)).await
     }
 
     /// The channel is closing: each bound worker's owner ends it and reports

@@ -982,24 +982,29 @@ impl Connection {
                 )
                 .await;
         }
+        let input = self.workers.get(worker_id).map(WorkerHandle::input);
+        self.relay_to_worker(worker_id, data, input).await
+    }
+
+    /// `postMessage` data for worker `worker_id` (from this connection or, for a worker bound
+    /// to a data channel, from the channel): size-checked, queued to its executor's `input`
+    /// (`None`: the worker has just ended, and its end is on the way), and announced to
+    /// event listeners; a typed error to this connection when it cannot be delivered.
+    async fn relay_to_worker(
+        &mut self,
+        worker_id: &str,
+        data: &[u8],
+        input: Option<workers::WorkerInput>,
+    ) -> WsResult<()> {
         if data.len() > WORKER_MAX_MESSAGE {
-            return self
-                .send_error(
-                    ErrorCode::TooLarge,
-                    format!(
-                        "worker message of {} bytes exceeds the {WORKER_MAX_MESSAGE}-byte \
-                         limit; not delivered",
-                        data.len()
-                    ),
-                    None,
-                )
-                .await;
+            let message = format!(
+                "worker message of {} bytes exceeds the {WORKER_MAX_MESSAGE}-byte limit; not \
+                 delivered",
+                data.len()
+            );
+            return self.send_error(ErrorCode::TooLarge, message, None).await;
         }
-        let queued = match self.workers.get(worker_id) {
-            Some(worker) => worker.post(data),
-            None => Err(QueueError::Gone),
-        };
-        match queued {
+        match input.map_or(Err(QueueError::Gone), |input| input.post(data)) {
             Ok(()) => {
                 if self.shared.events.wanted() {
                     self.shared.events.emit(BrokerEvent::WorkerMessageIn {
@@ -1012,23 +1017,15 @@ impl Connection {
             // Its end is already on the way to the client.
             Err(QueueError::Gone) => Ok(()),
             Err(QueueError::Full { pending }) => {
-                self.send_error(
-                    ErrorCode::BadState,
-                    format!(
-                        "worker {worker_id:?} is not keeping up ({pending} bytes waiting); \
-                         message not delivered"
-                    ),
-                    None,
-                )
-                .await
+                let message = format!(
+                    "worker {worker_id:?} is not keeping up ({pending} bytes waiting); message \
+                     not delivered"
+                );
+                self.send_error(ErrorCode::BadState, message, None).await
             }
             Err(QueueError::Encode(e)) => {
-                self.send_error(
-                    ErrorCode::TooLarge,
-                    format!("worker message not delivered: {e}"),
-                    None,
-                )
-                .await
+                let message = format!("worker message not delivered: {e}");
+                self.send_error(ErrorCode::TooLarge, message, None).await
             }
         }
     }
