@@ -403,3 +403,32 @@ async fn a_page_cannot_fill_the_broker_with_channels() {
     drop(held);
     broker.stop().await;
 }
+
+/// A spawn the broker refuses (here: a stale epoch) ends with `worker_exited` `refused` for
+/// its owner and for the data channel it named, whose side holds the page's messages for it
+/// until it hears the worker's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_spawn_ends_on_the_channel_too() {
+    let broker = Broker::start().await;
+    let mut owner = owner(&broker).await;
+    let granted = owner.lease_request(1, 500, 16 * MIB, 30_000).await;
+    let lease = granted["lease"]["lease_id"].as_u64().expect("lease id");
+    let epoch = granted["lease"]["epoch"].as_u64().expect("epoch");
+    let (mut tab, channel_id) = channel(&broker).await;
+    owner
+        .send(json!({
+            "type": "worker_spawn", "lease_id": lease, "worker_id": "w1",
+            "script_url": "https://example.test/w.js", "source": ECHO,
+            "epoch": epoch - 1, "channel_id": channel_id,
+        }))
+        .await;
+    assert_eq!(owner.expect("error").await["code"], "bad_state");
+    let ended = owner.expect("worker_exited").await;
+    assert_eq!(ended["worker_id"], "w1", "{ended}");
+    assert_eq!(ended["reason"], "refused", "{ended}");
+    let told = next_text(&mut tab).await;
+    assert_eq!(told["type"], "worker_exited", "{told}");
+    assert_eq!(told["worker_id"], "w1", "{told}");
+    assert_eq!(told["reason"], "refused", "{told}");
+    broker.stop().await;
+}

@@ -152,6 +152,10 @@ async fn work_with_a_stale_epoch_is_refused() {
         refused["message"].as_str().unwrap().contains("stale"),
         "{refused}"
     );
+    // The worker's end follows, so its owner runs it elsewhere instead of waiting.
+    let ended = c.expect("worker_exited").await;
+    assert_eq!(ended["worker_id"], "old", "{ended}");
+    assert_eq!(ended["reason"], "refused", "{ended}");
     c.send(json!({
         "type": "worker_spawn", "lease_id": lease, "worker_id": "new",
         "script_url": "https://example.test/new.js", "source": "postMessage(1)", "epoch": epoch,

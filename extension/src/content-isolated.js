@@ -274,8 +274,9 @@
         break;
       }
       case "worker_exited": {
-        const w = direct.get(workerId);
-        if (w) exited(workerId, w);
+        // Possibly before the background's placement for it, when its spawn was refused:
+        // then the placement finds it exited and lets the fallback through.
+        exited(workerId, directWorker(workerId));
         break;
       }
       default:

@@ -792,6 +792,7 @@ export class Orchestrator {
           case "lease_ended":
           case "crashed":
           case "channel_closed":
+          case "refused":
           case "unknown":
             // Not the worker's doing: it moves to the page, replaying what it had not answered.
             if (message.reason === "lease_ended") session.movedByLeaseEnd = true;

@@ -135,6 +135,15 @@ impl Registry {
         ))
     }
 
+    /// A link to the channel for a worker it never carried (its spawn was refused), so the
+    /// channel's side hears of its end too.
+    pub(crate) fn link(&self, channel_id: &str) -> Option<Link> {
+        self.lock().get(channel_id).map(|entry| Link {
+            channel_id: channel_id.to_string(),
+            out: entry.out.clone(),
+        })
+    }
+
     /// The worker no longer sends or receives through the channel (it ended).
     pub(crate) fn unbind(&self, channel_id: &str, worker_id: &str, owner_client: u64) {
         if let Some(entry) = self.lock().get_mut(channel_id)

@@ -747,22 +747,23 @@ impl Connection {
             })
             .await?;
         let Some(lease) = lease else {
-            return self.lease_not_found(lease_id).await;
+            self.lease_not_found(lease_id).await?;
+            return self.spawn_refused(worker_id, &script).await;
         };
         if let Some(epoch) = epoch
             && epoch != lease.epoch
         {
-            return self
-                .send_error(
-                    ErrorCode::BadState,
-                    format!(
-                        "worker {worker_id:?} not started: epoch {epoch} is stale; lease \
-                         {lease_id} has epoch {}",
-                        lease.epoch
-                    ),
-                    None,
-                )
-                .await;
+            self.send_error(
+                ErrorCode::BadState,
+                format!(
+                    "worker {worker_id:?} not started: epoch {epoch} is stale; lease \
+                     {lease_id} has epoch {}",
+                    lease.epoch
+                ),
+                None,
+            )
+            .await?;
+            return self.spawn_refused(worker_id, &script).await;
         }
         if self.workers.contains_key(&worker_id) {
             return self
@@ -774,16 +775,16 @@ impl Connection {
                 .await;
         }
         if lease.resources.cpu_millicores == 0 || lease.resources.memory_bytes < MIN_HEAP_BYTES {
-            return self
-                .send_error(
-                    ErrorCode::BadState,
-                    format!(
-                        "lease {lease_id} cannot run a worker: it needs some CPU and at least \
-                         {MIN_HEAP_BYTES} bytes of memory"
-                    ),
-                    None,
-                )
-                .await;
+            self.send_error(
+                ErrorCode::BadState,
+                format!(
+                    "lease {lease_id} cannot run a worker: it needs some CPU and at least \
+                     {MIN_HEAP_BYTES} bytes of memory"
+                ),
+                None,
+            )
+            .await?;
+            return self.spawn_refused(worker_id, &script).await;
         }
         let under_lease = self
             .workers
@@ -791,16 +792,16 @@ impl Connection {
             .filter(|w| w.lease_id == lease_id)
             .count();
         if under_lease >= MAX_WORKERS_PER_LEASE {
-            return self
-                .send_error(
-                    ErrorCode::BadState,
-                    format!(
-                        "lease {lease_id} already runs {MAX_WORKERS_PER_LEASE} workers, the most \
-                         one lease may"
-                    ),
-                    None,
-                )
-                .await;
+            self.send_error(
+                ErrorCode::BadState,
+                format!(
+                    "lease {lease_id} already runs {MAX_WORKERS_PER_LEASE} workers, the most one \
+                     lease may"
+                ),
+                None,
+            )
+            .await?;
+            return self.spawn_refused(worker_id, &script).await;
         }
         if let Some(channel_id) = &script.channel_id
             && !self.shared.channels.contains(channel_id)
@@ -825,30 +826,30 @@ impl Connection {
             (EngineKind::Node, Some(node)) => {
                 let live = node.live.load(std::sync::atomic::Ordering::Acquire);
                 if live >= node.settings.max_workers {
-                    return self
-                        .send_error(
-                            ErrorCode::LimitExceeded,
-                            format!(
-                                "worker {worker_id:?} not started: the node engine already \
-                                 runs {live} workers, its most"
-                            ),
-                            None,
-                        )
-                        .await;
+                    self.send_error(
+                        ErrorCode::LimitExceeded,
+                        format!(
+                            "worker {worker_id:?} not started: the node engine already runs \
+                             {live} workers, its most"
+                        ),
+                        None,
+                    )
+                    .await?;
+                    return self.spawn_refused(worker_id, &script).await;
                 }
                 workers::Process::node(node)
             }
             (other, _) => {
-                return self
-                    .send_error(
-                        ErrorCode::Unsupported,
-                        format!(
-                            "worker {worker_id:?} not started: engine {other:?} is not offered \
-                             by this broker (see engines in its hello)"
-                        ),
-                        None,
-                    )
-                    .await;
+                self.send_error(
+                    ErrorCode::Unsupported,
+                    format!(
+                        "worker {worker_id:?} not started: engine {other:?} is not offered by \
+                         this broker (see engines in its hello)"
+                    ),
+                    None,
+                )
+                .await?;
+                return self.spawn_refused(worker_id, &script).await;
             }
         };
         let serial = self.next_serial;
@@ -984,6 +985,25 @@ impl Connection {
         }
         let input = self.workers.get(worker_id).map(WorkerHandle::input);
         self.relay_to_worker(worker_id, data, input).await
+    }
+
+    /// After the `error` refusing a `worker_spawn`: the worker's end, `refused`, so that its
+    /// owner can run it elsewhere rather than wait for a start that will not come; and the
+    /// same to the data channel it named, whose side may be holding the worker's messages.
+    async fn spawn_refused(&mut self, worker_id: String, script: &Script) -> WsResult<()> {
+        let exited = ServerMessage::WorkerExited {
+            worker_id,
+            reason: WorkerExitReason::Refused,
+            cpu_ms: None,
+        };
+        if let Some(link) = script
+            .channel_id
+            .as_deref()
+            .and_then(|id| self.shared.channels.link(id))
+        {
+            link.send_json(&exited).await;
+        }
+        self.send(exited).await
     }
 
     /// `postMessage` data for worker `worker_id` (from this connection or, for a worker bound

@@ -266,6 +266,10 @@ pub enum WorkerExitReason {
     /// The worker's data channel closed (or was never there): the worker was stopped, and
     /// its owner may move it elsewhere, as after a crash.
     ChannelClosed,
+    /// The broker did not start the worker (the `error` before it says why: no such lease, a
+    /// stale epoch, an engine at its limit...). Nothing of it ran, so its owner may run it
+    /// elsewhere.
+    Refused,
     #[serde(other)]
     Unknown,
 }
