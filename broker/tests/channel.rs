@@ -12,7 +12,7 @@ use foresight_shared::protocol::broker::{
     WorkerExitReason, decode_worker_frame, encode_worker_frame,
 };
 use foresight_shared::sclone::{self, CloneValue};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -95,11 +95,7 @@ async fn spawn_bound(owner: &mut Client, lease: u64, worker_id: &str, channel_id
 }
 
 async fn send_data(c: &mut Client, worker_id: &str, value: &Value) {
-    let frame = encode_worker_frame(worker_id, &sclone::encode_json(value));
-    tokio::time::timeout(DEADLINE, c.ws.send(Message::binary(frame)))
-        .await
-        .expect("send in time")
-        .expect("send");
+    c.send_data(worker_id, &sclone::encode_json(value)).await;
 }
 
 /// What a channel or client receives next: a text message, or a data frame's worker id and
@@ -112,12 +108,7 @@ enum Got {
 
 async fn next(c: &mut Client) -> Got {
     loop {
-        let frame = tokio::time::timeout(DEADLINE, c.ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("connection open")
-            .expect("websocket ok");
-        match frame {
+        match c.frame().await {
             Message::Text(text) => return Got::Text(serde_json::from_str(text.as_str()).unwrap()),
             Message::Binary(bytes) => {
                 let (id, payload) = decode_worker_frame(&bytes).expect("a worker frame");

@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{Broker, Client, DEADLINE, MIB};
-use foresight_shared::protocol::broker::{decode_worker_frame, encode_worker_frame};
+use common::{Broker, Client, MIB};
+use foresight_shared::protocol::broker::decode_worker_frame;
 use foresight_shared::sclone::{self, CloneValue};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -26,23 +25,10 @@ async fn binary_client(broker: &Broker) -> Client {
     c
 }
 
-async fn send_data(c: &mut Client, worker_id: &str, payload: &[u8]) {
-    let frame = encode_worker_frame(worker_id, payload);
-    tokio::time::timeout(DEADLINE, c.ws.send(Message::binary(frame)))
-        .await
-        .expect("send in time")
-        .expect("send");
-}
-
 /// The next binary frame: the worker id and its decoded message.
 async fn recv_data(c: &mut Client) -> (String, CloneValue) {
     loop {
-        let frame = tokio::time::timeout(DEADLINE, c.ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("connection open")
-            .expect("websocket ok");
-        match frame {
+        match c.frame().await {
             Message::Binary(bytes) => {
                 let (id, payload) = decode_worker_frame(&bytes).expect("a worker frame");
                 return (
@@ -71,7 +57,8 @@ async fn binary_frames_carry_what_json_cannot() {
         };
     "#;
     c.spawn_worker(lease, "w", source).await;
-    send_data(&mut c, "w", &sclone::encode_json(&json!({"n": 21}))).await;
+    c.send_data("w", &sclone::encode_json(&json!({"n": 21})))
+        .await;
     let (id, value) = recv_data(&mut c).await;
     assert_eq!(id, "w");
     let CloneValue::Object(fields) = value else {

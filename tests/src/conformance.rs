@@ -12,12 +12,22 @@ use foresight_shared::protocol::broker::EngineKind;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::browser::Tab;
-use crate::scenario::Rig;
+use crate::browser::{BrowserKind, Tab};
+use crate::scenario::{Rig, RigOptions};
 
 pub const PAGE: &str = "conformance/index.html";
 const HEAVY: &str = "conformance/heavy.js";
 const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A rig in `kind` set up as `options` says, with the conformance page [`open`]; a failure
+/// to open the page carries the rig's logs.
+pub async fn start(kind: BrowserKind, options: RigOptions) -> Result<(Rig, Tab), Error> {
+    let mut rig = Rig::start_with(kind, options).await?;
+    match open(&mut rig).await {
+        Ok(tab) => Ok((rig, tab)),
+        Err(e) => Err(rig.context(e)),
+    }
+}
 
 /// Opens the conformance page and waits until the broker has granted its lease, so that the
 /// page's workers are placed remotely.

@@ -85,13 +85,12 @@ async fn remote_workers_as_the_page_sees_them(kind: BrowserKind, engine: EngineK
         engine,
         ..RigOptions::default()
     };
-    let mut rig = match Rig::start_with(kind, options).await {
-        Ok(rig) => rig,
-        Err(e) => panic!("{} could not be set up: {e}", kind.name()),
-    };
-    let tab = match conformance::open(&mut rig).await {
-        Ok(tab) => tab,
-        Err(e) => panic!("conformance page: {}", rig.context(e)),
+    let (mut rig, tab) = match conformance::start(kind, options).await {
+        Ok(started) => started,
+        Err(e) => panic!(
+            "{} with the conformance page could not be set up: {e}",
+            kind.name()
+        ),
     };
     let names = rig
         .browser
@@ -190,13 +189,12 @@ async fn relayed_when_no_channel_opens(kind: BrowserKind) {
         broker_connections: Some(1),
         ..RigOptions::default()
     };
-    let mut rig = match Rig::start_with(kind, options).await {
-        Ok(rig) => rig,
-        Err(e) => panic!("{} could not be set up: {e}", kind.name()),
-    };
-    let tab = match conformance::open(&mut rig).await {
-        Ok(tab) => tab,
-        Err(e) => panic!("conformance page: {}", rig.context(e)),
+    let (mut rig, tab) = match conformance::start(kind, options).await {
+        Ok(started) => started,
+        Err(e) => panic!(
+            "{} with the conformance page could not be set up: {e}",
+            kind.name()
+        ),
     };
     for name in ["compute", "ordering"] {
         match conformance::relayed(&mut rig, &tab, name).await {

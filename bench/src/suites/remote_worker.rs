@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use foresight_shared::protocol::broker::EngineKind;
 use foresight_tests::artifacts::Artifacts;
-use foresight_tests::browser::BrowserKind;
+use foresight_tests::browser::{BrowserKind, Tab};
 use foresight_tests::conformance;
 use foresight_tests::scenario::{Rig, RigOptions};
 use futures_util::{SinkExt, StreamExt};
@@ -75,22 +75,8 @@ async fn measure(report: &mut Report) -> Result<(), String> {
         artifacts: Some(artifacts()?),
         ..RigOptions::default()
     };
-    let mut rig = Rig::start_with(BrowserKind::Chromium, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tab = conformance::open(&mut rig)
-        .await
-        .map_err(|e| rig.context(e).to_string())?;
-    let eval = |expr: String| {
-        let rig = &rig;
-        let tab = &tab;
-        async move {
-            rig.browser
-                .eval(tab, &expr)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    };
+    let (mut rig, tab) = conformance_rig(options).await?;
+    let eval = |expr: String| page_eval(&rig, &tab, expr);
 
     let local = ms(&eval(format!("benchRoundTrip('native', {ROUND_TRIPS})")).await?)?;
     let mark = rig.broker.events().len();
@@ -196,6 +182,22 @@ async fn measure(report: &mut Report) -> Result<(), String> {
     relay_round_trip(report).await
 }
 
+/// Real headless Chromium with the extension, set up as `options` says, and the
+/// conformance page open in it.
+async fn conformance_rig(options: RigOptions) -> Result<(Rig, Tab), String> {
+    conformance::start(BrowserKind::Chromium, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Evaluates `expr` in the page (awaiting a promise).
+async fn page_eval(rig: &Rig, tab: &Tab, expr: String) -> Result<Value, String> {
+    rig.browser
+        .eval(tab, &expr)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// The round trip on the relay path, for comparison: a broker that accepts one connection
 /// (the background's) refuses the tab's data channel, so the page's messages go through the
 /// background as they did before data channels.
@@ -205,22 +207,8 @@ async fn relay_round_trip(report: &mut Report) -> Result<(), String> {
         broker_connections: Some(1),
         ..RigOptions::default()
     };
-    let mut rig = Rig::start_with(BrowserKind::Chromium, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tab = conformance::open(&mut rig)
-        .await
-        .map_err(|e| rig.context(e).to_string())?;
-    let eval = |expr: String| {
-        let rig = &rig;
-        let tab = &tab;
-        async move {
-            rig.browser
-                .eval(tab, &expr)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    };
+    let (rig, tab) = conformance_rig(options).await?;
+    let eval = |expr: String| page_eval(&rig, &tab, expr);
     let local = ms(&eval(format!("benchRoundTrip('native', {ROUND_TRIPS})")).await?)?;
     let mark = rig.broker.events().len();
     let remote = ms(&eval(format!("benchRoundTrip('page', {ROUND_TRIPS})")).await?)?;
@@ -249,12 +237,7 @@ async fn measure_node(report: &mut Report) -> Result<(), String> {
         engine: EngineKind::Node,
         ..RigOptions::default()
     };
-    let mut rig = Rig::start_with(BrowserKind::Chromium, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tab = conformance::open(&mut rig)
-        .await
-        .map_err(|e| rig.context(e).to_string())?;
+    let (mut rig, tab) = conformance_rig(options).await?;
     for name in WORKLOADS {
         let native = rig
             .browser

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foresight_broker::node::{NodeBackend, NodeMode, NodeSettings};
-use foresight_shared::protocol::broker::EngineKind;
+use foresight_shared::protocol::broker::{EngineKind, encode_worker_frame};
 
 use foresight_broker::{BrokerConfig, BrokerEvent, ExecutorCommand, Server, ServerHandle};
 use foresight_shared::protocol::plan::ResourceAmounts;
@@ -191,15 +191,28 @@ impl Client {
             .expect("send");
     }
 
+    /// Sends `payload` (structured-clone bytes) to worker `worker_id` in a binary frame.
+    pub async fn send_data(&mut self, worker_id: &str, payload: &[u8]) {
+        let frame = encode_worker_frame(worker_id, payload);
+        tokio::time::timeout(DEADLINE, self.ws.send(Message::binary(frame)))
+            .await
+            .expect("send in time")
+            .expect("send");
+    }
+
+    /// The next websocket frame from the broker, whatever its kind.
+    pub async fn frame(&mut self) -> Message {
+        tokio::time::timeout(DEADLINE, self.ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no frame within {DEADLINE:?}"))
+            .expect("connection open")
+            .expect("websocket ok")
+    }
+
     /// The next message from the broker, as JSON.
     pub async fn recv(&mut self) -> Value {
         loop {
-            let frame = tokio::time::timeout(DEADLINE, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no message within {DEADLINE:?}"))
-                .expect("connection open")
-                .expect("websocket ok");
-            match frame {
+            match self.frame().await {
                 Message::Text(text) => {
                     return serde_json::from_str(text.as_str()).expect("broker sends JSON");
                 }
