@@ -39,9 +39,23 @@ fn main() {
         ..Default::default()
     };
     let rounds = 5;
+    // `PASS_TIMES_PROFILE=N`: only run the whole estimate N times, for a profiler.
+    if let Some(n) = std::env::var("PASS_TIMES_PROFILE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        for _ in 0..n {
+            std::hint::black_box(estimate_within(
+                &sources,
+                &Calibration::default(),
+                Budget::UNLIMITED,
+            ));
+        }
+        return;
+    }
     let (mut parse_ms, mut analyse_ms, mut cost_ms, mut paths_ms, mut total_ms) =
         (f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX);
-    let mut prescan_ms = f64::MAX;
+    let (mut prescan_ms, mut summary_ms, mut drop_ms) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..rounds {
         let t = Instant::now();
         for s in &sources.scripts {
@@ -72,6 +86,18 @@ fn main() {
         std::hint::black_box((p.load(), p.interactions(&mut warnings), p.components()));
         paths_ms = paths_ms.min(ms(t));
         let t = Instant::now();
+        std::hint::black_box(foresight_estimator::graph::summary(
+            &a.collected,
+            &a.resolution,
+            &a.graph,
+        ));
+        summary_ms = summary_ms.min(ms(t));
+        let t = Instant::now();
+        drop(p);
+        drop(model);
+        drop(a);
+        drop_ms = drop_ms.min(ms(t));
+        let t = Instant::now();
         std::hint::black_box(estimate_within(
             &sources,
             &Calibration::default(),
@@ -80,7 +106,7 @@ fn main() {
         total_ms = total_ms.min(ms(t));
     }
     println!(
-        "best of {rounds}: parse {parse_ms:.1} ms | prescan {prescan_ms:.1} ms | analyse (prescan+parse+collect+resolve+graph) {analyse_ms:.1} ms | cost {cost_ms:.1} ms | paths {paths_ms:.1} ms | whole estimate {total_ms:.1} ms | ratio {:.2}",
+        "best of {rounds}: parse {parse_ms:.1} ms | prescan {prescan_ms:.1} ms | analyse (prescan+parse+collect+resolve+graph) {analyse_ms:.1} ms | cost {cost_ms:.1} ms | paths {paths_ms:.1} ms | summary {summary_ms:.1} ms | drop {drop_ms:.1} ms | whole estimate {total_ms:.1} ms | ratio {:.2}",
         parse_ms / total_ms
     );
 }

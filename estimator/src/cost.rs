@@ -8,7 +8,7 @@
 //! requests.
 //!
 //! Calls are evaluated bottom-up over the strongly connected components of the call graph
-//! (petgraph's condensation, then a topological order), so no body is priced before its
+//! (petgraph's Tarjan components, which come callees first), so no body is priced before its
 //! callees and nothing recurses along call chains, however long. A component with a cycle
 //! (recursion, direct or mutual) is priced as a number of activations of a typical member (the
 //! mixture of the members' own costs): counted from the constant a self-recursion is started
@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use petgraph::algo::{condensation, toposort};
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::builtins::Builtin;
@@ -141,6 +141,35 @@ impl Cost {
     }
 }
 
+/// Each body's call sites as one flat list grouped by body (a counting sort), with where
+/// each body's group starts; see [`CostModel::sites_of`].
+fn sites_by_body(c: &Collected) -> (Vec<usize>, Vec<SiteId>) {
+    let n = c.bodies.len();
+    let mut start = vec![0usize; n + 1];
+    for s in &c.sites {
+        if let Some(slot) = start.get_mut(s.body + 1) {
+            *slot += 1;
+        }
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut next = start.clone();
+    let mut list = vec![0; start[n]];
+    for (i, s) in c.sites.iter().enumerate() {
+        if let Some(at) = next.get_mut(s.body) {
+            if let Some(slot) = list.get_mut(*at) {
+                *slot = i;
+            }
+            *at += 1;
+        }
+    }
+    (start, list)
+}
+
+/// Branch arms priced without allocating (`switch`es with more cases allocate).
+const INLINE_ARMS: usize = 8;
+
 /// Prices bodies; built once per estimate.
 pub struct CostModel<'a> {
     c: &'a Collected,
@@ -151,8 +180,11 @@ pub struct CostModel<'a> {
     /// CPU of each body's straight-line part (outside its loops, callees' included): the
     /// code that runs as often as the body does, and so as cold as its caller's code.
     straights: Vec<Dist>,
-    /// The call sites in each body.
-    sites_by_body: Vec<Vec<usize>>,
+    /// The call sites in each body, read through [`CostModel::sites_of`]: body `b`'s are
+    /// `site_list[site_start[b]..site_start[b + 1]]` (one flat list, not a `Vec` per body:
+    /// only recursive bodies ever read it).
+    site_start: Vec<usize>,
+    site_list: Vec<SiteId>,
     /// Whether each body is part of a recursion (priced as a whole, never per call site).
     cyclic: Vec<bool>,
 }
@@ -172,18 +204,20 @@ impl<'a> CostModel<'a> {
             totals: vec![None; c.bodies.len()],
             straights: vec![Dist::ZERO; c.bodies.len()],
             cyclic: vec![false; c.bodies.len()],
-            sites_by_body: {
-                let mut by = vec![Vec::new(); c.bodies.len()];
-                for (i, s) in c.sites.iter().enumerate() {
-                    if let Some(v) = by.get_mut(s.body) {
-                        v.push(i);
-                    }
-                }
-                by
-            },
+            site_start: Vec::new(),
+            site_list: Vec::new(),
         };
+        (model.site_start, model.site_list) = sites_by_body(c);
         model.price_all(g);
         model
+    }
+
+    /// The call sites in body `b`, in source order.
+    fn sites_of(&self, b: BodyId) -> &[SiteId] {
+        match (self.site_start.get(b), self.site_start.get(b + 1)) {
+            (Some(&from), Some(&to)) => self.site_list.get(from..to).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 
     /// The total cost of running body `b` once from outside (a script's top level, a
@@ -277,49 +311,55 @@ impl<'a> CostModel<'a> {
                 }
             }
         }
-        let sccs = condensation(calls, true);
-        // Callers before callees; priced in reverse so callees are always done first.
-        let order: Vec<_> = match toposort(&sccs, None) {
-            Ok(order) => order,
-            // Cannot happen (the condensation is acyclic); price in index order regardless.
-            Err(_) => sccs.node_indices().collect(),
-        };
+        // Tarjan's algorithm yields the components callees first (reverse topological order),
+        // which is the order they must be priced in.
+        let sccs = tarjan_scc(&calls);
         let mut component = vec![usize::MAX; n];
-        for (ci, members) in sccs.node_weights().enumerate() {
-            for &m in members {
-                if let Some(slot) = component.get_mut(m) {
+        for (ci, members) in sccs.iter().enumerate() {
+            for m in members {
+                if let Some(slot) = component.get_mut(m.index()) {
                     *slot = ci;
                 }
             }
         }
-        for ci in order.into_iter().rev() {
-            let Some(members) = sccs.node_weight(ci) else {
-                continue;
-            };
+        let mut members: Vec<BodyId> = Vec::new();
+        for (ci, nodes) in sccs.iter().enumerate() {
+            members.clear();
+            members.extend(nodes.iter().map(|m| m.index()));
+            let members = members.as_slice();
             let cyclic = members.len() > 1
                 || members
                     .iter()
                     .any(|m| self_recursive.get(*m).copied().unwrap_or(false));
-            let (own, straight): (Vec<Cost>, Vec<Dist>) = members
-                .iter()
-                .map(|&m| match self.c.bodies.get(m) {
-                    Some(body) => self.block(&body.block, &component, ci.index(), 0, 1.0, &[]),
-                    None => (Cost::ZERO, Dist::ZERO),
-                })
-                .unzip();
+            let price = |m: BodyId| match self.c.bodies.get(m) {
+                Some(body) => self.block(&body.block, &component, ci, 0, 1.0, &[]),
+                None => (Cost::ZERO, Dist::ZERO),
+            };
+            if let [m] = members
+                && !cyclic
+            {
+                // Most components are one body that does not recurse.
+                let (c, st) = price(*m);
+                if let Some(slot) = self.totals.get_mut(*m) {
+                    *slot = Some(c);
+                }
+                if let Some(slot) = self.straights.get_mut(*m) {
+                    *slot = st;
+                }
+                continue;
+            }
+            let (own, straight): (Vec<Cost>, Vec<Dist>) = members.iter().map(|&m| price(m)).unzip();
             if cyclic {
                 // As many activations as a constant argument makes the recursion run (see
                 // `recursion`), else an unknown number, each of a typical member; many more
                 // when an activation makes several recursive calls (fib, tree walks).
-                let derived = match members.as_slice() {
+                let derived = match members {
                     [m] => self.recursion_trips(*m, &callers),
                     _ => None,
                 };
                 let trips = match derived {
                     Some(t) => t,
-                    None if self.branching(members, &component, ci.index()) => {
-                        BRANCHING_RECURSION_TRIPS
-                    }
+                    None if self.branching(members, &component, ci) => BRANCHING_RECURSION_TRIPS,
                     None => UNKNOWN_TRIPS,
                 };
                 let total = Cost::mixture(&own).times(trips);
@@ -359,8 +399,7 @@ impl<'a> CostModel<'a> {
     fn recursion_trips(&self, m: BodyId, callers: &BTreeMap<BodyId, Vec<SiteId>>) -> Option<Dist> {
         let body = self.c.bodies.get(m)?;
         let own: Vec<SiteId> = self
-            .sites_by_body
-            .get(m)?
+            .sites_of(m)
             .iter()
             .copied()
             .filter(|i| matches!(self.r.sites.get(*i), Some(Target::Bodies(b)) if b.contains(&m)))
@@ -445,10 +484,8 @@ impl<'a> CostModel<'a> {
     fn branching(&self, members: &[BodyId], component: &[usize], current: usize) -> bool {
         members.iter().any(|&m| {
             let inward = self
-                .sites_by_body
-                .get(m)
-                .into_iter()
-                .flatten()
+                .sites_of(m)
+                .iter()
                 .filter(|i| match self.r.sites.get(**i) {
                     Some(Target::Bodies(bodies)) => {
                         bodies.iter().any(|b| component.get(*b) == Some(&current))
@@ -503,6 +540,18 @@ impl<'a> CostModel<'a> {
                     // The body's first runs are cold, the rest optimised.
                     c.cpu += self.warm(body_straight, inner).times(trips);
                     c
+                }
+                Item::Branch(arms) if arms.len() <= INLINE_ARMS => {
+                    // Every `if` and `?:` is a branch: price the usual few arms without
+                    // allocating.
+                    let mut costs = [Cost::ZERO; INLINE_ARMS];
+                    let mut straights = [Dist::ZERO; INLINE_ARMS];
+                    for ((a, c), st) in arms.iter().zip(&mut costs).zip(&mut straights) {
+                        (*c, *st) = self.block(a, component, current, depth + 1, runs, given);
+                    }
+                    let n = arms.len();
+                    straight += Dist::mixture(straights.get(..n).unwrap_or(&[]));
+                    Cost::mixture(costs.get(..n).unwrap_or(&[]))
                 }
                 Item::Branch(arms) => {
                     let (costs, straights): (Vec<Cost>, Vec<Dist>) = arms

@@ -127,9 +127,20 @@ impl Dist {
             return *first;
         }
         if arms.iter().all(|a| a.p10 == a.p90) {
-            // All exact: the quantiles of a discrete uniform distribution.
-            let mut v: Vec<f64> = arms.iter().map(|a| a.p50).collect();
-            v.sort_by(f64::total_cmp);
+            // All exact: the quantiles of a discrete uniform distribution. `arms` is at most
+            // INLINE_ARMS long here unless it was already copied to the heap.
+            let mut inline = [0.0; INLINE_ARMS];
+            let mut heap: Vec<f64>;
+            let v: &mut [f64] = if arms.len() <= INLINE_ARMS {
+                for (slot, a) in inline.iter_mut().zip(arms) {
+                    *slot = a.p50;
+                }
+                inline.get_mut(..arms.len()).unwrap_or(&mut [])
+            } else {
+                heap = arms.iter().map(|a| a.p50).collect();
+                &mut heap
+            };
+            v.sort_unstable_by(f64::total_cmp);
             let at = |q: f64| {
                 let i = ((q * v.len() as f64).ceil() as usize).saturating_sub(1);
                 v.get(i.min(v.len() - 1)).copied().unwrap_or(0.0)
@@ -183,6 +194,11 @@ impl Dist {
     /// Finite, non-negative, clamped to [`MAX_VALUE`] and ordered. NaN (e.g. 0 * inf) counts
     /// as zero, since it only arises from degenerate inputs.
     pub fn sanitized(self) -> Self {
+        // Almost every value is already in order: the arithmetic keeps it so.
+        if 0.0 <= self.p10 && self.p10 <= self.p50 && self.p50 <= self.p90 && self.p90 <= MAX_VALUE
+        {
+            return self;
+        }
         let fix = |v: f64| {
             if v.is_nan() {
                 0.0
@@ -337,14 +353,27 @@ impl Add for Dist {
     fn add(self, o: Dist) -> Dist {
         let (a, b) = (self.sanitized(), o.sanitized());
         let p50 = a.p50 + b.p50;
-        let up = (a.p90 - a.p50).hypot(b.p90 - b.p50);
-        let down = (a.p50 - a.p10).hypot(b.p50 - b.p10);
+        let up = root_sum_square(a.p90 - a.p50, b.p90 - b.p50);
+        let down = root_sum_square(a.p50 - a.p10, b.p50 - b.p10);
         Dist {
             p10: p50 - down,
             p50,
             p90: p50 + up,
         }
         .sanitized()
+    }
+}
+
+/// `x.hypot(y)` for the sanitized spreads `Add` combines (non-negative, at most
+/// [`MAX_VALUE`], so the squares cannot overflow), without libm's general-case cost: one of
+/// the two is zero in most additions (exact work added to anything).
+fn root_sum_square(x: f64, y: f64) -> f64 {
+    if x == 0.0 {
+        y
+    } else if y == 0.0 {
+        x
+    } else {
+        (x * x + y * y).sqrt()
     }
 }
 

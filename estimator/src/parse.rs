@@ -238,15 +238,71 @@ impl Depth {
     }
 }
 
+/// Byte classes for the prescan, looked up in [`CLASS`]: one table load instead of a chain of
+/// comparisons per byte, which is most of the prescan's time on identifier-heavy code.
+const IDENT: u8 = 1;
+const OPERATOR: u8 = 2;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80 {
+            t[c] = IDENT;
+        }
+        if matches!(
+            b,
+            b'+' | b'-'
+                | b'*'
+                | b'%'
+                | b'<'
+                | b'>'
+                | b'&'
+                | b'|'
+                | b'^'
+                | b'?'
+                | b'='
+                | b'!'
+                | b'~'
+        ) {
+            t[c] = OPERATOR;
+        }
+        c += 1;
+    }
+    t
+};
+
 fn is_ident_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+    CLASS[c as usize] == IDENT
 }
 
 fn is_operator_byte(c: u8) -> bool {
-    matches!(
-        c,
-        b'+' | b'-' | b'*' | b'%' | b'<' | b'>' | b'&' | b'|' | b'^' | b'?' | b'=' | b'!' | b'~'
-    )
+    CLASS[c as usize] == OPERATOR
+}
+
+/// The offset of the first byte at or after `from` for which `stop` holds, or `s.len()`.
+fn skip_while(s: &[u8], from: usize, keep: impl Fn(u8) -> bool) -> usize {
+    s.get(from..)
+        .and_then(|rest| rest.iter().position(|&b| !keep(b)))
+        .map_or(s.len(), |k| from + k)
+}
+
+/// The end of a quoted string starting at `from` (just after the opening `quote`): the
+/// offset after its closing quote, or of the line break or end of text that cuts it short.
+fn skip_string(s: &[u8], mut from: usize, quote: u8) -> usize {
+    while let Some(k) = s
+        .get(from..)
+        .and_then(|rest| memchr::memchr3(quote, b'\\', b'\n', rest))
+    {
+        let at = from + k;
+        match s[at] {
+            b'\\' => from = at + 2,
+            b'\n' => return at,
+            _ => return at + 1,
+        }
+    }
+    s.len()
 }
 
 /// Keyword operators, which nest like prefix operators (`typeof typeof x`, `new new X`).
@@ -315,6 +371,14 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
     while i < n {
         if in_template {
             // Inside a template literal's text: find its end or the next `${`.
+            // Skip plain template text in one search.
+            match s
+                .get(i..)
+                .and_then(|rest| memchr::memchr3(b'`', b'\\', b'$', rest))
+            {
+                Some(k) => i += k,
+                None => break,
+            }
             match s[i] {
                 b'\\' => i += 2,
                 b'`' => {
@@ -352,22 +416,13 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
             }
             b' ' | b'\t' => {
                 // Indentation comes in runs: skip them without going round the loop.
-                i += 1;
-                while i < n && matches!(s[i], b' ' | b'\t') {
-                    i += 1;
-                }
+                i = skip_while(s, i + 1, |b| matches!(b, b' ' | b'\t'));
             }
             b'/' if s.get(i + 1) == Some(&b'/') => {
-                while i < n && s[i] != b'\n' {
-                    i += 1;
-                }
+                i = memchr::memchr(b'\n', &s[i..]).map_or(n, |k| i + k);
             }
             b'/' if s.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < n && !(s[i] == b'*' && s.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 2;
+                i = memchr::memmem::find(&s[i + 2..], b"*/").map_or(n, |k| i + 2 + k + 2);
             }
             b'/' if regex_allowed => {
                 // Regex literal: up to an unescaped `/` outside a character class.
@@ -390,14 +445,7 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                 regex_allowed = false;
             }
             b'\'' | b'"' => {
-                i += 1;
-                while i < n && s[i] != c && s[i] != b'\n' {
-                    if s[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
+                i = skip_string(s, i + 1, c);
                 regex_allowed = false;
             }
             b'`' => {
@@ -447,9 +495,11 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
             c if is_ident_byte(c) => {
                 let start = i;
                 let numeric = c.is_ascii_digit();
-                while i < n && (is_ident_byte(s[i]) || (numeric && s[i] == b'.')) {
-                    i += 1;
-                }
+                i = if numeric {
+                    skip_while(s, i, |b| is_ident_byte(b) || b == b'.')
+                } else {
+                    skip_while(s, i, is_ident_byte)
+                };
                 let word = &s[start..i];
                 // Every keyword that matters here is 2 to 10 lowercase letters; most words
                 // (names, numbers) are not, and skip the keyword tables.
@@ -576,6 +626,28 @@ mod tests {
             const half = (1 + 2) / 2;
         "#;
         assert!(prescan(src).is_ok());
+    }
+
+    #[test]
+    fn prescan_skips_brackets_in_escaped_strings_comments_and_templates() {
+        // 401 brackets is past the limit; hidden in text, they must not count.
+        let hidden = "(".repeat(401);
+        for src in [
+            format!(r#"x = "\"{hidden}\\";"#),
+            format!(r#"x = '\'{hidden}';"#),
+            format!("/* * / {hidden} **/ x = 1;"),
+            format!("// {hidden}\nx = 1;"),
+            format!("x = `\\` $ {{ {hidden}`;"),
+        ] {
+            assert!(prescan(&src).is_ok(), "{src}");
+        }
+        // Unterminated text runs to the end without reading past it.
+        for src in ["x = \"abc", "x = 'a\\", "/* open", "x = `abc ${"] {
+            assert!(prescan(src).is_ok(), "{src}");
+        }
+        // A string ends at a line break (a syntax error swc reports): brackets after it count.
+        let cut = format!("x = \"a\n{}1{};", hidden, ")".repeat(401));
+        assert!(matches!(prescan(&cut), Err(Refusal::Nesting { .. })));
     }
 
     #[test]

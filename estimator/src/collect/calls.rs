@@ -10,7 +10,7 @@ use super::requests::is_xhr_open;
 use super::syntax::{is_function_value, member_prop, receiver_name, unparen};
 use super::{CALL_UNITS, Collector, OBJECT_BYTES};
 use crate::builtins;
-use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Growth, Item, NumId, SiteId, SizeRefs};
+use crate::ir::{Atom, CallKind, CallSite, CalleeRef, Growth, Item, SiteId, SizeRefs};
 
 /// Leading arguments of a call kept as numeric expressions.
 const MAX_NUMERIC_ARGS: usize = 4;
@@ -119,21 +119,22 @@ impl Collector<'_, '_> {
     /// depth comes from them (`fib(27)`, `fib(n - 1)`), and a name among them (`render(items)`)
     /// is what the callee's loops over that parameter run over.
     pub(super) fn numeric_args(&mut self, site: SiteId, args: &[ExprOrSpread]) {
-        let nums: Vec<Option<NumId>> = args
-            .iter()
-            .take(MAX_NUMERIC_ARGS)
-            .map(|a| match (a.spread.is_none(), unparen(&a.expr)) {
+        // On the stack first: most calls have no numeric argument and need no `Vec`.
+        let mut nums = [None; MAX_NUMERIC_ARGS];
+        for (slot, a) in nums.iter_mut().zip(args) {
+            *slot = match (a.spread.is_none(), unparen(&a.expr)) {
                 (true, Expr::Lit(_) | Expr::Ident(_) | Expr::Bin(_) | Expr::Unary(_)) => {
                     self.num_expr(&a.expr, 0)
                 }
                 (true, Expr::Call(_)) => self.num_expr(&a.expr, 0),
                 _ => None,
-            })
-            .collect();
+            };
+        }
+        let n = args.len().min(MAX_NUMERIC_ARGS);
         if nums.iter().any(Option::is_some)
             && let Some(s) = self.out.sites.get_mut(site)
         {
-            s.args = nums;
+            s.args = nums.get(..n).unwrap_or(&[]).to_vec();
         }
     }
 
