@@ -14,6 +14,12 @@ pub const DEFAULT_CPU_CHANGE_MILLICORES: u64 = 250;
 /// A change of available memory worth telling the extension about, by default.
 pub const DEFAULT_MEMORY_CHANGE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// A change of runnable tasks worth telling, per logical CPU (at least one task): when every
+/// CPU is busy, idle CPU stays near zero while the queue behind it grows or drains, and only
+/// this figure says so. Without it, a machine coming back from overload could keep its last
+/// update's long queue until something else moved.
+pub const RUNNABLE_CHANGE_PER_CPU: f64 = 0.5;
+
 /// What one watch asked for, with the host's defaults and floors applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchSpec {
@@ -101,6 +107,15 @@ pub fn changes(
             spec.memory_change_bytes,
         );
     }
+    if let (Some(before), Some(after)) = (last.runnable_tasks, now.runnable_tasks) {
+        let threshold = (RUNNABLE_CHANGE_PER_CPU * f64::from(now.logical_cpus)).max(1.0);
+        if (after - before).abs() >= threshold {
+            let verb = if after < before { "fell" } else { "rose" };
+            out.push(format!(
+                "runnable tasks {verb} from {before:.1} to {after:.1}"
+            ));
+        }
+    }
     out
 }
 
@@ -160,5 +175,27 @@ mod tests {
             changes(&before, &after, &spec),
             vec!["forecast idle CPU rose from 1000 to 1400 millicores"]
         );
+    }
+
+    #[test]
+    fn a_draining_run_queue_is_told_while_idle_cpu_stays_put() {
+        // Both CPUs busy throughout: idle CPU does not move, the queue behind them does.
+        let spec = WatchSpec::new(None, None, None);
+        let queue = |tasks: f64| ContentionSnapshot {
+            runnable_tasks: Some(tasks),
+            ..snap(0, 1 << 30)
+        };
+        assert!(changes(&queue(7.6), &queue(6.9), &spec).is_empty());
+        assert_eq!(
+            changes(&queue(7.6), &queue(4.2), &spec),
+            vec!["runnable tasks fell from 7.6 to 4.2"]
+        );
+        // One task is nothing on 16 CPUs.
+        let wide = |tasks: f64| ContentionSnapshot {
+            logical_cpus: 16,
+            ..queue(tasks)
+        };
+        assert!(changes(&wide(20.0), &wide(16.0), &spec).is_empty());
+        assert_eq!(changes(&wide(20.0), &wide(11.0), &spec).len(), 1);
     }
 }
