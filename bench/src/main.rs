@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 use report::Report;
 
+/// The allocator the native estimator ships with (`foresight-estimate`), so the native
+/// figures are the CLI's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A suite measures and records its figures, or says why it could not.
 type Suite = fn(&mut Report) -> Result<(), String>;
 

@@ -404,7 +404,7 @@ impl<'a> CostModel<'a> {
             .copied()
             .filter(|i| matches!(self.r.sites.get(*i), Some(Target::Bodies(b)) if b.contains(&m)))
             .collect();
-        let recursive_in_loop = recursion::calls_in_loops(&body.block, &own);
+        let recursive_in_loop = recursion::calls_in_loops(self.c, &body.block, &own);
         if own.is_empty() || recursive_in_loop {
             return None;
         }
@@ -521,7 +521,7 @@ impl<'a> CostModel<'a> {
         if depth > MAX_BLOCK_DEPTH {
             return (cost, straight);
         }
-        for item in &b.items {
+        for item in self.c.items_of(b) {
             let c = match item {
                 Item::Loop { spec, body } => {
                     let known = given
@@ -541,7 +541,8 @@ impl<'a> CostModel<'a> {
                     c.cpu += self.warm(body_straight, inner).times(trips);
                     c
                 }
-                Item::Branch(arms) if arms.len() <= INLINE_ARMS => {
+                Item::Branch(arms) if arms.len as usize <= INLINE_ARMS => {
+                    let arms = self.c.arms_of(*arms);
                     // Every `if` and `?:` is a branch: price the usual few arms without
                     // allocating.
                     let mut costs = [Cost::ZERO; INLINE_ARMS];
@@ -554,7 +555,9 @@ impl<'a> CostModel<'a> {
                     Cost::mixture(costs.get(..n).unwrap_or(&[]))
                 }
                 Item::Branch(arms) => {
-                    let (costs, straights): (Vec<Cost>, Vec<Dist>) = arms
+                    let (costs, straights): (Vec<Cost>, Vec<Dist>) = self
+                        .c
+                        .arms_of(*arms)
                         .iter()
                         .map(|a| self.block(a, component, current, depth + 1, runs, given))
                         .unzip();

@@ -71,6 +71,15 @@ impl Dist {
             }
             .sanitized();
         }
+        // An exact factor has no spread to add: the product is the other one scaled, which
+        // is what the formula below gives, without its logarithms and exponentials (a
+        // software libm in wasm, and most loops have a known trip count).
+        if b.p10 == b.p90 {
+            return a.scale(b.p50);
+        }
+        if a.p10 == a.p90 {
+            return b.scale(a.p50);
+        }
         let spread = |x: f64, y: f64| (x.ln().powi(2) + y.ln().powi(2)).sqrt();
         let up = spread(a.p90 / a.p50, b.p90 / b.p50);
         let p10 = if a.p10 > 0.0 && b.p10 > 0.0 {

@@ -73,21 +73,40 @@ pub struct Body {
 
 /// The cost-relevant content of straight-line code: work that is counted directly, plus the
 /// items whose cost is only known after resolution.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Block {
     /// Work units counted from the syntax (operators, statements, calls' own overhead).
     pub work: f64,
     /// Bytes allocated with a size known from the syntax (object and array literals).
     pub alloc: f64,
-    pub items: Vec<Item>,
+    /// Its items, in [`Collected::items`] (read them with [`Collected::items_of`]).
+    pub items: Span,
+}
+
+/// A run of consecutive entries in one of the page model's flat tables ([`Collected::items`]
+/// or [`Collected::arms`]). Blocks nest, but their contents live in those tables rather than
+/// in a `Vec` each: a page has tens of thousands of blocks, and one allocation (and one free)
+/// per block was a visible share of the estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        let start = self.start as usize;
+        start..start + self.len as usize
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum Item {
     /// A loop: its body runs the loop's trip count times.
     Loop { spec: LoopId, body: Block },
-    /// Exactly one of the arms runs (if/else, switch, `?:`, `&&`). An arm may be empty.
-    Branch(Vec<Block>),
+    /// Exactly one of the arms runs (if/else, switch, `?:`, `&&`). An arm may be empty. The
+    /// arms are in [`Collected::arms`] (read them with [`Collected::arms_of`]).
+    Branch(Span),
     /// A call site; what it costs depends on what it resolves to.
     Call(SiteId),
     /// A builtin known from the syntax alone (an `innerHTML` store, a layout read).
@@ -366,6 +385,10 @@ pub struct LoadedLibrary {
 #[derive(Debug, Default)]
 pub struct Collected {
     pub bodies: Vec<Body>,
+    /// Every block's items, each block's together (see [`Span`]).
+    pub items: Vec<Item>,
+    /// Every branch's arms, each branch's together.
+    pub arms: Vec<Block>,
     pub scopes: Vec<Scope>,
     pub sites: Vec<CallSite>,
     pub nums: Vec<NumExpr>,
@@ -403,6 +426,16 @@ impl Collected {
             bindings: HashMap::default(),
         });
         self.scopes.len() - 1
+    }
+
+    /// The items of `block`.
+    pub fn items_of(&self, block: &Block) -> &[Item] {
+        self.items.get(block.items.range()).unwrap_or(&[])
+    }
+
+    /// The arms of a branch.
+    pub fn arms_of(&self, arms: Span) -> &[Block] {
+        self.arms.get(arms.range()).unwrap_or(&[])
     }
 
     pub fn num(&mut self, e: NumExpr) -> NumId {

@@ -305,39 +305,66 @@ fn skip_string(s: &[u8], mut from: usize, quote: u8) -> usize {
     s.len()
 }
 
-/// Keyword operators, which nest like prefix operators (`typeof typeof x`, `new new X`).
-fn word_is_operator(word: &[u8]) -> bool {
-    matches!(
-        word,
-        b"typeof" | b"void" | b"delete" | b"new" | b"await" | b"yield" | b"in" | b"instanceof"
-    )
-}
+// What the prescan knows about a word, as flags ([`keyword`]).
 
 /// Statements whose body may be another statement without braces, which swc parses
 /// recursively (`if (a) if (b) ...`).
-fn word_nests_statement(word: &[u8]) -> bool {
-    matches!(word, b"if" | b"while" | b"for" | b"with" | b"do")
+const NESTS_STATEMENT: u8 = 1;
+/// Keyword operators, which nest like prefix operators (`typeof typeof x`, `new new X`).
+const OPERATOR_WORD: u8 = 2;
+/// After these words a `/` starts a regular expression, not a division.
+const PRECEDES_EXPRESSION: u8 = 4;
+const IF: u8 = 8;
+const ELSE: u8 = 16;
+
+/// A word of at most 16 bytes as one integer, for matching keywords with integer compares
+/// rather than a string comparison per keyword (words never contain a zero byte, so the
+/// padding cannot collide).
+const fn pack(word: &[u8]) -> u128 {
+    let mut buf = [0u8; 16];
+    let mut i = 0;
+    while i < word.len() && i < 16 {
+        buf[i] = word[i];
+        i += 1;
+    }
+    u128::from_le_bytes(buf)
 }
 
-/// After these words a `/` starts a regular expression, not a division.
-fn word_precedes_expression(word: &[u8]) -> bool {
-    matches!(
-        word,
-        b"return"
-            | b"typeof"
-            | b"case"
-            | b"do"
-            | b"else"
-            | b"in"
-            | b"of"
-            | b"new"
-            | b"delete"
-            | b"void"
-            | b"throw"
-            | b"instanceof"
-            | b"yield"
-            | b"await"
-    )
+/// The flags of `word`: 0 for anything but the keywords the prescan cares about, which are
+/// all 2 to 10 lowercase letters (most names and numbers are rejected before any compare).
+fn keyword(word: &[u8]) -> u8 {
+    const K_IF: u128 = pack(b"if");
+    const K_WHILE: u128 = pack(b"while");
+    const K_FOR: u128 = pack(b"for");
+    const K_WITH: u128 = pack(b"with");
+    const K_DO: u128 = pack(b"do");
+    const K_TYPEOF: u128 = pack(b"typeof");
+    const K_VOID: u128 = pack(b"void");
+    const K_DELETE: u128 = pack(b"delete");
+    const K_NEW: u128 = pack(b"new");
+    const K_AWAIT: u128 = pack(b"await");
+    const K_YIELD: u128 = pack(b"yield");
+    const K_IN: u128 = pack(b"in");
+    const K_INSTANCEOF: u128 = pack(b"instanceof");
+    const K_RETURN: u128 = pack(b"return");
+    const K_CASE: u128 = pack(b"case");
+    const K_ELSE: u128 = pack(b"else");
+    const K_OF: u128 = pack(b"of");
+    const K_THROW: u128 = pack(b"throw");
+    if !(2..=10).contains(&word.len()) || !word.first().is_some_and(u8::is_ascii_lowercase) {
+        return 0;
+    }
+    match pack(word) {
+        K_IF => IF | NESTS_STATEMENT,
+        K_WHILE | K_FOR | K_WITH => NESTS_STATEMENT,
+        K_DO => NESTS_STATEMENT | PRECEDES_EXPRESSION,
+        K_TYPEOF | K_VOID | K_DELETE | K_NEW | K_AWAIT | K_YIELD | K_IN | K_INSTANCEOF => {
+            OPERATOR_WORD | PRECEDES_EXPRESSION
+        }
+        K_RETURN | K_CASE | K_OF | K_THROW => PRECEDES_EXPRESSION,
+        K_ELSE => ELSE | PRECEDES_EXPRESSION,
+        _ => 0,
+    }
 }
 
 /// Approximate tokenizer measuring nesting. It understands comments, strings, template
@@ -500,16 +527,13 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                 } else {
                     skip_while(s, i, is_ident_byte)
                 };
-                let word = &s[start..i];
-                // Every keyword that matters here is 2 to 10 lowercase letters; most words
-                // (names, numbers) are not, and skip the keyword tables.
-                let keyword = (2..=10).contains(&word.len()) && c.is_ascii_lowercase();
-                if keyword && word == b"if" && prev_word_else {
+                let kw = keyword(&s[start..i]);
+                if kw & IF != 0 && prev_word_else {
                     d.else_if(start)?;
-                } else if keyword && word_nests_statement(word) {
+                } else if kw & NESTS_STATEMENT != 0 {
                     d.statement(start)?;
                 }
-                if keyword && word_is_operator(word) {
+                if kw & OPERATOR_WORD != 0 {
                     d.chain(1, start)?;
                 }
                 // A label right after another label nests (`a: b: c: x`).
@@ -526,8 +550,8 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                     // Skip to the colon so it does not clear `prev_label`.
                     i = j + 1;
                 }
-                prev_word_else = keyword && word == b"else";
-                regex_allowed = labelled || (keyword && word_precedes_expression(word));
+                prev_word_else = kw & ELSE != 0;
+                regex_allowed = labelled || kw & PRECEDES_EXPRESSION != 0;
             }
             c if is_operator_byte(c) => {
                 // One binary operator per run, plus one level per prefix `!`/`~` (each nests),

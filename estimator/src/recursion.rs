@@ -82,19 +82,22 @@ fn declares(c: &Collected, mut scope: ScopeId, name: &Atom) -> Option<ScopeId> {
 
 /// Whether any of `sites` is called inside a loop of `block` (each activation would then
 /// make an unknown number of recursive calls).
-pub fn calls_in_loops(block: &Block, sites: &[SiteId]) -> bool {
-    fn walk(b: &Block, sites: &[SiteId], in_loop: bool, depth: u32) -> bool {
+pub fn calls_in_loops(c: &Collected, block: &Block, sites: &[SiteId]) -> bool {
+    fn walk(c: &Collected, b: &Block, sites: &[SiteId], in_loop: bool, depth: u32) -> bool {
         if depth > 2_000 {
             return true;
         }
-        b.items.iter().any(|item| match item {
-            Item::Loop { body, .. } => walk(body, sites, true, depth + 1),
-            Item::Branch(arms) => arms.iter().any(|a| walk(a, sites, in_loop, depth + 1)),
+        c.items_of(b).iter().any(|item| match item {
+            Item::Loop { body, .. } => walk(c, body, sites, true, depth + 1),
+            Item::Branch(arms) => c
+                .arms_of(*arms)
+                .iter()
+                .any(|a| walk(c, a, sites, in_loop, depth + 1)),
             Item::Call(s) => in_loop && sites.contains(s),
             _ => false,
         })
     }
-    walk(block, sites, false, 0)
+    walk(c, block, sites, false, 0)
 }
 
 /// Activations of a recursion started at `n` whose activations each make one call per step

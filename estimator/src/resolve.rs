@@ -9,14 +9,15 @@
 //! unrelated code. Numeric expressions (loop bounds, array sizes) evaluate through `const`
 //! bindings with JS arithmetic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 use foresight_shared::protocol::demand::{PageSources, ScriptKind};
 
 use crate::builtins::{self, Builtin};
 use crate::ir::{
-    Atom, Binding, BodyId, CallKind, CalleeRef, Collected, LibId, LoopId, LoopSpec, NumExpr, NumId,
-    NumOp, ScopeId, WorkerUrl,
+    Atom, AtomHasher, Binding, BodyId, CallKind, CalleeRef, Collected, LibId, LoopId, LoopSpec,
+    NumExpr, NumId, NumOp, ScopeId, WorkerUrl,
 };
 use crate::libraries::EntryProfile;
 use crate::url;
@@ -62,6 +63,10 @@ pub struct Resolution {
     /// Per body, its loops over its own parameters and the parameters' positions: their
     /// trips come from each call's arguments.
     pub param_loops: BTreeMap<BodyId, Vec<(LoopId, usize)>>,
+    /// The names in `sizes`, whatever their scope: most names the cost pass asks about have
+    /// no size, and an atom's hash is precomputed, so this answers them without walking
+    /// scopes or comparing strings.
+    pub sized_names: HashSet<Atom, BuildHasherDefault<AtomHasher>>,
 }
 
 /// Resolves everything in `c`. Binds `name = function () {}` assignments first, so calls see
@@ -126,6 +131,7 @@ pub fn resolve(c: &mut Collected) -> Resolution {
             }
         })
         .collect();
+    let sized_names = sizes.keys().map(|(_, name)| name.clone()).collect();
     Resolution {
         sites,
         callbacks,
@@ -134,6 +140,7 @@ pub fn resolve(c: &mut Collected) -> Resolution {
         unresolved_calls,
         sizes,
         param_loops,
+        sized_names,
     }
 }
 
@@ -232,7 +239,7 @@ fn sizes(c: &Collected, trips: &[Option<f64>]) -> BTreeMap<(ScopeId, Atom), f64>
 impl Resolution {
     /// How many items the value `name` (as seen from `scope`) has, when its growth is known.
     pub fn size(&self, c: &Collected, scope: ScopeId, name: &Atom) -> Option<f64> {
-        if self.sizes.is_empty() {
+        if !self.sized_names.contains(name) {
             return None;
         }
         self.sizes

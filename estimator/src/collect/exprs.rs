@@ -11,7 +11,7 @@ use swc_ecma_visit::VisitWith;
 use super::syntax::{is_function_value, member_prop, prop_name, receiver_name, stringish, unparen};
 use super::{Collector, DIVISION_UNITS, ELEMENT_BYTES, OBJECT_BYTES, POWER_UNITS, PROPERTY_BYTES};
 use crate::builtins;
-use crate::ir::{Atom, Binding, Block, BodyKind, Item, NumExpr};
+use crate::ir::{Atom, Binding, BodyKind, Item, NumExpr};
 use crate::weights::Class;
 
 impl Collector<'_, '_> {
@@ -132,7 +132,7 @@ impl Collector<'_, '_> {
             match cur.op {
                 BinaryOp::LogicalAnd | BinaryOp::LogicalOr | BinaryOp::NullishCoalescing => {
                     let arm = self.nested(|c| cur.right.visit_with(c));
-                    self.item(Item::Branch(vec![arm, Block::default()]));
+                    self.maybe(arm);
                 }
                 _ => cur.right.visit_with(self),
             }

@@ -36,7 +36,7 @@ mod walk;
 use swc_ecma_ast::Program;
 use swc_ecma_visit::VisitWith;
 
-use crate::ir::{Atom, Binding, Block, Body, BodyId, BodyKind, Collected, Item, ScopeId};
+use crate::ir::{Atom, Binding, Block, Body, BodyId, BodyKind, Collected, Item, ScopeId, Span};
 use crate::weights::Class;
 
 /// Deepest expression/statement nesting the walk descends into. Past this, code is skipped
@@ -113,7 +113,9 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         body,
         scope,
         params: Vec::new(),
-        current: Block::default(),
+        current: Open::default(),
+        open_items: Vec::new(),
+        open_arms: Vec::new(),
         loop_depth: 0,
         loop_ids: Vec::new(),
         top_level: target.kind == BodyKind::Script,
@@ -123,7 +125,7 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         reached: 0,
     };
     program.visit_with(&mut c);
-    let block = std::mem::take(&mut c.current);
+    let block = c.close(Open::default());
     let truncated = c.truncated;
     let out_of_budget = c.out_of_budget;
     let reached = c.reached;
@@ -174,6 +176,26 @@ fn push_body(
     out.bodies.len() - 1
 }
 
+/// The block being collected: its counted work so far, and where its items start in
+/// `Collector::open_items`.
+#[derive(Default)]
+struct Open {
+    work: f64,
+    alloc: f64,
+    items: usize,
+}
+
+/// The span of table entries `start..end`. A page's tables stay far below `u32::MAX`
+/// entries (the work budget bounds the nodes walked); saturating keeps it total.
+fn span(start: usize, end: usize) -> Span {
+    let start = u32::try_from(start).unwrap_or(u32::MAX);
+    let end = u32::try_from(end).unwrap_or(u32::MAX);
+    Span {
+        start,
+        len: end.saturating_sub(start),
+    }
+}
+
 struct Collector<'o, 's> {
     out: &'o mut Collected,
     src: &'s str,
@@ -188,8 +210,14 @@ struct Collector<'o, 's> {
     scope: ScopeId,
     /// The current body's parameter names by position (`None` for destructuring patterns).
     params: Vec<Option<Atom>>,
-    /// The innermost block under construction (loop bodies and branch arms nest).
-    current: Block,
+    /// The innermost block under construction (loop bodies and branch arms nest); its items
+    /// so far are `open_items[current.items..]`.
+    current: Open,
+    /// The items of the blocks open from the body's top down to `current`, each block's
+    /// after its parent's: a block's items move to `Collected::items` when it closes.
+    open_items: Vec<Item>,
+    /// Arms of branches being collected, likewise moved to `Collected::arms` as a whole.
+    open_arms: Vec<Block>,
     loop_depth: u32,
     /// The loops (by spec id) enclosing the current point of the current body, outermost first.
     loop_ids: Vec<crate::ir::LoopId>,
@@ -243,14 +271,59 @@ impl Collector<'_, '_> {
     }
 
     fn item(&mut self, item: Item) {
-        self.current.items.push(item);
+        self.open_items.push(item);
     }
 
-    /// Runs `f` collecting into a fresh block, and returns that block.
+    /// Collects what `f` walks as a block of its own (a loop body, a branch arm, a function).
     fn nested(&mut self, f: impl FnOnce(&mut Self)) -> Block {
-        let saved = std::mem::take(&mut self.current);
+        let outer = std::mem::replace(
+            &mut self.current,
+            Open {
+                items: self.open_items.len(),
+                ..Open::default()
+            },
+        );
         f(self);
-        std::mem::replace(&mut self.current, saved)
+        self.close(outer)
+    }
+
+    /// Ends the current block, moving its items to the page model, and makes `outer` current.
+    fn close(&mut self, outer: Open) -> Block {
+        let done = std::mem::replace(&mut self.current, outer);
+        let start = self.out.items.len();
+        let from = done.items.min(self.open_items.len());
+        self.out.items.extend(self.open_items.drain(from..));
+        Block {
+            work: done.work,
+            alloc: done.alloc,
+            items: span(start, self.out.items.len()),
+        }
+    }
+
+    /// Where the next branch's arms start in `open_arms`; pass it to [`Collector::branch`].
+    fn arms_start(&self) -> usize {
+        self.open_arms.len()
+    }
+
+    fn arm(&mut self, block: Block) {
+        self.open_arms.push(block);
+    }
+
+    /// Records a branch whose arms were added with [`Collector::arm`] since `start`.
+    fn branch(&mut self, start: usize) {
+        let first = self.out.arms.len();
+        let from = start.min(self.open_arms.len());
+        self.out.arms.extend(self.open_arms.drain(from..));
+        let arms = span(first, self.out.arms.len());
+        self.item(Item::Branch(arms));
+    }
+
+    /// A branch of `arm` against nothing (`a && b()`, `try`/`catch`).
+    fn maybe(&mut self, arm: Block) {
+        let start = self.arms_start();
+        self.arm(arm);
+        self.arm(Block::default());
+        self.branch(start);
     }
 
     fn bind(&mut self, name: Atom, binding: Binding) {

@@ -17,28 +17,30 @@ impl Collector<'_, '_> {
     /// An `if` with its `else if` chain, as one flat branch: the chain is as deep in the AST
     /// as it is long, and a flat branch keeps both this walk and the cost pass shallow.
     pub(super) fn if_chain(&mut self, first: &IfStmt) {
-        let mut arms = Vec::new();
+        let arms = self.arms_start();
         let mut cur = first;
         loop {
             cur.test.visit_with(self);
             let cons = &cur.cons;
-            arms.push(self.nested(|c| cons.visit_with(c)));
+            let arm = self.nested(|c| cons.visit_with(c));
+            self.arm(arm);
             match cur.alt.as_deref() {
                 Some(Stmt::If(next)) => {
                     self.work(STMT_UNITS);
                     cur = next;
                 }
                 Some(alt) => {
-                    arms.push(self.nested(|c| alt.visit_with(c)));
+                    let arm = self.nested(|c| alt.visit_with(c));
+                    self.arm(arm);
                     break;
                 }
                 None => {
-                    arms.push(Block::default());
+                    self.arm(Block::default());
                     break;
                 }
             }
         }
-        self.item(Item::Branch(arms));
+        self.branch(arms);
     }
 }
 
@@ -57,23 +59,24 @@ impl Visit for Collector<'_, '_> {
             Stmt::If(i) => self.if_chain(i),
             Stmt::Switch(sw) => {
                 sw.discriminant.visit_with(self);
-                let mut arms = Vec::with_capacity(sw.cases.len() + 1);
+                let arms = self.arms_start();
                 for case in &sw.cases {
-                    arms.push(self.nested(|c| {
+                    let arm = self.nested(|c| {
                         case.test.visit_with(c);
                         case.cons.visit_with(c);
-                    }));
+                    });
+                    self.arm(arm);
                 }
                 if !sw.cases.iter().any(|c| c.test.is_none()) {
-                    arms.push(Block::default());
+                    self.arm(Block::default());
                 }
-                self.item(Item::Branch(arms));
+                self.branch(arms);
             }
             Stmt::Try(t) => {
                 t.block.visit_with(self);
                 if let Some(h) = &t.handler {
                     let arm = self.nested(|c| h.visit_with(c));
-                    self.item(Item::Branch(vec![arm, Block::default()]));
+                    self.maybe(arm);
                 }
                 t.finalizer.visit_with(self);
             }
@@ -122,7 +125,10 @@ impl Visit for Collector<'_, '_> {
                 c.test.visit_with(self);
                 let cons = self.nested(|s| c.cons.visit_with(s));
                 let alt = self.nested(|s| c.alt.visit_with(s));
-                self.item(Item::Branch(vec![cons, alt]));
+                let arms = self.arms_start();
+                self.arm(cons);
+                self.arm(alt);
+                self.branch(arms);
             }
             Expr::Object(o) => self.object(o),
             Expr::Array(a) => {
