@@ -6,7 +6,7 @@
 //! declared in a later script, a loop bound that is a `const` declared further down) are kept
 //! symbolic here and settled by `resolve.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::budget::Spend;
@@ -390,6 +390,10 @@ pub struct Collected {
     /// Every branch's arms, each branch's together.
     pub arms: Vec<Block>,
     pub scopes: Vec<Scope>,
+    /// Every name bound in some scope: a name outside it (`document`, `Math`, most globals
+    /// a page calls) is bound nowhere, which [`Collected::lookup`] then knows without
+    /// probing each scope of the chain. Kept by [`Collected::bind`].
+    pub bound_names: HashSet<Atom, BuildHasherDefault<AtomHasher>>,
     pub sites: Vec<CallSite>,
     pub nums: Vec<NumExpr>,
     pub loops: Vec<LoopSpec>,
@@ -398,8 +402,9 @@ pub struct Collected {
     pub nets: Vec<NetRequest>,
     /// Per script, in `PageSources.scripts` order.
     pub scripts: Vec<ScriptStatus>,
-    /// Methods by (global scope of their realm, property name), in discovery order.
-    pub methods: BTreeMap<(ScopeId, Atom), Vec<BodyId>>,
+    /// Methods by (global scope of their realm, property name), each list in discovery
+    /// order. Hashed, not ordered: comparing atoms compares their text.
+    pub methods: HashMap<(ScopeId, Atom), Vec<BodyId>, BuildHasherDefault<AtomHasher>>,
     /// `name = function () {}` assignments, bound during resolution (the name may be
     /// declared anywhere in the scope chain, even later in the page).
     pub assigned_functions: Vec<(ScopeId, Atom, BodyId)>,
@@ -445,6 +450,9 @@ impl Collected {
 
     /// Looks `name` up from `scope` outwards.
     pub fn lookup(&self, mut scope: ScopeId, name: &Atom) -> Option<&Binding> {
+        if !self.bound_names.contains(name) {
+            return None;
+        }
         // The scope chain is a tree built parent-first, so it ends; the bound is defensive.
         for _ in 0..=self.scopes.len() {
             let s = self.scopes.get(scope)?;
@@ -466,6 +474,9 @@ impl Collected {
         match s.bindings.get(&name) {
             Some(Binding::Function(_) | Binding::Class(_)) if binding == Binding::Other => {}
             _ => {
+                if !self.bound_names.contains(&name) {
+                    self.bound_names.insert(name.clone());
+                }
                 s.bindings.insert(name, binding);
             }
         }
