@@ -331,55 +331,11 @@ impl<'a> CostModel<'a> {
                 || members
                     .iter()
                     .any(|m| self_recursive.get(*m).copied().unwrap_or(false));
-            let price = |m: BodyId| match self.c.bodies.get(m) {
-                Some(body) => self.block(&body.block, &component, ci, 0, 1.0, &[]),
-                None => (Cost::ZERO, Dist::ZERO),
-            };
-            if let [m] = members
-                && !cyclic
-            {
-                // Most components are one body that does not recurse.
-                let (c, st) = price(*m);
-                if let Some(slot) = self.totals.get_mut(*m) {
-                    *slot = Some(c);
-                }
-                if let Some(slot) = self.straights.get_mut(*m) {
-                    *slot = st;
-                }
-                continue;
-            }
-            let (own, straight): (Vec<Cost>, Vec<Dist>) = members.iter().map(|&m| price(m)).unzip();
-            if cyclic {
-                // As many activations as a constant argument makes the recursion run (see
-                // `recursion`), else an unknown number, each of a typical member; many more
-                // when an activation makes several recursive calls (fib, tree walks).
-                let derived = match members {
-                    [m] => self.recursion_trips(*m, &callers),
-                    _ => None,
-                };
-                let trips = match derived {
-                    Some(t) => t,
-                    None if self.branching(members, &component, ci) => BRANCHING_RECURSION_TRIPS,
-                    None => UNKNOWN_TRIPS,
-                };
-                let total = Cost::mixture(&own).times(trips);
-                // Recursion runs like a loop: its activations warm up as its own.
-                let one = Dist::mixture(&straight);
-                let mut total = total;
-                total.cpu += self.warm(one, trips.p50).times(trips);
+            if !cyclic {
+                // A component without a cycle is a single body (two bodies calling each other
+                // are a cycle), priced on its own: most components.
                 for &m in members {
-                    if let Some(slot) = self.cyclic.get_mut(m) {
-                        *slot = true;
-                    }
-                    if let Some(slot) = self.totals.get_mut(m) {
-                        *slot = Some(total);
-                    }
-                    if let Some(slot) = self.straights.get_mut(m) {
-                        *slot = Dist::ZERO;
-                    }
-                }
-            } else {
-                for ((&m, c), st) in members.iter().zip(own).zip(straight) {
+                    let (c, st) = self.own(m, &component, ci);
                     if let Some(slot) = self.totals.get_mut(m) {
                         *slot = Some(c);
                     }
@@ -387,7 +343,44 @@ impl<'a> CostModel<'a> {
                         *slot = st;
                     }
                 }
+                continue;
             }
+            let (own, straight): (Vec<Cost>, Vec<Dist>) =
+                members.iter().map(|&m| self.own(m, &component, ci)).unzip();
+            // As many activations as a constant argument makes the recursion run (see
+            // `recursion`), else an unknown number, each of a typical member; many more when an
+            // activation makes several recursive calls (fib, tree walks).
+            let derived = match members {
+                [m] => self.recursion_trips(*m, &callers),
+                _ => None,
+            };
+            let trips = match derived {
+                Some(t) => t,
+                None if self.branching(members, &component, ci) => BRANCHING_RECURSION_TRIPS,
+                None => UNKNOWN_TRIPS,
+            };
+            let mut total = Cost::mixture(&own).times(trips);
+            // Recursion runs like a loop: its activations warm up as its own.
+            total.cpu += self.warm(Dist::mixture(&straight), trips.p50).times(trips);
+            for &m in members {
+                if let Some(slot) = self.cyclic.get_mut(m) {
+                    *slot = true;
+                }
+                if let Some(slot) = self.totals.get_mut(m) {
+                    *slot = Some(total);
+                }
+                if let Some(slot) = self.straights.get_mut(m) {
+                    *slot = Dist::ZERO;
+                }
+            }
+        }
+    }
+
+    /// One run of body `m` of component `current`, calls into the component counted zero.
+    fn own(&self, m: BodyId, component: &[usize], current: usize) -> (Cost, Dist) {
+        match self.c.bodies.get(m) {
+            Some(body) => self.block(&body.block, component, current, 0, 1.0, &[]),
+            None => (Cost::ZERO, Dist::ZERO),
         }
     }
 

@@ -8,7 +8,7 @@
 //! sits in, and which syntactic patterns are registrations (`addEventListener`, `on*` stores,
 //! timers) rather than calls.
 //!
-//! The walk is guarded against deep ASTs even though `parse.rs` refuses the worst input:
+//! The walk is guarded against deep ASTs even though `parse/prescan.rs` refuses the worst input:
 //! left-deep operator and member chains are followed in loops instead of recursion, `else if`
 //! chains become one flat branch, and anything nested deeper than [`MAX_AST_DEPTH`] is skipped
 //! with a warning, so the walk's stack use is bounded whatever swc accepted.

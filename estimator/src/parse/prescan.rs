@@ -1,14 +1,14 @@
-//! Parsing one script with swc, behind a guard that refuses input swc would crash on.
+//! The nesting prescan: refuses input swc would crash on, before swc sees it.
 //!
 //! swc's parser recurses once per nesting level and has no depth limit of its own. In the
 //! extension it runs in wasm with a 1 MiB stack, where overflowing it leaves the wasm instance
 //! permanently broken (see `PLATFORM.md`, "swc in wasm"). [`prescan`] therefore measures
-//! nesting with a cheap, approximate tokenizer before swc sees the text and refuses scripts
-//! beyond [`MAX_NESTING`] brackets, beyond [`MAX_ELSE_IF_LINKS`] `else if` links (quadratic
-//! in swc), or beyond a combined depth budget ([`MAX_DEPTH_BUDGET`]) that also counts
-//! operator chains (`a = b = c ...`, `!!!x`, `a ? b : c ? ...` recurse in swc; `a + b + ...`
-//! and `a.b().c()...` do not, but build an AST as deep as the chain, which dropping and
-//! walking then recurse through). Refused scripts are priced by size.
+//! nesting with a cheap, approximate tokenizer and refuses scripts beyond [`MAX_NESTING`]
+//! brackets, beyond [`MAX_ELSE_IF_LINKS`] `else if` links (quadratic in swc), or beyond a
+//! combined depth budget ([`MAX_DEPTH_BUDGET`]) that also counts operator chains (`a = b = c
+//! ...`, `!!!x`, `a ? b : c ? ...` recurse in swc; `a + b + ...` and `a.b().c()...` do not,
+//! but build an AST as deep as the chain, which dropping and walking then recurse through).
+//! Refused scripts are priced by size.
 //!
 //! Measured with `examples/wasm_probe.rs` (wasm-release profile, 1 MiB stack, Node 20): swc
 //! plus the collect walk plus dropping the AST trap at 977 nested parentheses, 782 nested
@@ -16,11 +16,10 @@
 //! chained method calls, 8,770 `!`s, 12,304 chained `+`, 15,379 `else if` links, 761
 //! chained arrows, ~1,300-1,600 braceless nested statements or labels. A bracket level costs
 //! about three chain elements of stack, hence [`BRACKET_WEIGHT`] and its siblings.
-
-use swc_common::input::StringInput;
-use swc_common::{BytePos, Spanned};
-use swc_ecma_ast::Program;
-use swc_ecma_parser::{EsSyntax, Parser, Syntax};
+//!
+//! It runs over every byte of every script the estimator parses, so it is written for speed:
+//! byte classes from a table, comments, strings and template text skipped with memchr,
+//! keywords matched as integers.
 
 /// Deepest bracket nesting ((, [, {, `${`) accepted; 977 parentheses overflow the wasm stack.
 pub const MAX_NESTING: usize = 400;
@@ -40,33 +39,6 @@ pub const STATEMENT_WEIGHT: usize = 3;
 /// Extra weight of an arrow (`a => b => ...`): each is a function, 761 of them trap, so an
 /// arrow weighs more than a bracket.
 pub const ARROW_WEIGHT: usize = 4;
-
-/// How a script's text is parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Goal {
-    Script,
-    Module,
-}
-
-impl Goal {
-    fn other(self) -> Goal {
-        match self {
-            Goal::Script => Goal::Module,
-            Goal::Module => Goal::Script,
-        }
-    }
-}
-
-/// The result of [`parse`].
-#[derive(Debug)]
-pub enum Parsed {
-    /// Parsed cleanly under some goal.
-    Ok(Program),
-    /// Parsed, but swc reported recoverable errors; the AST is still usable.
-    Recovered(Program, String),
-    /// Could not be parsed under either goal.
-    Failed(String),
-}
 
 /// What [`prescan`] learned about a script it accepted, for the page's work budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -586,57 +558,6 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
     })
 }
 
-fn parse_as(src: &str, goal: Goal) -> Result<(Program, Vec<String>), String> {
-    // swc positions are u32 and start at 1 (0 means "no position").
-    let Some(end) = u32::try_from(src.len()).ok().and_then(|n| n.checked_add(1)) else {
-        return Err(Refusal::TooLarge { bytes: src.len() }.to_string());
-    };
-    let end = BytePos(end);
-    let input = StringInput::new(src, BytePos(1), end);
-    let mut parser = Parser::new(Syntax::Es(EsSyntax::default()), input, None);
-    let result = match goal {
-        Goal::Script => parser.parse_script().map(Program::Script),
-        Goal::Module => parser.parse_module().map(Program::Module),
-    };
-    let describe = |e: &swc_ecma_parser::error::Error| {
-        format!(
-            "{} at byte {}",
-            e.kind().msg(),
-            e.span().lo.0.saturating_sub(1)
-        )
-    };
-    let recovered: Vec<String> = parser.take_errors().iter().map(describe).collect();
-    match result {
-        Ok(program) => Ok((program, recovered)),
-        Err(e) => Err(describe(&e)),
-    }
-}
-
-/// Parses `src`, preferring `goal` and falling back to the other goal. The caller must have
-/// run [`prescan`] first.
-pub fn parse(src: &str, goal: Goal) -> Parsed {
-    let first = match parse_as(src, goal) {
-        Ok((program, recovered)) if recovered.is_empty() => return Parsed::Ok(program),
-        other => other,
-    };
-    let second = parse_as(src, goal.other());
-    match (first, second) {
-        (_, Ok((program, recovered))) if recovered.is_empty() => Parsed::Ok(program),
-        (Ok((program, recovered)), _) => Parsed::Recovered(program, summarize(&recovered)),
-        (Err(_), Ok((program, recovered))) => Parsed::Recovered(program, summarize(&recovered)),
-        (Err(e), Err(_)) => Parsed::Failed(e),
-    }
-}
-
-fn summarize(errors: &[String]) -> String {
-    let first = errors.first().map(String::as_str).unwrap_or("syntax error");
-    if errors.len() > 1 {
-        format!("{first} (and {} more)", errors.len() - 1)
-    } else {
-        first.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -740,21 +661,5 @@ mod tests {
         );
         assert_eq!(prescan(&two).map(|p| p.else_if_work), Ok(20_000));
         assert_eq!(prescan(&chain(200)).map(|p| p.else_if_work), Ok(40_000));
-    }
-
-    #[test]
-    fn parse_falls_back_to_the_other_goal() {
-        assert!(matches!(
-            parse("import x from './x.js'; x();", Goal::Script),
-            Parsed::Ok(Program::Module(_))
-        ));
-        assert!(matches!(
-            parse("with (a) { b(); }", Goal::Module),
-            Parsed::Ok(Program::Script(_))
-        ));
-        assert!(matches!(
-            parse("function (", Goal::Script),
-            Parsed::Failed(_)
-        ));
     }
 }
