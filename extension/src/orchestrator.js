@@ -31,6 +31,7 @@
 import { BrokerClient } from "./broker-client.js";
 import { engineTerms } from "./engines.js";
 import { calibrate, estimatePage, fallbackPlan } from "./estimator.js";
+import { fetchText, workerScript } from "./fetch-sources.js";
 import { HostClient } from "./host-client.js";
 import { Learner } from "./learning.js";
 import { api, browserContention } from "./platform.js";
@@ -50,14 +51,6 @@ import { chooseTabsToDiscard } from "./tab-discard.js";
 const PLACEMENT_DEADLINE_MS = 8_000;
 // Longest a page's analysis waits for the device's first calibration (see #analyze).
 const CALIBRATION_WAIT_MS = 2_000;
-const FETCH_TIMEOUT_MS = 5_000;
-const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
-// importScripts the orchestrator supplies with a remote worker: string literals found in its
-// source (and in theirs, one level down), fetched up front.
-const MAX_IMPORTS = 32;
-
-const MAX_MODULES = 64;
-
 // How long a placement waits for the tab's data channel before relaying through here instead.
 const CHANNEL_DEADLINE_MS = 2_500;
 
@@ -78,58 +71,6 @@ function speedOf(terms, engine) {
 /** When to renew a lease of `ttlMs` again: half its TTL, at most RENEW_PERIOD_MS. */
 export function renewPeriodMs(ttlMs) {
   return Math.max(500, Math.min(RENEW_PERIOD_MS, Math.floor(ttlMs / 2)));
-}
-
-/**
- * URLs a worker's source may load, resolved against `base`: the string literals of its
- * `importScripts(...)` calls (classic) or its `import`/`export ... from` specifiers and
- * `import("...")` calls (module; bare specifiers cannot load in a worker either).
- */
-function importedUrls(source, base, module = false) {
-  if (module) {
-    const urls = [];
-    const specifiers = [
-      ...source.matchAll(/\b(?:import|export)\s[^'"`;]*?\bfrom\s*(["'])([^"']+)\1/g),
-      ...source.matchAll(/\bimport\s*(["'])([^"']+)\1/g),
-      ...source.matchAll(/\bimport\s*\(\s*(["'])([^"']+)\1\s*\)/g),
-    ];
-    for (const m of specifiers) {
-      if (!/^(\/|\.\/|\.\.\/|[a-z][a-z0-9+.-]*:)/i.test(m[2])) continue;
-      try {
-        urls.push(new URL(m[2], base).href);
-      } catch {
-        // Not a URL: the import fails in the worker, as it would locally.
-      }
-    }
-    return urls;
-  }
-  const urls = [];
-  for (const call of source.matchAll(/importScripts\s*\(([^)]*)\)/g)) {
-    for (const lit of call[1].matchAll(/(["'`])((?:\\.|(?!\1)[^\\])*)\1/g)) {
-      try {
-        urls.push(new URL(lit[2], base).href);
-      } catch {
-        // Not a URL: importScripts will throw in the worker, as it would locally.
-      }
-    }
-  }
-  return urls;
-}
-
-async function fetchText(url) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
-  try {
-    const response = await fetch(url, { signal: controller.signal, cache: "force-cache" });
-    if (!response.ok) return { error: `HTTP ${response.status}` };
-    const text = await response.text();
-    if (text.length > MAX_SOURCE_BYTES) return { error: "too large", bytes: text.length };
-    return { text, bytes: new TextEncoder().encode(text).length };
-  } catch (error) {
-    return { error: String(error?.message ?? error) };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // What the page's error says about a remote worker that hit a limit of its own.
@@ -597,7 +538,7 @@ export class Orchestrator {
     }
     let script = null;
     if (decision.target === "remote") {
-      script = await this.#workerScript(session, url, source, options?.type === "module");
+      script = await workerScript(url, source ?? session.workerSources.get(url), options?.type === "module");
       if (script.error) decision = { target: "local", reason: script.error };
       // The page may have gone, or the lease ended, while the sources were fetched.
       else if (session.ended || !session.lease) decision = { target: "local", reason: "the lease ended" };
@@ -679,32 +620,6 @@ export class Orchestrator {
   }
 
   /** The worker's source and the scripts its importScripts may load, or `{error}`. */
-  async #workerScript(session, url, pageSource, module) {
-    let source = pageSource ?? session.workerSources.get(url) ?? null;
-    if (source == null && /^https?:/.test(url)) source = (await fetchText(url)).text ?? null;
-    if (source == null) return { error: "the worker's source could not be read" };
-    const imports = [];
-    const seen = new Set();
-    // Classic: importScripts literals, one level down. Module: the whole static graph.
-    const maxDepth = module ? 8 : 1;
-    const maxCount = module ? MAX_MODULES : MAX_IMPORTS;
-    let pending = importedUrls(source, url, module).map((u) => [u, 0]);
-    while (pending.length > 0 && imports.length < maxCount) {
-      const [importUrl, depth] = pending.shift();
-      if (seen.has(importUrl) || !/^https?:/.test(importUrl)) continue;
-      seen.add(importUrl);
-      const fetched = await fetchText(importUrl);
-      // A script that cannot be fetched is left out: importScripts throws a NetworkError
-      // for it in the worker, as it would locally.
-      if (fetched.text == null) continue;
-      imports.push({ url: importUrl, source: fetched.text });
-      if (depth < maxDepth) {
-        pending = pending.concat(importedUrls(fetched.text, importUrl, module).map((u) => [u, depth + 1]));
-      }
-    }
-    return { source, imports };
-  }
-
   #decide(session, analysis, url, options) {
     const local = (reason) => ({ target: "local", reason });
     if (session.ended) return local("the page is gone");
