@@ -37,10 +37,16 @@ const PROBE: &str = r#"(async () => {
   let trap = "";
   try { glue.debug_overflow_stack(); } catch (e) { trap = `${e.constructor.name}: ${e.message}`; }
   let broken = "";
-  try { glue.estimate(JSON.stringify(sources), 1e6); } catch (e) { broken = `${e.constructor.name}: ${e.message}`; }
+  try { glue.estimate(JSON.stringify(sources), [], 1e6); } catch (e) { broken = `${e.constructor.name}: ${e.message}`; }
   const after = await est.estimatePage(sources, 1e6);
   const again = await est.estimatePage(sources, 1e6);
+  // Bad input to the raw glue is an error that names it, and the instance keeps serving.
+  let mismatch = "";
+  try { glue.estimate(JSON.stringify(sources), ["a", "b"], 1e6); } catch (e) { mismatch = e.message; }
+  const afterBadInput = await est.estimatePage(sources, 1e6);
   return {
+    mismatch,
+    afterBadInput: afterBadInput.paths[0].cpu_ms.p50,
     before: before.paths[0].cpu_ms.p50,
     after: after.paths[0].cpu_ms.p50,
     again: again.paths[0].cpu_ms.p50,
@@ -93,6 +99,15 @@ async fn chromium_reinstantiates_the_estimator_after_a_trap() {
     assert_eq!(r["after"], r["again"], "{r}");
     assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
     assert_eq!(r["target"], "#go", "{r}");
+    assert!(
+        r["mismatch"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2 script texts for 1 scripts"),
+        "{r}"
+    );
+    assert_eq!(r["afterBadInput"], r["before"], "{r}");
+    assert_eq!(r["health"]["resets"], 1, "bad input is not a trap: {r}");
 }
 
 /// Resolves with the stored calibration as soon as the background has written it (at once if
