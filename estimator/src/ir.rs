@@ -6,6 +6,7 @@
 //! declared in a later script, a loop bound that is a `const` declared further down) are kept
 //! symbolic here and settled by `resolve.rs`.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -471,13 +472,21 @@ impl Collected {
         let Some(s) = self.scopes.get_mut(scope) else {
             return;
         };
-        match s.bindings.get(&name) {
-            Some(Binding::Function(_) | Binding::Class(_)) if binding == Binding::Other => {}
-            _ => {
-                if !self.bound_names.contains(&name) {
-                    self.bound_names.insert(name.clone());
+        // One probe of the scope's table; the page-wide set only hears of a name the first
+        // time some scope binds it here.
+        match s.bindings.entry(name) {
+            Entry::Occupied(mut held) => {
+                if !(binding == Binding::Other
+                    && matches!(held.get(), Binding::Function(_) | Binding::Class(_)))
+                {
+                    held.insert(binding);
                 }
-                s.bindings.insert(name, binding);
+            }
+            Entry::Vacant(slot) => {
+                if !self.bound_names.contains(slot.key()) {
+                    self.bound_names.insert(slot.key().clone());
+                }
+                slot.insert(binding);
             }
         }
     }

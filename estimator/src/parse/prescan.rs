@@ -302,6 +302,28 @@ const fn pack(word: &[u8]) -> u128 {
     u128::from_le_bytes(buf)
 }
 
+/// Per word length, the first letters of the keywords [`keyword`] knows of that length, as a
+/// bit per letter (`a` is bit 0). Checked in a test against the keyword list.
+const KEYWORD_SHAPES: [u32; 11] = {
+    const fn letters(words: &[&[u8]]) -> u32 {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < words.len() {
+            bits |= 1 << (words[i][0] - b'a');
+            i += 1;
+        }
+        bits
+    }
+    let mut t = [0u32; 11];
+    t[2] = letters(&[b"if", b"in", b"do", b"of"]);
+    t[3] = letters(&[b"for", b"new"]);
+    t[4] = letters(&[b"with", b"void", b"case", b"else"]);
+    t[5] = letters(&[b"while", b"await", b"yield", b"throw"]);
+    t[6] = letters(&[b"typeof", b"delete", b"return"]);
+    t[10] = letters(&[b"instanceof"]);
+    t
+};
+
 /// The flags of `word`: 0 for anything but the keywords the prescan cares about, which are
 /// all 2 to 10 lowercase letters (most names and numbers are rejected before any compare).
 fn keyword(word: &[u8]) -> u8 {
@@ -323,7 +345,15 @@ fn keyword(word: &[u8]) -> u8 {
     const K_ELSE: u128 = pack(b"else");
     const K_OF: u128 = pack(b"of");
     const K_THROW: u128 = pack(b"throw");
-    if !(2..=10).contains(&word.len()) || !word.first().is_some_and(u8::is_ascii_lowercase) {
+    // Most words are not keyword-shaped: turned away by length and first letter, before
+    // `pack` copies any bytes.
+    let shape = match (KEYWORD_SHAPES.get(word.len()), word.first()) {
+        (Some(&letters), Some(&first)) if first.is_ascii_lowercase() => {
+            letters & (1 << (first - b'a'))
+        }
+        _ => 0,
+    };
+    if shape == 0 {
         return 0;
     }
     match pack(word) {
@@ -561,6 +591,23 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The length-and-first-letter filter in front of `keyword` lets every keyword through
+    /// (a keyword it turned away would hide nesting from the prescan) and stops other words.
+    #[test]
+    fn every_keyword_passes_the_shape_filter() {
+        let keywords: [&[u8]; 18] = [
+            b"if", b"in", b"do", b"of", b"for", b"new", b"with", b"void", b"case", b"else",
+            b"while", b"await", b"yield", b"throw", b"typeof", b"delete", b"return",
+            b"instanceof",
+        ];
+        for word in keywords {
+            assert_ne!(keyword(word), 0, "{}", String::from_utf8_lossy(word));
+        }
+        for word in [&b"function"[..], b"var", b"this", b"iff", b"If", b"x", b"", b"_if"] {
+            assert_eq!(keyword(word), 0, "{}", String::from_utf8_lossy(word));
+        }
+    }
 
     #[test]
     fn prescan_accepts_ordinary_code() {
