@@ -29,7 +29,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::builtins::Builtin;
-use crate::dist::Dist;
+use crate::dist::{Dist, MixtureMemo};
 use crate::graph::{Edge, ExecGraph, Node};
 use crate::ir::{Block, BodyId, Collected, Item, LoopId, NumExpr, SiteId};
 use crate::libraries;
@@ -117,9 +117,17 @@ impl Cost {
         }
     }
 
-    pub fn mixture(arms: &[Cost]) -> Cost {
-        if let [one] = arms {
-            return *one;
+    pub fn mixture(arms: &[Cost], memo: &MixtureMemo) -> Cost {
+        match arms {
+            [one] => return *one,
+            [a, b] => {
+                return Cost {
+                    cpu: memo.mixture(&[a.cpu, b.cpu]),
+                    mem: memo.mixture(&[a.mem, b.mem]),
+                    net: memo.mixture(&[a.net, b.net]),
+                };
+            }
+            _ => {}
         }
         // Mixed at every branch: no allocation for the usual few arms.
         let pick = |f: fn(&Cost) -> Dist| {
@@ -128,9 +136,9 @@ impl Cost {
                 for (slot, a) in inline.iter_mut().zip(arms) {
                     *slot = f(a);
                 }
-                Dist::mixture(inline.get(..arms.len()).unwrap_or(&[]))
+                memo.mixture(inline.get(..arms.len()).unwrap_or(&[]))
             } else {
-                Dist::mixture(&arms.iter().map(f).collect::<Vec<_>>())
+                memo.mixture(&arms.iter().map(f).collect::<Vec<_>>())
             }
         };
         Cost {
@@ -187,6 +195,7 @@ pub struct CostModel<'a> {
     site_list: Vec<SiteId>,
     /// Whether each body is part of a recursion (priced as a whole, never per call site).
     cyclic: Vec<bool>,
+    memo: MixtureMemo,
 }
 
 impl<'a> CostModel<'a> {
@@ -206,6 +215,7 @@ impl<'a> CostModel<'a> {
             cyclic: vec![false; c.bodies.len()],
             site_start: Vec::new(),
             site_list: Vec::new(),
+            memo: MixtureMemo::default(),
         };
         (model.site_start, model.site_list) = sites_by_body(c);
         model.price_all(g);
@@ -359,9 +369,11 @@ impl<'a> CostModel<'a> {
                 None if self.branching(members, &component, ci) => BRANCHING_RECURSION_TRIPS,
                 None => UNKNOWN_TRIPS,
             };
-            let mut total = Cost::mixture(&own).times(trips);
+            let mut total = Cost::mixture(&own, &self.memo).times(trips);
             // Recursion runs like a loop: its activations warm up as its own.
-            total.cpu += self.warm(Dist::mixture(&straight), trips.p50).times(trips);
+            total.cpu += self
+                .warm(self.memo.mixture(&straight), trips.p50)
+                .times(trips);
             for &m in members {
                 if let Some(slot) = self.cyclic.get_mut(m) {
                     *slot = true;
@@ -433,7 +445,7 @@ impl<'a> CostModel<'a> {
             .map(|n| recursion::activations(n, &steps).map(Dist::exact))
             .collect();
         let counts = counts?;
-        (!counts.is_empty()).then(|| Dist::mixture(&counts))
+        (!counts.is_empty()).then(|| self.memo.mixture(&counts))
     }
 
     /// One call of `callee` from call site `site` when the callee loops over parameters the
@@ -544,8 +556,8 @@ impl<'a> CostModel<'a> {
                         (*c, *st) = self.block(a, component, current, depth + 1, runs, given);
                     }
                     let n = arms.len();
-                    straight += Dist::mixture(straights.get(..n).unwrap_or(&[]));
-                    Cost::mixture(costs.get(..n).unwrap_or(&[]))
+                    straight += self.memo.mixture(straights.get(..n).unwrap_or(&[]));
+                    Cost::mixture(costs.get(..n).unwrap_or(&[]), &self.memo)
                 }
                 Item::Branch(arms) => {
                     let (costs, straights): (Vec<Cost>, Vec<Dist>) = self
@@ -554,8 +566,8 @@ impl<'a> CostModel<'a> {
                         .iter()
                         .map(|a| self.block(a, component, current, depth + 1, runs, given))
                         .unzip();
-                    straight += Dist::mixture(&straights);
-                    Cost::mixture(&costs)
+                    straight += self.memo.mixture(&straights);
+                    Cost::mixture(&costs, &self.memo)
                 }
                 Item::Call(site) => match self.r.sites.get(*site) {
                     // One callee, the common case: no mixture to build.
@@ -591,8 +603,8 @@ impl<'a> CostModel<'a> {
                                 }
                             })
                             .unzip();
-                        straight += Dist::mixture(&straights);
-                        Cost::mixture(&costs)
+                        straight += self.memo.mixture(&straights);
+                        Cost::mixture(&costs, &self.memo)
                     }
                     // Only builtins priced per item look their argument's size up.
                     Some(Target::Builtin(b)) if b.per_item > 0.0 || b.bytes_per_item > 0.0 => {

@@ -6,6 +6,7 @@
 //! multiply medians and combine log-spreads in quadrature. Closed forms keep the estimator
 //! deterministic (no sampling) and keep `p10 <= p50 <= p90` by construction.
 
+use std::cell::Cell;
 use std::ops::{Add, AddAssign};
 
 use foresight_shared::protocol::Quantiles;
@@ -116,6 +117,11 @@ impl Dist {
     /// `if (rare) { heavy() }` thus has a median near the light arm and a p90 inside the heavy
     /// arm's range, rather than the heavy arm's p90.
     pub fn mixture(arms: &[Dist]) -> Self {
+        // Nineteen mixtures in twenty have two arms (an `if`, a `?:`, `&&`): the same
+        // answers as below, without copying into the general path's arrays.
+        if let [a, b] = arms {
+            return Self::mixture_of_two(a.sanitized(), b.sanitized());
+        }
         // The cost pass mixes at every branch and multi-callee call: no allocation for the
         // usual handful of arms.
         let mut inline = [Dist::ZERO; INLINE_ARMS];
@@ -167,6 +173,30 @@ impl Dist {
             return Dist::new(0.0, 0.0, d.p50 + 0.75 * (d.p90 - d.p50)).sanitized();
         }
         let q = Mixture::new(arms);
+        Dist::new(q.quantile(0.1), q.quantile(0.5), q.quantile(0.9)).sanitized()
+    }
+
+    /// [`Dist::mixture`] of two sanitized arms, taking the same shortcuts in the same order.
+    fn mixture_of_two(a: Dist, b: Dist) -> Self {
+        if a == b {
+            return a;
+        }
+        if a.p10 == a.p90 && b.p10 == b.p90 {
+            // Two exact arms: the lower value is the p10 and the p50, the higher the p90
+            // (the discrete uniform quantiles below, ordered as `total_cmp` sorts).
+            let (lo, hi) = if a.p50.total_cmp(&b.p50).is_le() {
+                (a.p50, b.p50)
+            } else {
+                (b.p50, a.p50)
+            };
+            return Dist::new(lo, lo, hi).sanitized();
+        }
+        if a == Dist::ZERO || b == Dist::ZERO {
+            let d = if a == Dist::ZERO { b } else { a };
+            return Dist::new(0.0, 0.0, d.p50 + 0.75 * (d.p90 - d.p50)).sanitized();
+        }
+        let arms = [a, b];
+        let q = Mixture::new(&arms);
         Dist::new(q.quantile(0.1), q.quantile(0.5), q.quantile(0.9)).sanitized()
     }
 
@@ -231,6 +261,59 @@ impl Dist {
             p50: d.p50,
             p90: d.p90,
         }
+    }
+}
+
+/// Two-arm mixtures the cost pass has already computed, by the exact bits of their arms.
+///
+/// Half of a large page's general mixtures (those without a shortcut in [`Dist::mixture`])
+/// repeat an earlier one exactly: the same pair of callees behind `a ? f() : g()` in many
+/// places, or a body priced again for a sized call. Each costs a root-finding run with `exp`
+/// in the tails, which libm does in software in wasm. A direct-mapped table remembers them; a
+/// hit returns the bits computing would give, so results do not depend on the table.
+pub struct MixtureMemo {
+    slots: Box<[Cell<Option<MemoSlot>>]>,
+}
+
+type MemoSlot = ([u64; 6], Dist);
+
+/// log2 of the memo's slots: 1,024 slots of 72 bytes.
+const MEMO_BITS: u32 = 10;
+
+impl Default for MixtureMemo {
+    fn default() -> Self {
+        MixtureMemo {
+            slots: (0..1usize << MEMO_BITS).map(|_| Cell::new(None)).collect(),
+        }
+    }
+}
+
+impl MixtureMemo {
+    /// [`Dist::mixture`] of `arms`, remembered when there are two and no shortcut applies.
+    pub fn mixture(&self, arms: &[Dist]) -> Dist {
+        let [a, b] = arms else {
+            return Dist::mixture(arms);
+        };
+        let shortcut =
+            a == b || (a.p10 == a.p90 && b.p10 == b.p90) || *a == Dist::ZERO || *b == Dist::ZERO;
+        if shortcut {
+            return Dist::mixture(arms);
+        }
+        let key = [a.p10, a.p50, a.p90, b.p10, b.p50, b.p90].map(f64::to_bits);
+        let hash = key.iter().fold(0u64, |h, k| {
+            (h ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+        });
+        let slot = self.slots.get((hash >> (64 - MEMO_BITS)) as usize);
+        if let Some((held, mixed)) = slot.and_then(Cell::get)
+            && held == key
+        {
+            return mixed;
+        }
+        let mixed = Dist::mixture(arms);
+        if let Some(slot) = slot {
+            slot.set(Some((key, mixed)));
+        }
+        mixed
     }
 }
 
@@ -494,6 +577,39 @@ mod tests {
             b
         };
         Dist::new(quantile(0.1), quantile(0.5), quantile(0.9)).sanitized()
+    }
+
+    #[test]
+    fn remembered_mixtures_are_bit_for_bit_the_computed_ones() {
+        // Many distinct pairs (more than the memo has slots, so slots are overwritten), each
+        // asked for several times: a hit must give exactly what computing gives.
+        let memo = MixtureMemo::default();
+        let pairs: Vec<[Dist; 2]> = (0..5_000)
+            .map(|i| {
+                let x = 1.0 + f64::from(i % 2_500);
+                [Dist::new(x, 2.0 * x, 9.0 * x), Dist::new(0.5, 3.0, 4.0 + x)]
+            })
+            .collect();
+        for round in 0..3 {
+            for arms in &pairs {
+                let (remembered, computed) = (memo.mixture(arms), Dist::mixture(arms));
+                assert_eq!(
+                    [remembered.p10, remembered.p50, remembered.p90].map(f64::to_bits),
+                    [computed.p10, computed.p50, computed.p90].map(f64::to_bits),
+                    "round {round}: {arms:?}"
+                );
+            }
+        }
+        // Shortcut cases and other arities go straight through.
+        let d = Dist::new(1.0, 2.0, 3.0);
+        assert_eq!(
+            memo.mixture(&[d, Dist::ZERO]),
+            Dist::mixture(&[d, Dist::ZERO])
+        );
+        assert_eq!(
+            memo.mixture(&[d, d, Dist::exact(7.0)]),
+            Dist::mixture(&[d, d, Dist::exact(7.0)])
+        );
     }
 
     #[test]

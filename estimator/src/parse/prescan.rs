@@ -597,14 +597,38 @@ mod tests {
     #[test]
     fn every_keyword_passes_the_shape_filter() {
         let keywords: [&[u8]; 18] = [
-            b"if", b"in", b"do", b"of", b"for", b"new", b"with", b"void", b"case", b"else",
-            b"while", b"await", b"yield", b"throw", b"typeof", b"delete", b"return",
+            b"if",
+            b"in",
+            b"do",
+            b"of",
+            b"for",
+            b"new",
+            b"with",
+            b"void",
+            b"case",
+            b"else",
+            b"while",
+            b"await",
+            b"yield",
+            b"throw",
+            b"typeof",
+            b"delete",
+            b"return",
             b"instanceof",
         ];
         for word in keywords {
             assert_ne!(keyword(word), 0, "{}", String::from_utf8_lossy(word));
         }
-        for word in [&b"function"[..], b"var", b"this", b"iff", b"If", b"x", b"", b"_if"] {
+        for word in [
+            &b"function"[..],
+            b"var",
+            b"this",
+            b"iff",
+            b"If",
+            b"x",
+            b"",
+            b"_if",
+        ] {
             assert_eq!(keyword(word), 0, "{}", String::from_utf8_lossy(word));
         }
     }
