@@ -100,6 +100,11 @@ pub enum BrokerEvent {
         channel_client_id: u64,
         worker_id: String,
     },
+    /// A spare executor process exists, sandboxed and waiting for its connection's next
+    /// worker.
+    SpareExecutorStarted {
+        executor_pid: u32,
+    },
     /// The pool changed size (autoscaling or an operator's change).
     PoolResized {
         capacity: foresight_shared::protocol::plan::ResourceAmounts,
@@ -232,6 +237,9 @@ impl fmt::Display for BrokerEvent {
                 "client {client_id} worker {worker_id:?}: data through client \
                  {channel_client_id}'s data channel"
             ),
+            BrokerEvent::SpareExecutorStarted { executor_pid } => {
+                write!(f, "spare executor {executor_pid} waits for a worker")
+            }
             BrokerEvent::PoolResized { capacity } => write!(
                 f,
                 "pool resized to {} millicores, {} bytes, {} B/s",

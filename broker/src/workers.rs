@@ -2,9 +2,12 @@
 //!
 //! [`spawn`] starts the child (environment cleared, stdin/stdout piped, stderr inherited so
 //! its diagnostics land in the broker's log) or takes the connection's [`Spare`], one started
-//! ahead of need, queues `start`, and starts two tasks:
+//! ahead of need (off the runtime's threads: [`SpareStart`]), sets a QuickJS executor's
+//! rlimits from outside (`executor::sandbox::apply_limits`: its seccomp filter refuses it the
+//! system calls to change them itself), writes `start` to its stdin (what the pipe does not
+//! take at once is queued), and starts one task that drives two things at once:
 //!
-//! * the input task writes frames to the child's stdin, in order;
+//! * the input half writes the queued frames to the child's stdin, in order;
 //! * the supervisor reads frames from its stdout and forwards them, in order, to the owning
 //!   connection as [`WorkerEvent`]s; it kills the child when told to (terminate, lease end,
 //!   disconnect), reaps it, works out the exit reason and emits
@@ -16,9 +19,11 @@
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
+use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use foresight_shared::framing::{FrameDecoder, FrameError, encode_frame, encode_message};
@@ -27,13 +32,14 @@ use foresight_shared::protocol::broker::{EngineKind, LeaseId, ScriptSource, Work
 use foresight_shared::protocol::executor::{
     ConsoleLevel, DATA_FRAME, ExecutorLimits, FromExecutor, ToExecutor, data_frame,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::config::ExecutorCommand;
 use crate::events::{BrokerEvent, Events};
+use crate::executor::sandbox;
 use crate::node::cgroup::ChildCgroup;
 use crate::node::watchdog::{self, Verdict};
 use crate::node::{NODE_BASE_MEMORY, NodeBackend, NodeChild};
@@ -187,12 +193,6 @@ pub(crate) struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Queues a control message for the executor, in order, without waiting.
-    pub(crate) fn send(&self, message: &ToExecutor) -> Result<(), QueueError> {
-        let frame = encode_message(message, EXECUTOR_MAX_FRAME).map_err(QueueError::Encode)?;
-        self.queue(frame)
-    }
-
     fn queue(&self, frame: Vec<u8>) -> Result<(), QueueError> {
         self.input().queue(frame)
     }
@@ -270,9 +270,42 @@ impl Spare {
     }
 }
 
-/// Starts an executor for `spec`: in `spare` if it is still alive, else in a new process.
-/// Its tasks go into `tasks`, so the connection can wait for every process to be reaped
-/// before it finishes.
+/// A [`Spare`] being started on the runtime's blocking pool. Creating a process blocks the
+/// calling thread until the child has exec'd (0.2-0.3 ms, up to 3 ms while other processes
+/// compete for the CPU). On one of the runtime's worker threads, right after a worker's
+/// `worker_started` went out, that held up the I/O of the tasks that thread would have
+/// served: in the benchmark, whose client shares the broker's runtime, `worker_started`
+/// reached the client that much later.
+pub(crate) struct SpareStart(tokio::task::JoinHandle<io::Result<Spare>>);
+
+impl SpareStart {
+    pub(crate) fn begin(command: &ExecutorCommand, events: Events) -> Self {
+        let command = command.clone();
+        Self(tokio::task::spawn_blocking(move || {
+            let spare = Spare::start(&command)?;
+            events.emit(BrokerEvent::SpareExecutorStarted {
+                executor_pid: spare.child.id().unwrap_or(0),
+            });
+            Ok(spare)
+        }))
+    }
+
+    /// The spare, once its process exists (waiting for that if need be); `None`, logged, if
+    /// it could not be started. Dropped instead, the spare is killed once started.
+    pub(crate) async fn ready(self) -> Option<Spare> {
+        let started = self.0.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+        match started {
+            Ok(spare) => Some(spare),
+            Err(e) => {
+                tracing::debug!("no spare executor: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Starts worker `spec` in `process`. Its task (the input half and the supervisor) goes into
+/// `tasks`, so the connection can wait for every process to be reaped before it finishes.
 pub(crate) fn spawn(
     process: Process,
     spec: WorkerSpec,
@@ -291,7 +324,18 @@ pub(crate) fn spawn(
             child,
             stdin,
             stdout,
-        }) => (child, stdin, stdout, None),
+        }) => {
+            // The lease's limits, before `start`: they hold before any of the worker's code
+            // runs. The executor cannot set them itself (its seccomp filter refuses it).
+            let notes = match child.id() {
+                Some(pid) => sandbox::apply_limits(pid, &spec.limits),
+                None => vec!["no rlimits set: the executor has been reaped".to_string()],
+            };
+            for note in notes {
+                tracing::warn!(worker_id = %spec.worker_id, "executor limits: {note}");
+            }
+            (child, stdin, stdout, None)
+        }
         Process::Node(c, backend) => {
             // The lease's memory is the script's; the child's own needs come on top.
             let applied = c
@@ -334,24 +378,33 @@ pub(crate) fn spawn(
         pending: pending.clone(),
         kill: Some(kill),
     };
-    if let Some(boot) = boot {
-        handle
-            .queue(boot)
-            .map_err(|e| io::Error::other(format!("cannot queue the boot frame: {e:?}")))?;
-    }
-    handle
-        .send(&ToExecutor::Start {
+    let start = encode_message(
+        &ToExecutor::Start {
             script_url: spec.script_url,
             source: spec.source,
             limits: spec.limits,
             imports: spec.imports,
             name: spec.name,
             module: spec.module,
-        })
-        .map_err(|e| io::Error::other(format!("cannot queue start: {e:?}")))?;
+        },
+        EXECUTOR_MAX_FRAME,
+    )
+    .map_err(|e| io::Error::other(format!("cannot encode start: {e}")))?;
+    let mut first = boot.unwrap_or_default();
+    first.extend_from_slice(&start);
+    // Written here rather than by the input half: its first turn would come only once this
+    // task has yielded or another runtime thread has been woken for it, on the way to every
+    // worker's start. What the pipe does not take at once (a large script) is queued ahead
+    // of anything else.
+    let mut stdin = stdin;
+    let written = write_now(&mut stdin, &first);
+    if written < first.len() {
+        handle
+            .queue(first.split_off(written))
+            .map_err(|e| io::Error::other(format!("cannot queue start: {e:?}")))?;
+    }
 
-    tasks.spawn(write_input(stdin, input_rx, pending));
-    tasks.spawn(supervise(Supervisor {
+    let supervisor = Supervisor {
         child,
         stdout,
         kill: kill_rx,
@@ -361,8 +414,31 @@ pub(crate) fn spawn(
         worker_id: spec.worker_id,
         node,
         armed: None,
-    }));
+    };
+    // One task for both directions: spawning a second one wakes another runtime thread
+    // (tokio runs one newly spawned task in place, and hands the next to an idle thread),
+    // which then competes with the starting executor for the CPU.
+    tasks.spawn(async move {
+        tokio::join!(write_input(stdin, input_rx, pending), supervise(supervisor));
+    });
     Ok(handle)
+}
+
+/// Writes as much of `bytes` to the executor's stdin as the pipe takes without waiting, and
+/// returns how much that was (0 if the pipe is full or not yet known to be writable, or the
+/// executor is gone: the input half finds out which, when it writes the rest). Polled with
+/// a waker that does nothing: should the pipe not be ready, the input half's own poll
+/// registers its waker in this one's place.
+fn write_now(stdin: &mut ChildStdin, bytes: &[u8]) -> usize {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut written = 0;
+    while written < bytes.len() {
+        match Pin::new(&mut *stdin).poll_write(&mut cx, &bytes[written..]) {
+            Poll::Ready(Ok(n)) if n > 0 => written += n,
+            _ => break,
+        }
+    }
+    written
 }
 
 async fn write_input(

@@ -212,3 +212,137 @@ async fn executor_refuses_a_first_frame_that_is_not_start() {
         drop(stdin);
     }
 }
+
+/// An executor started by hand, as the broker starts one (but for the broker's rlimits),
+/// given `start` for `source` with `then` written right behind it.
+async fn executor_with(
+    source: &str,
+    then: &[u8],
+) -> (
+    tokio::process::Child,
+    tokio::process::ChildStdin,
+    tokio::process::ChildStdout,
+) {
+    use foresight_shared::framing::encode_message;
+    use foresight_shared::limits::EXECUTOR_MAX_FRAME;
+    use foresight_shared::protocol::executor::{ExecutorLimits, ToExecutor};
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_foresight-broker"))
+        .arg("executor")
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start an executor");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let start = ToExecutor::Start {
+        script_url: "https://page.test/w.js".into(),
+        source: source.into(),
+        limits: ExecutorLimits {
+            cpu_ms: 60_000,
+            memory_bytes: 32 * MIB,
+            stack_bytes: MIB,
+        },
+        imports: Vec::new(),
+        name: String::new(),
+        module: false,
+    };
+    let mut bytes = encode_message(&start, EXECUTOR_MAX_FRAME).expect("encode start");
+    bytes.extend_from_slice(then);
+    stdin.write_all(&bytes).await.expect("write start");
+    stdin.flush().await.expect("flush");
+    (child, stdin, stdout)
+}
+
+/// The executor's next frame on `stdout`: a message, or (`Err`) worker data.
+async fn next_from_executor(
+    stdout: &mut tokio::process::ChildStdout,
+    decoder: &mut foresight_shared::framing::FrameDecoder,
+) -> Result<foresight_shared::protocol::executor::FromExecutor, Vec<u8>> {
+    use foresight_shared::protocol::executor::DATA_FRAME;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = decoder.next_frame() {
+            let mut frame = frame.expect("a well-formed frame");
+            if frame.first() == Some(&DATA_FRAME) {
+                frame.remove(0);
+                return Err(frame);
+            }
+            return Ok(serde_json::from_slice(&frame).expect("a known message"));
+        }
+        let n = tokio::time::timeout(DEADLINE, stdout.read(&mut buf))
+            .await
+            .expect("the executor answers in time")
+            .expect("read stdout");
+        assert!(n > 0, "the executor closed its stdout");
+        decoder.push(&buf[..n]);
+    }
+}
+
+/// The executor reads `start` on its main thread and hands stdin to its input thread only
+/// later: the frames that came right behind `start` still reach the worker, in order, and a
+/// closed stdin still stops a top level stuck in a loop (stdin is handed over at the
+/// engine's first interrupt check), long before its CPU budget would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_hands_stdin_over_without_losing_input_or_control() {
+    use foresight_shared::framing::{FrameDecoder, encode_frame};
+    use foresight_shared::limits::EXECUTOR_MAX_FRAME;
+    use foresight_shared::protocol::broker::WorkerExitReason;
+    use foresight_shared::protocol::executor::{FromExecutor, data_frame};
+    use foresight_shared::sclone;
+
+    let mut then = Vec::new();
+    for word in ["one", "two"] {
+        let payload = sclone::encode_json(&json!(word));
+        then.extend(encode_frame(&data_frame(&payload), EXECUTOR_MAX_FRAME).expect("encode"));
+    }
+    let (mut child, stdin, mut stdout) =
+        executor_with("onmessage = (e) => postMessage(e.data);", &then).await;
+    let mut decoder = FrameDecoder::new(EXECUTOR_MAX_FRAME);
+    assert_eq!(
+        next_from_executor(&mut stdout, &mut decoder).await,
+        Ok(FromExecutor::Started)
+    );
+    for word in ["one", "two"] {
+        let echoed = next_from_executor(&mut stdout, &mut decoder)
+            .await
+            .expect_err("worker data");
+        let value = sclone::decode(&echoed)
+            .expect("decode")
+            .to_json()
+            .expect("json");
+        assert_eq!(value, json!(word));
+    }
+    drop(stdin);
+    assert!(matches!(
+        next_from_executor(&mut stdout, &mut decoder).await,
+        Ok(FromExecutor::Exited {
+            reason: WorkerExitReason::Terminated,
+            ..
+        })
+    ));
+    tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the executor exits in time")
+        .expect("wait");
+
+    let (mut child, stdin, mut stdout) = executor_with("for (;;) {}", &[]).await;
+    // Let the top level spin for a while, then leave.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(stdin);
+    let mut decoder = FrameDecoder::new(EXECUTOR_MAX_FRAME);
+    assert!(matches!(
+        next_from_executor(&mut stdout, &mut decoder).await,
+        Ok(FromExecutor::Exited {
+            reason: WorkerExitReason::Terminated,
+            ..
+        })
+    ));
+    tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the executor exits in time")
+        .expect("wait");
+}

@@ -409,29 +409,21 @@ async fn a_connections_next_worker_starts_in_a_spare_executor() {
     let lease = c.lease(1000, 32 * MIB, 30_000).await;
     c.started_worker(lease, "first", "onmessage = (e) => postMessage(e.data)")
         .await;
-    // The spare is started right after the first spawn; wait until it exists.
-    let deadline = Instant::now() + DEADLINE;
-    let first_pid = match broker
-        .event(
-            "WorkerStarted first",
-            |e| matches!(e, BrokerEvent::WorkerStarted { worker_id, .. } if worker_id == "first"),
-        )
+    // The spare is started right after the first worker is announced (off the connection's
+    // task); the broker says when its process exists.
+    let spare_pid = match broker
+        .event("SpareExecutorStarted", |e| {
+            matches!(e, BrokerEvent::SpareExecutorStarted { .. })
+        })
         .await
     {
-        BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
+        BrokerEvent::SpareExecutorStarted { executor_pid } => executor_pid,
         _ => unreachable!(),
     };
-    let waiting = loop {
-        let others: Vec<u32> = child_pids()
-            .into_iter()
-            .filter(|p| *p != first_pid)
-            .collect();
-        if !others.is_empty() {
-            break others;
-        }
-        assert!(Instant::now() < deadline, "no spare executor appeared");
-        tokio::task::yield_now().await;
-    };
+    assert!(
+        child_pids().contains(&spare_pid),
+        "the spare {spare_pid} is this broker's child"
+    );
     c.started_worker(lease, "second", "onmessage = (e) => postMessage(e.data)")
         .await;
     let second_pid = match broker
@@ -444,9 +436,9 @@ async fn a_connections_next_worker_starts_in_a_spare_executor() {
         BrokerEvent::WorkerStarted { executor_pid, .. } => executor_pid,
         _ => unreachable!(),
     };
-    assert!(
-        waiting.contains(&second_pid),
-        "worker 2 ran in {second_pid}, not in a process started before it ({waiting:?})"
+    assert_eq!(
+        second_pid, spare_pid,
+        "worker 2 ran in {second_pid}, not in the spare started before it"
     );
     c.post("second", json!("hi")).await;
     assert_eq!(c.expect("worker_message").await["data"], "hi");

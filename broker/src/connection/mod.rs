@@ -226,13 +226,14 @@ struct Connection {
     /// The client named [`FEATURE_STRUCTURED_CLONE`]: worker data travels in binary frames.
     structured_clone: bool,
     /// An executor process started ahead of this connection's next worker (killed when the
-    /// connection ends, with everything else).
-    spare: Option<workers::Spare>,
+    /// connection ends, with everything else; if it is still being started then, as soon as
+    /// it exists).
+    spare: Option<workers::SpareStart>,
     workers: HashMap<String, WorkerHandle>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     next_serial: u64,
-    /// Executor input and supervisor tasks: joined before the connection ends, so every
-    /// process has been reaped by then.
+    /// Each executor's task (its input and its supervisor): joined before the connection
+    /// ends, so every process has been reaped by then.
     tasks: JoinSet<()>,
     /// The token this connection authenticated with (it holds one of the token's seats).
     seat: Option<usize>,

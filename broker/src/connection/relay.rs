@@ -96,7 +96,11 @@ impl Connection {
         let engine = script.engine.unwrap_or(self.shared.config.default_engine);
         let process = match (engine, &self.shared.config.node) {
             (EngineKind::Quickjs, _) => {
-                workers::Process::quickjs(&self.shared.config.executor, self.spare.take())
+                let spare = match self.spare.take() {
+                    Some(spare) => spare.ready().await,
+                    None => None,
+                };
+                workers::Process::quickjs(&self.shared.config.executor, spare)
             }
             (EngineKind::Node, Some(node)) => {
                 let live = node.live.load(std::sync::atomic::Ordering::Acquire);
@@ -400,17 +404,19 @@ impl Connection {
             .await?;
             // A connection that starts workers is likely to start more: have the next
             // executor process ready, sandboxed and waiting. Started only now, so that forking
-            // it never delays the start of the worker that is being announced.
+            // it never delays the start of the worker that is being announced, and off this
+            // task's thread (`SpareStart`), so that it does not delay that announcement's way
+            // to the client either.
             if engine == EngineKind::Node
                 && let Some(node) = &self.shared.config.node
             {
                 node.refill();
             }
             if self.spare.is_none() && engine == EngineKind::Quickjs {
-                match workers::Spare::start(&self.shared.config.executor) {
-                    Ok(spare) => self.spare = Some(spare),
-                    Err(e) => tracing::debug!("no spare executor: {e}"),
-                }
+                self.spare = Some(workers::SpareStart::begin(
+                    &self.shared.config.executor,
+                    self.shared.events.clone(),
+                ));
             }
         }
         match output {

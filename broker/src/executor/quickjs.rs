@@ -100,6 +100,8 @@ pub(crate) struct State {
     /// A module worker's top level is being evaluated: a rejection now is reported as the
     /// worker's error event, not as an unhandled rejection.
     evaluating_module: Cell<bool>,
+    /// Run at the next interrupt check ([`QuickJs::on_first_interrupt`]).
+    first_interrupt: Cell<Option<Box<dyn FnOnce()>>>,
 }
 
 impl State {
@@ -109,6 +111,9 @@ impl State {
 
     /// The interrupt handler's question: must the running script stop now?
     fn should_interrupt(&self) -> bool {
+        if let Some(hook) = self.first_interrupt.take() {
+            hook();
+        }
         if self.stop.load(Ordering::Relaxed) {
             return true;
         }
@@ -198,6 +203,7 @@ impl QuickJs {
             out_of_memory: Cell::new(false),
             closed: Cell::new(false),
             evaluating_module: Cell::new(false),
+            first_interrupt: Cell::new(None),
         });
         // Module workers import only what the client supplied: no files, no network.
         runtime.set_loader(UrlResolver, SuppliedModules(state.clone()));
@@ -240,6 +246,13 @@ impl QuickJs {
             .set(Duration::from_millis(limits.cpu_ms));
         self.state.cpu_start.set(thread_cpu_time());
         self.state.epoch.set(Instant::now());
+    }
+
+    /// Runs `hook` at the engine's next interrupt check, that is once a script has run for a
+    /// few thousand instructions (never, if none does): work that must not wait for a long
+    /// top level to end, but that a short one should not pay for.
+    pub fn on_first_interrupt(&self, hook: Box<dyn FnOnce()>) {
+        self.state.first_interrupt.set(Some(hook));
     }
 
     /// Runs `f` with the context and the prelude's entry points.
