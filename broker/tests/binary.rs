@@ -282,6 +282,27 @@ async fn next_from_executor(
     }
 }
 
+/// The executor reports `exited` with `terminated` (its stdin closed) and the process ends.
+async fn ends_terminated(
+    child: &mut tokio::process::Child,
+    stdout: &mut tokio::process::ChildStdout,
+    decoder: &mut foresight_shared::framing::FrameDecoder,
+) {
+    use foresight_shared::protocol::broker::WorkerExitReason;
+    use foresight_shared::protocol::executor::FromExecutor;
+    assert!(matches!(
+        next_from_executor(stdout, decoder).await,
+        Ok(FromExecutor::Exited {
+            reason: WorkerExitReason::Terminated,
+            ..
+        })
+    ));
+    tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the executor exits in time")
+        .expect("wait");
+}
+
 /// The executor reads `start` on its main thread and hands stdin to its input thread only
 /// later: the frames that came right behind `start` still reach the worker, in order, and a
 /// closed stdin still stops a top level stuck in a loop (stdin is handed over at the
@@ -290,7 +311,6 @@ async fn next_from_executor(
 async fn executor_hands_stdin_over_without_losing_input_or_control() {
     use foresight_shared::framing::{FrameDecoder, encode_frame};
     use foresight_shared::limits::EXECUTOR_MAX_FRAME;
-    use foresight_shared::protocol::broker::WorkerExitReason;
     use foresight_shared::protocol::executor::{FromExecutor, data_frame};
     use foresight_shared::sclone;
 
@@ -317,17 +337,7 @@ async fn executor_hands_stdin_over_without_losing_input_or_control() {
         assert_eq!(value, json!(word));
     }
     drop(stdin);
-    assert!(matches!(
-        next_from_executor(&mut stdout, &mut decoder).await,
-        Ok(FromExecutor::Exited {
-            reason: WorkerExitReason::Terminated,
-            ..
-        })
-    ));
-    tokio::time::timeout(DEADLINE, child.wait())
-        .await
-        .expect("the executor exits in time")
-        .expect("wait");
+    ends_terminated(&mut child, &mut stdout, &mut decoder).await;
 
     // A top level that never ends: the main thread never waits for input, so the closed
     // stdin is seen only because stdin reaches the input thread at the engine's first
@@ -335,15 +345,5 @@ async fn executor_hands_stdin_over_without_losing_input_or_control() {
     let (mut child, stdin, mut stdout) = executor_with("for (;;) {}", &[]).await;
     drop(stdin);
     let mut decoder = FrameDecoder::new(EXECUTOR_MAX_FRAME);
-    assert!(matches!(
-        next_from_executor(&mut stdout, &mut decoder).await,
-        Ok(FromExecutor::Exited {
-            reason: WorkerExitReason::Terminated,
-            ..
-        })
-    ));
-    tokio::time::timeout(DEADLINE, child.wait())
-        .await
-        .expect("the executor exits in time")
-        .expect("wait");
+    ends_terminated(&mut child, &mut stdout, &mut decoder).await;
 }
