@@ -245,6 +245,50 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// What the prescan's main loop does with a byte where a token may start, looked up in
+/// [`KIND`].
+const K_OTHER: u8 = 0;
+const K_IDENT: u8 = 1;
+const K_BLANK: u8 = 2;
+const K_NEWLINE: u8 = 3;
+const K_OPERATOR: u8 = 4;
+const K_DOT: u8 = 5;
+const K_OPEN: u8 = 6;
+const K_CLOSE: u8 = 7;
+const K_SEMICOLON: u8 = 8;
+const K_COMMA: u8 = 9;
+const K_QUOTE: u8 = 10;
+const K_BACKTICK: u8 = 11;
+const K_SLASH: u8 = 12;
+const K_COLON: u8 = 13;
+
+const KIND: [u8; 256] = {
+    let mut t = [K_OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match CLASS[c] {
+            IDENT => K_IDENT,
+            OPERATOR => K_OPERATOR,
+            _ => match c as u8 {
+                b' ' | b'\t' => K_BLANK,
+                b'\n' | b'\r' => K_NEWLINE,
+                b'.' => K_DOT,
+                b'(' | b'[' | b'{' => K_OPEN,
+                b')' | b']' | b'}' => K_CLOSE,
+                b';' => K_SEMICOLON,
+                b',' => K_COMMA,
+                b'\'' | b'"' => K_QUOTE,
+                b'`' => K_BACKTICK,
+                b'/' => K_SLASH,
+                b':' => K_COLON,
+                _ => K_OTHER,
+            },
+        };
+        c += 1;
+    }
+    t
+};
+
 fn is_ident_byte(c: u8) -> bool {
     CLASS[c as usize] == IDENT
 }
@@ -397,6 +441,22 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
     let mut pending_reset = false;
     let mut i = 0usize;
 
+    // Before a token that is not a comment or white space: a pending line-break reset applies
+    // unless the token continues the expression (an operator or a member dot).
+    macro_rules! token {
+        (continues) => {
+            pending_reset = false;
+            last_was_operator = true;
+        };
+        (breaks) => {
+            if pending_reset {
+                d.end_run();
+            }
+            pending_reset = false;
+            last_was_operator = false;
+        };
+    }
+
     while i < n {
         if in_template {
             // Inside a template literal's text: find its end or the next `${`.
@@ -426,102 +486,12 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
             continue;
         }
         let c = s[i];
-        let comment = c == b'/' && matches!(s.get(i + 1), Some(b'/' | b'*'));
-        if !comment && !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-            let continues = is_operator_byte(c) || c == b'.';
-            if pending_reset && !continues {
-                d.end_run();
-            }
-            pending_reset = false;
-            last_was_operator = continues;
-            if c != b':' && !is_ident_byte(c) {
-                prev_label = false;
-            }
-        }
-        match c {
-            b'\n' | b'\r' => {
-                pending_reset |= !last_was_operator;
-                i += 1;
-            }
-            b' ' | b'\t' => {
-                // Indentation comes in runs: skip them without going round the loop.
-                i = skip_while(s, i + 1, |b| matches!(b, b' ' | b'\t'));
-            }
-            b'/' if s.get(i + 1) == Some(&b'/') => {
-                i = memchr::memchr(b'\n', &s[i..]).map_or(n, |k| i + k);
-            }
-            b'/' if s.get(i + 1) == Some(&b'*') => {
-                i = memchr::memmem::find(&s[i + 2..], b"*/").map_or(n, |k| i + 2 + k + 2);
-            }
-            b'/' if regex_allowed => {
-                // Regex literal: up to an unescaped `/` outside a character class.
-                i += 1;
-                let mut in_class = false;
-                while i < n && s[i] != b'\n' {
-                    match s[i] {
-                        b'\\' => i += 1,
-                        b'[' => in_class = true,
-                        b']' => in_class = false,
-                        b'/' if !in_class => break,
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                i += 1;
-                while i < n && is_ident_byte(s[i]) {
-                    i += 1;
-                }
-                regex_allowed = false;
-            }
-            b'\'' | b'"' => {
-                i = skip_string(s, i + 1, c);
-                regex_allowed = false;
-            }
-            b'`' => {
-                in_template = true;
-                i += 1;
-            }
-            b'(' | b'[' | b'{' => {
-                d.push(Open::Bracket, i)?;
-                regex_allowed = true;
-                prev_word_else = false;
-                i += 1;
-            }
-            b')' | b']' | b'}' => {
-                match d.pop() {
-                    Some(Open::TemplateExpr) if c == b'}' => in_template = true,
-                    // A block ends the braceless statements it was the body of.
-                    Some(_) if c == b'}' => d.end_statement(),
-                    _ => {}
-                }
-                // After `)` or `]` a slash divides; after `}` it usually starts a regex.
-                regex_allowed = c == b'}';
-                prev_word_else = false;
-                i += 1;
-            }
-            b';' => {
-                d.end_statement();
-                regex_allowed = true;
-                prev_word_else = false;
-                i += 1;
-            }
-            b',' => {
-                d.end_run();
-                regex_allowed = true;
-                prev_word_else = false;
-                i += 1;
-            }
-            b'.' => {
-                if s.get(i + 1) == Some(&b'.') && s.get(i + 2) == Some(&b'.') {
-                    i += 3;
-                } else {
-                    d.chain(1, i)?;
-                    i += 1;
-                }
-                regex_allowed = true;
-                prev_word_else = false;
-            }
-            c if is_ident_byte(c) => {
+        // One table load picks the case; every case below is one class of byte.
+        match KIND[c as usize] {
+            K_IDENT => {
+                // Names and numbers, the commonest token: an identifier does not end a label
+                // run, so `prev_label` is left for the label check below.
+                token!(breaks);
                 let start = i;
                 let numeric = c.is_ascii_digit();
                 i = if numeric {
@@ -530,15 +500,18 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                     skip_while(s, i, is_ident_byte)
                 };
                 let kw = keyword(&s[start..i]);
-                if kw & IF != 0 && prev_word_else {
-                    d.else_if(start)?;
-                } else if kw & NESTS_STATEMENT != 0 {
-                    d.statement(start)?;
+                if kw != 0 {
+                    if kw & IF != 0 && prev_word_else {
+                        d.else_if(start)?;
+                    } else if kw & NESTS_STATEMENT != 0 {
+                        d.statement(start)?;
+                    }
+                    if kw & OPERATOR_WORD != 0 {
+                        d.chain(1, start)?;
+                    }
                 }
-                if kw & OPERATOR_WORD != 0 {
-                    d.chain(1, start)?;
-                }
-                // A label right after another label nests (`a: b: c: x`).
+                // A label right after another label nests (`a: b: c: x`). Most names are
+                // followed by punctuation: look for the colon only past blanks.
                 let mut j = i;
                 while j < n && matches!(s[j], b' ' | b'\t') {
                     j += 1;
@@ -555,7 +528,17 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                 prev_word_else = kw & ELSE != 0;
                 regex_allowed = labelled || kw & PRECEDES_EXPRESSION != 0;
             }
-            c if is_operator_byte(c) => {
+            K_BLANK => {
+                // Indentation comes in runs: skip them without going round the loop.
+                i = skip_while(s, i + 1, |b| matches!(b, b' ' | b'\t'));
+            }
+            K_NEWLINE => {
+                pending_reset |= !last_was_operator;
+                i += 1;
+            }
+            K_OPERATOR => {
+                token!(continues);
+                prev_label = false;
                 // One binary operator per run, plus one level per prefix `!`/`~` (each nests),
                 // and an arrow is a function: it nests like brackets do.
                 let start = i;
@@ -573,7 +556,114 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                 regex_allowed = true;
                 prev_word_else = false;
             }
+            K_DOT => {
+                token!(continues);
+                prev_label = false;
+                if s.get(i + 1) == Some(&b'.') && s.get(i + 2) == Some(&b'.') {
+                    i += 3;
+                } else {
+                    d.chain(1, i)?;
+                    i += 1;
+                }
+                regex_allowed = true;
+                prev_word_else = false;
+            }
+            K_OPEN => {
+                token!(breaks);
+                prev_label = false;
+                d.push(Open::Bracket, i)?;
+                regex_allowed = true;
+                prev_word_else = false;
+                i += 1;
+            }
+            K_CLOSE => {
+                token!(breaks);
+                prev_label = false;
+                match d.pop() {
+                    Some(Open::TemplateExpr) if c == b'}' => in_template = true,
+                    // A block ends the braceless statements it was the body of.
+                    Some(_) if c == b'}' => d.end_statement(),
+                    _ => {}
+                }
+                // After `)` or `]` a slash divides; after `}` it usually starts a regex.
+                regex_allowed = c == b'}';
+                prev_word_else = false;
+                i += 1;
+            }
+            K_SEMICOLON => {
+                token!(breaks);
+                prev_label = false;
+                d.end_statement();
+                regex_allowed = true;
+                prev_word_else = false;
+                i += 1;
+            }
+            K_COMMA => {
+                token!(breaks);
+                prev_label = false;
+                d.end_run();
+                regex_allowed = true;
+                prev_word_else = false;
+                i += 1;
+            }
+            K_QUOTE => {
+                token!(breaks);
+                prev_label = false;
+                i = skip_string(s, i + 1, c);
+                regex_allowed = false;
+            }
+            K_BACKTICK => {
+                token!(breaks);
+                prev_label = false;
+                in_template = true;
+                i += 1;
+            }
+            K_SLASH => match s.get(i + 1) {
+                // Comments are not tokens: no reset, no label change.
+                Some(b'/') => {
+                    i = memchr::memchr(b'\n', &s[i..]).map_or(n, |k| i + k);
+                }
+                Some(b'*') => {
+                    i = memchr::memmem::find(&s[i + 2..], b"*/").map_or(n, |k| i + 2 + k + 2);
+                }
+                _ => {
+                    token!(breaks);
+                    prev_label = false;
+                    if regex_allowed {
+                        // Regex literal: up to an unescaped `/` outside a character class.
+                        i += 1;
+                        let mut in_class = false;
+                        while i < n && s[i] != b'\n' {
+                            match s[i] {
+                                b'\\' => i += 1,
+                                b'[' => in_class = true,
+                                b']' => in_class = false,
+                                b'/' if !in_class => break,
+                                _ => {}
+                            }
+                            i += 1;
+                        }
+                        i += 1;
+                        while i < n && is_ident_byte(s[i]) {
+                            i += 1;
+                        }
+                        regex_allowed = false;
+                    } else {
+                        // A division.
+                        regex_allowed = true;
+                        i += 1;
+                    }
+                }
+            },
+            K_COLON => {
+                // A label's colon keeps `prev_label` (the name before it set it).
+                token!(breaks);
+                regex_allowed = true;
+                i += 1;
+            }
             _ => {
+                token!(breaks);
+                prev_label = false;
                 regex_allowed = true;
                 i += 1;
             }

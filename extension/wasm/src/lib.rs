@@ -15,6 +15,7 @@ use foresight_shared::protocol::plan::{
 use wasm_bindgen::prelude::*;
 
 pub mod pool;
+mod text;
 
 /// Small blocks from size-class pools, the rest (and the pools' chunks) from talc.
 #[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
@@ -36,7 +37,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, JsError> {
 /// `source` in the JSON; `null` (or a shorter array) leaves the JSON's own. Script texts are
 /// most of a page's bytes: passed as strings they skip `JSON.stringify` in the extension and
 /// serde's unescaping here (about 2.5% of a 2 MB estimate), and the JSON is a few hundred
-/// bytes.
+/// bytes. They are encoded by `TextEncoder.encodeInto` (see `text.rs`).
 #[wasm_bindgen]
 pub fn estimate(
     sources_json: &str,
@@ -52,7 +53,7 @@ pub fn estimate(
         )));
     }
     for (script, text) in sources.scripts.iter_mut().zip(texts) {
-        if let Some(text) = text.as_string() {
+        if let Some(text) = text::string_of(&text) {
             script.source = Some(text);
         } else if !text.is_null() && !text.is_undefined() {
             return Err(JsError::new(
@@ -124,9 +125,11 @@ fn deep(level: u32) -> u32 {
 /// says whether it parsed: the baseline the benchmarks compare the estimator's wasm
 /// throughput with, in the same runtime. The extension itself never calls it.
 #[wasm_bindgen]
-pub fn bench_parse(source: &str) -> bool {
+pub fn bench_parse(source: JsValue) -> bool {
+    // The text comes in as `estimate`'s script texts do, so the ratio compares like with like.
+    let source = text::string_of(&source).unwrap_or_default();
     matches!(
-        foresight_estimator::parse::parse(source, foresight_estimator::parse::Goal::Script),
+        foresight_estimator::parse::parse(&source, foresight_estimator::parse::Goal::Script),
         foresight_estimator::parse::Parsed::Ok(_)
     )
 }
