@@ -290,7 +290,7 @@ fn bind_assigned_functions(c: &mut Collected) {
                 Some(Binding::Const(_) | Binding::Element(_)) => {}
                 _ => {
                     sc.bindings.insert(name.clone(), Binding::Function(*body));
-                    c.bound_names.insert(name.clone());
+                    c.bound_names.insert(name);
                 }
             }
         }
