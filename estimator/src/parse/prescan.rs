@@ -487,51 +487,56 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
         }
         let c = s[i];
         // One table load picks the case; every case below is one class of byte.
-        match KIND[c as usize] {
-            K_IDENT => {
-                // Names and numbers, the commonest token: an identifier does not end a label
-                // run, so `prev_label` is left for the label check below.
-                token!(breaks);
-                let start = i;
-                let numeric = c.is_ascii_digit();
-                i = if numeric {
-                    skip_while(s, i, |b| is_ident_byte(b) || b == b'.')
-                } else {
-                    skip_while(s, i, is_ident_byte)
-                };
-                let kw = keyword(&s[start..i]);
-                if kw != 0 {
-                    if kw & IF != 0 && prev_word_else {
-                        d.else_if(start)?;
-                    } else if kw & NESTS_STATEMENT != 0 {
-                        d.statement(start)?;
-                    }
-                    if kw & OPERATOR_WORD != 0 {
-                        d.chain(1, start)?;
-                    }
-                }
-                // A label right after another label nests (`a: b: c: x`). Most names are
-                // followed by punctuation: look for the colon only past blanks.
-                let mut j = i;
-                while j < n && matches!(s[j], b' ' | b'\t') {
-                    j += 1;
-                }
-                let labelled = !numeric && s.get(j) == Some(&b':') && s.get(j + 1) != Some(&b':');
-                if labelled && prev_label {
+        let kind = KIND[c as usize];
+        // The two commonest cases first, as plain tests: a jump table costs a mispredicted
+        // indirect branch per token, and names and blanks are most tokens.
+        if kind == K_IDENT {
+            // Names and numbers, the commonest token: an identifier does not end a label
+            // run, so `prev_label` is left for the label check below.
+            token!(breaks);
+            let start = i;
+            let numeric = c.is_ascii_digit();
+            i = if numeric {
+                skip_while(s, i, |b| is_ident_byte(b) || b == b'.')
+            } else {
+                skip_while(s, i, is_ident_byte)
+            };
+            let kw = keyword(&s[start..i]);
+            if kw != 0 {
+                if kw & IF != 0 && prev_word_else {
+                    d.else_if(start)?;
+                } else if kw & NESTS_STATEMENT != 0 {
                     d.statement(start)?;
                 }
-                prev_label = labelled;
-                if labelled {
-                    // Skip to the colon so it does not clear `prev_label`.
-                    i = j + 1;
+                if kw & OPERATOR_WORD != 0 {
+                    d.chain(1, start)?;
                 }
-                prev_word_else = kw & ELSE != 0;
-                regex_allowed = labelled || kw & PRECEDES_EXPRESSION != 0;
             }
-            K_BLANK => {
-                // Indentation comes in runs: skip them without going round the loop.
-                i = skip_while(s, i + 1, |b| matches!(b, b' ' | b'\t'));
+            // A label right after another label nests (`a: b: c: x`). Most names are
+            // followed by punctuation: look for the colon only past blanks.
+            let mut j = i;
+            while j < n && matches!(s[j], b' ' | b'\t') {
+                j += 1;
             }
+            let labelled = !numeric && s.get(j) == Some(&b':') && s.get(j + 1) != Some(&b':');
+            if labelled && prev_label {
+                d.statement(start)?;
+            }
+            prev_label = labelled;
+            if labelled {
+                // Skip to the colon so it does not clear `prev_label`.
+                i = j + 1;
+            }
+            prev_word_else = kw & ELSE != 0;
+            regex_allowed = labelled || kw & PRECEDES_EXPRESSION != 0;
+            continue;
+        }
+        if kind == K_BLANK {
+            // Indentation comes in runs: skip them without going round the loop.
+            i = skip_while(s, i + 1, |b| matches!(b, b' ' | b'\t'));
+            continue;
+        }
+        match kind {
             K_NEWLINE => {
                 pending_reset |= !last_was_operator;
                 i += 1;
@@ -661,6 +666,7 @@ pub fn prescan(src: &str) -> Result<Prescan, Refusal> {
                 regex_allowed = true;
                 i += 1;
             }
+            // Any other byte (K_OTHER; names and blanks were handled above).
             _ => {
                 token!(breaks);
                 prev_label = false;
