@@ -133,7 +133,7 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         b.block = block;
     }
     if out_of_budget && let Some(spent) = out.budget.nodes_spent() {
-        // The walk goes in source order, so what follows the last node entered is what it
+        // The walk goes in source order, so what follows the first node refused is what it
         // did not see; that part is priced by its size.
         let rest = (target.src.len() as u64).saturating_sub(u64::from(reached));
         if let Some(script) = target.script {
@@ -225,24 +225,27 @@ struct Collector<'o, 's> {
     truncated: bool,
     /// Whether the page's node budget ran out during this walk.
     out_of_budget: bool,
-    /// Byte offset of the last node entered (for what an exhausted budget left unseen).
+    /// Byte offset of the first node the exhausted budget refused (what follows was not seen).
     reached: u32,
 }
 
 impl Collector<'_, '_> {
-    /// Enters a node that starts at swc position `lo`, unless it is too deep or the page's
-    /// node budget is spent.
-    fn enter(&mut self, lo: u32) -> bool {
+    /// Enters a node, unless it is too deep or the page's node budget is spent. `lo` gives the
+    /// node's swc start position; it is asked for only when the budget runs out here (finding
+    /// a node's span is a match over its kinds, once per node of the page otherwise).
+    fn enter(&mut self, lo: impl FnOnce() -> u32) -> bool {
         if self.depth >= MAX_AST_DEPTH {
             self.truncated = true;
             return false;
         }
         if !self.out.budget.visit() {
+            if !self.out_of_budget {
+                // swc positions start at 1.
+                self.reached = lo().saturating_sub(1);
+            }
             self.out_of_budget = true;
             return false;
         }
-        // swc positions start at 1.
-        self.reached = self.reached.max(lo.saturating_sub(1));
         self.depth += 1;
         true
     }

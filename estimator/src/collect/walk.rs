@@ -46,7 +46,7 @@ impl Collector<'_, '_> {
 
 impl Visit for Collector<'_, '_> {
     fn visit_stmt(&mut self, s: &Stmt) {
-        if !self.enter(s.span().lo.0) {
+        if !self.enter(|| s.span().lo.0) {
             return;
         }
         if !matches!(s, Stmt::Block(_) | Stmt::Empty(_) | Stmt::Decl(_)) {
@@ -86,7 +86,7 @@ impl Visit for Collector<'_, '_> {
     }
 
     fn visit_expr(&mut self, e: &Expr) {
-        if !self.enter(e.span().lo.0) {
+        if !self.enter(|| e.span().lo.0) {
             return;
         }
         match e {
