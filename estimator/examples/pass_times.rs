@@ -106,7 +106,7 @@ fn main() {
         total_ms = total_ms.min(ms(t));
     }
     println!(
-        "best of {rounds}: parse {parse_ms:.1} ms | prescan {prescan_ms:.1} ms | analyse (prescan+parse+collect+resolve+graph) {analyse_ms:.1} ms | cost {cost_ms:.1} ms | paths {paths_ms:.1} ms | summary {summary_ms:.1} ms | drop {drop_ms:.1} ms | whole estimate {total_ms:.1} ms | ratio {:.2}",
+        "best of {rounds}: parse {parse_ms:.1} ms | prescan {prescan_ms:.1} ms | analyse (prescan+parse+collect+resolve+graph) {analyse_ms:.1} ms | cost model {cost_ms:.1} ms | paths (pricing what they reach) {paths_ms:.1} ms | summary {summary_ms:.1} ms | drop {drop_ms:.1} ms | whole estimate {total_ms:.1} ms | ratio {:.2}",
         parse_ms / total_ms
     );
 }

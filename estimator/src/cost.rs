@@ -9,7 +9,9 @@
 //!
 //! Calls are evaluated bottom-up over the strongly connected components of the call graph
 //! (petgraph's Tarjan components, which come callees first), so no body is priced before its
-//! callees and nothing recurses along call chains, however long. A component with a cycle
+//! callees and nothing recurses along call chains, however long. Only the components some
+//! path reaches are priced, when a path first asks for one of their bodies: on a page of
+//! libraries that is a small share of them, and the answers are those of pricing them all. A component with a cycle
 //! (recursion, direct or mutual) is priced as a number of activations of a typical member (the
 //! mixture of the members' own costs): counted from the constant a self-recursion is started
 //! with when its recursive calls visibly shrink it (`crate::recursion`: `fib(27)`), else the
@@ -23,6 +25,7 @@
 //! counts set to that size. Only the callee's own loops are re-priced; what it passes on to
 //! its own callees keeps their context-free totals.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use petgraph::algo::tarjan_scc;
@@ -184,41 +187,63 @@ pub struct CostModel<'a> {
     r: &'a Resolution,
     dom_nodes: f64,
     /// Total cost of each body (own work plus callees), once computed.
-    totals: Vec<Option<Cost>>,
+    totals: Vec<Cell<Option<Cost>>>,
     /// CPU of each body's straight-line part (outside its loops, callees' included): the
     /// code that runs as often as the body does, and so as cold as its caller's code.
-    straights: Vec<Dist>,
+    straights: Vec<Cell<Dist>>,
     /// The call sites in each body, read through [`CostModel::sites_of`]: body `b`'s are
     /// `site_list[site_start[b]..site_start[b + 1]]` (one flat list, not a `Vec` per body:
     /// only recursive bodies ever read it).
     site_start: Vec<usize>,
     site_list: Vec<SiteId>,
     /// Whether each body is part of a recursion (priced as a whole, never per call site).
-    cyclic: Vec<bool>,
+    cyclic: Vec<Cell<bool>>,
     memo: MixtureMemo,
+    /// The call graph's strongly connected components, callees first, as body ids.
+    components: Vec<Vec<BodyId>>,
+    /// Each body's component.
+    component: Vec<usize>,
+    /// Each component's callee components (calls within a component left out).
+    callee_components: Vec<Vec<usize>>,
+    /// Whether each component has been priced.
+    priced: Vec<Cell<bool>>,
+    self_recursive: Vec<bool>,
+    /// The call sites into each self-recursive body from elsewhere: where a recursion's
+    /// starting argument comes from.
+    callers: BTreeMap<BodyId, Vec<SiteId>>,
 }
 
 impl<'a> CostModel<'a> {
-    /// Prices every body. `dom_nodes` is the page's element count (0 when unknown).
+    /// The model of a page. Bodies are priced when first asked for ([`CostModel::body`]),
+    /// each after the bodies it calls: a page's paths reach only some of its bodies (a library
+    /// defines hundreds of functions its page never calls), and pricing is the pass's work.
+    /// `dom_nodes` is the page's element count (0 when unknown).
     pub fn new(c: &'a Collected, r: &'a Resolution, g: &ExecGraph, dom_nodes: u32) -> Self {
         let dom_nodes = if dom_nodes == 0 {
             DEFAULT_DOM_NODES
         } else {
             f64::from(dom_nodes)
         };
+        let n = c.bodies.len();
+        let (site_start, site_list) = sites_by_body(c);
         let mut model = CostModel {
             c,
             r,
             dom_nodes,
-            totals: vec![None; c.bodies.len()],
-            straights: vec![Dist::ZERO; c.bodies.len()],
-            cyclic: vec![false; c.bodies.len()],
-            site_start: Vec::new(),
-            site_list: Vec::new(),
+            totals: (0..n).map(|_| Cell::new(None)).collect(),
+            straights: (0..n).map(|_| Cell::new(Dist::ZERO)).collect(),
+            cyclic: (0..n).map(|_| Cell::new(false)).collect(),
+            site_start,
+            site_list,
             memo: MixtureMemo::default(),
+            components: Vec::new(),
+            component: Vec::new(),
+            callee_components: Vec::new(),
+            priced: Vec::new(),
+            self_recursive: Vec::new(),
+            callers: BTreeMap::new(),
         };
-        (model.site_start, model.site_list) = sites_by_body(c);
-        model.price_all(g);
+        model.order(g);
         model
     }
 
@@ -234,17 +259,22 @@ impl<'a> CostModel<'a> {
     /// handler): its code runs cold, so its straight-line part pays the warm-up (see
     /// [`CostModel::warm`]). Unresolved-call cost if `b` is unknown.
     pub fn body(&self, b: BodyId) -> Cost {
+        self.price_reachable(b);
         let mut cost = self.callee(b);
-        cost.cpu += self.warm(self.straights.get(b).copied().unwrap_or(Dist::ZERO), 1.0);
+        cost.cpu += self.warm(self.straight(b), 1.0);
         cost
+    }
+
+    /// Body `b`'s straight-line CPU (zero if unknown or not priced).
+    fn straight(&self, b: BodyId) -> Dist {
+        self.straights.get(b).map_or(Dist::ZERO, Cell::get)
     }
 
     /// The total cost of one call of `b` from page code, whose caller accounts for warm-up.
     fn callee(&self, b: BodyId) -> Cost {
         self.totals
             .get(b)
-            .copied()
-            .flatten()
+            .and_then(Cell::get)
             .unwrap_or(Cost::cpu(UNRESOLVED_CALL_UNITS))
     }
 
@@ -281,7 +311,8 @@ impl<'a> CostModel<'a> {
         cost
     }
 
-    fn price_all(&mut self, g: &ExecGraph) {
+    /// The call graph's components in pricing order, and what each calls; prices nothing.
+    fn order(&mut self, g: &ExecGraph) {
         let n = self.c.bodies.len();
         // The call graph alone, one node per body (node index == body id).
         let mut calls: DiGraph<BodyId, ()> = DiGraph::with_capacity(n, 0);
@@ -307,8 +338,6 @@ impl<'a> CostModel<'a> {
                 calls.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), ());
             }
         }
-        // The call sites into each self-recursive body from elsewhere: where a recursion's
-        // starting argument comes from.
         let mut callers: BTreeMap<BodyId, Vec<SiteId>> = BTreeMap::new();
         if self_recursive.iter().any(|r| *r) {
             for (i, t) in self.r.sites.iter().enumerate() {
@@ -332,58 +361,120 @@ impl<'a> CostModel<'a> {
                 }
             }
         }
-        let mut members: Vec<BodyId> = Vec::new();
-        for (ci, nodes) in sccs.iter().enumerate() {
-            members.clear();
-            members.extend(nodes.iter().map(|m| m.index()));
-            let members = members.as_slice();
-            let cyclic = members.len() > 1
-                || members
-                    .iter()
-                    .any(|m| self_recursive.get(*m).copied().unwrap_or(false));
-            if !cyclic {
-                // A component without a cycle is a single body (two bodies calling each other
-                // are a cycle), priced on its own: most components.
-                for &m in members {
-                    let (c, st) = self.own(m, &component, ci);
-                    if let Some(slot) = self.totals.get_mut(m) {
-                        *slot = Some(c);
-                    }
-                    if let Some(slot) = self.straights.get_mut(m) {
-                        *slot = st;
-                    }
-                }
-                continue;
+        let mut callee_components = vec![Vec::new(); sccs.len()];
+        for e in calls.raw_edges() {
+            let (from, to) = (
+                component.get(e.source().index()).copied(),
+                component.get(e.target().index()).copied(),
+            );
+            if let (Some(from), Some(to)) = (from, to)
+                && from != to
+                && let Some(list) = callee_components.get_mut(from)
+            {
+                list.push(to);
             }
-            let (own, straight): (Vec<Cost>, Vec<Dist>) =
-                members.iter().map(|&m| self.own(m, &component, ci)).unzip();
-            // As many activations as a constant argument makes the recursion run (see
-            // `recursion`), else an unknown number, each of a typical member; many more when an
-            // activation makes several recursive calls (fib, tree walks).
-            let derived = match members {
-                [m] => self.recursion_trips(*m, &callers),
-                _ => None,
-            };
-            let trips = match derived {
-                Some(t) => t,
-                None if self.branching(members, &component, ci) => BRANCHING_RECURSION_TRIPS,
-                None => UNKNOWN_TRIPS,
-            };
-            let mut total = Cost::mixture(&own, &self.memo).times(trips);
-            // Recursion runs like a loop: its activations warm up as its own.
-            total.cpu += self
-                .warm(self.memo.mixture(&straight), trips.p50)
-                .times(trips);
+        }
+        self.priced = (0..sccs.len()).map(|_| Cell::new(false)).collect();
+        self.components = sccs
+            .into_iter()
+            .map(|members| members.into_iter().map(|m| m.index()).collect())
+            .collect();
+        self.component = component;
+        self.callee_components = callee_components;
+        self.self_recursive = self_recursive;
+        self.callers = callers;
+    }
+
+    /// Prices body `b`'s component and every component it reaches that is not priced yet,
+    /// callees first, as pricing them all in order would have.
+    fn price_reachable(&self, b: BodyId) {
+        let Some(&start) = self.component.get(b) else {
+            return;
+        };
+        if self.priced.get(start).is_none_or(Cell::get) {
+            return;
+        }
+        let mut todo = vec![start];
+        let mut found = Vec::new();
+        if let Some(p) = self.priced.get(start) {
+            // Marked when found, so each component is queued once; priced below.
+            p.set(true);
+        }
+        while let Some(ci) = todo.pop() {
+            found.push(ci);
+            for &callee in self
+                .callee_components
+                .get(ci)
+                .map_or(&[][..], Vec::as_slice)
+            {
+                if let Some(p) = self.priced.get(callee)
+                    && !p.get()
+                {
+                    p.set(true);
+                    todo.push(callee);
+                }
+            }
+        }
+        // Components come callees first: ascending order prices every callee before its
+        // callers.
+        found.sort_unstable();
+        for ci in found {
+            self.price_component(ci);
+        }
+    }
+
+    fn price_component(&self, ci: usize) {
+        let Some(members) = self.components.get(ci) else {
+            return;
+        };
+        let members = members.as_slice();
+        let component = self.component.as_slice();
+        let cyclic = members.len() > 1
+            || members
+                .iter()
+                .any(|m| self.self_recursive.get(*m).copied().unwrap_or(false));
+        if !cyclic {
+            // A component without a cycle is a single body (two bodies calling each other
+            // are a cycle), priced on its own: most components.
             for &m in members {
-                if let Some(slot) = self.cyclic.get_mut(m) {
-                    *slot = true;
+                let (c, st) = self.own(m, component, ci);
+                if let Some(slot) = self.totals.get(m) {
+                    slot.set(Some(c));
                 }
-                if let Some(slot) = self.totals.get_mut(m) {
-                    *slot = Some(total);
+                if let Some(slot) = self.straights.get(m) {
+                    slot.set(st);
                 }
-                if let Some(slot) = self.straights.get_mut(m) {
-                    *slot = Dist::ZERO;
-                }
+            }
+            return;
+        }
+        let (own, straight): (Vec<Cost>, Vec<Dist>) =
+            members.iter().map(|&m| self.own(m, component, ci)).unzip();
+        // As many activations as a constant argument makes the recursion run (see
+        // `recursion`), else an unknown number, each of a typical member; many more when an
+        // activation makes several recursive calls (fib, tree walks).
+        let derived = match members {
+            [m] => self.recursion_trips(*m, &self.callers),
+            _ => None,
+        };
+        let trips = match derived {
+            Some(t) => t,
+            None if self.branching(members, component, ci) => BRANCHING_RECURSION_TRIPS,
+            None => UNKNOWN_TRIPS,
+        };
+        let mut total = Cost::mixture(&own, &self.memo).times(trips);
+        // Recursion runs like a loop: its activations warm up as its own.
+        total.cpu += self
+            .warm(self.memo.mixture(&straight), trips.p50)
+            .times(trips);
+        for &m in members {
+            if let Some(slot) = self.cyclic.get(m) {
+                slot.set(true);
+            }
+            if let Some(slot) = self.totals.get(m) {
+                slot.set(Some(total));
+            }
+            if let Some(slot) = self.straights.get(m) {
+                slot.set(Dist::ZERO);
             }
         }
     }
@@ -461,7 +552,7 @@ impl<'a> CostModel<'a> {
         depth: u32,
     ) -> Option<(Cost, Dist)> {
         let loops = self.r.param_loops.get(&callee)?;
-        if self.cyclic.get(callee).copied().unwrap_or(true) || depth > MAX_BLOCK_DEPTH {
+        if self.cyclic.get(callee).is_none_or(Cell::get) || depth > MAX_BLOCK_DEPTH {
             return None;
         }
         let s = self.c.sites.get(site)?;
@@ -578,12 +669,7 @@ impl<'a> CostModel<'a> {
                         let callee = bodies.first().copied().unwrap_or(usize::MAX);
                         let (c, st) = self
                             .sized_call(*site, callee, component, current, depth)
-                            .unwrap_or_else(|| {
-                                (
-                                    self.callee(callee),
-                                    self.straights.get(callee).copied().unwrap_or(Dist::ZERO),
-                                )
-                            });
+                            .unwrap_or_else(|| (self.callee(callee), self.straight(callee)));
                         straight += st;
                         c
                     }
@@ -598,7 +684,7 @@ impl<'a> CostModel<'a> {
                                 {
                                     sized
                                 } else {
-                                    let st = self.straights.get(callee).copied();
+                                    let st = self.straights.get(callee).map(Cell::get);
                                     (self.callee(callee), st.unwrap_or(Dist::ZERO))
                                 }
                             })
