@@ -743,3 +743,54 @@ impl<'a> CostModel<'a> {
         (cost, straight)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
+
+    /// Pricing on demand gives every body the total that pricing them all in order gives,
+    /// whichever body is asked for first: recursion (direct and mutual), a body priced again
+    /// for a sized call, and functions nothing calls.
+    #[test]
+    fn bodies_cost_the_same_whatever_order_they_are_asked_for() {
+        let src = r#"
+            function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+            function even(n) { return n === 0 ? true : odd(n - 1); }
+            function odd(n) { return n === 0 ? false : even(n - 1); }
+            function render(rows) { let s = ''; for (const r of rows) { s += r; } return s; }
+            function unused(a) { for (let i = 0; i < a; i++) { helper(i); } }
+            function helper(i) { return [i, i * 2].sort(); }
+            const items = [];
+            for (let i = 0; i < 500; i++) { items.push(i); }
+            render(items);
+            fib(20);
+            even(10);
+            document.getElementById('go').addEventListener('click', () => { unused(100); render(items); });
+        "#;
+        let sources = PageSources {
+            url: "http://127.0.0.1/".into(),
+            scripts: vec![ScriptSource {
+                url: None,
+                kind: ScriptKind::Classic,
+                bytes: src.len() as u64,
+                source: Some(src.into()),
+            }],
+            ..PageSources::default()
+        };
+        let a = crate::analyse(&sources);
+        let n = a.collected.bodies.len();
+        assert!(n >= 8, "{n} bodies");
+        let forward = CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
+        let backward = CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
+        let ahead: Vec<Cost> = (0..n).map(|b| forward.body(b)).collect();
+        let mut behind: Vec<Cost> = (0..n).rev().map(|b| backward.body(b)).collect();
+        behind.reverse();
+        assert_eq!(ahead, behind);
+        // And a body asked for alone costs what it costs among the others.
+        for b in 0..n {
+            let alone = CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
+            assert_eq!(alone.body(b), ahead[b], "body {b}");
+        }
+    }
+}
