@@ -788,9 +788,9 @@ mod tests {
         behind.reverse();
         assert_eq!(ahead, behind);
         // And a body asked for alone costs what it costs among the others.
-        for b in 0..n {
+        for (b, cost) in ahead.iter().enumerate() {
             let alone = CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
-            assert_eq!(alone.body(b), ahead[b], "body {b}");
+            assert_eq!(alone.body(b), *cost, "body {b}");
         }
     }
 }
