@@ -7,8 +7,6 @@
 //! two cannot drift); the CLI runs [`KERNEL_JS`] in headless Chromium. This module is the
 //! pure half: the kernel, its price, and the division.
 
-use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
-
 use crate::{Calibration, cost};
 
 /// A kernel with the operation mix the cost model counts (a counted loop, arithmetic,
@@ -42,17 +40,7 @@ pub fn call_units(source: &str, entry: &str) -> f64 {
 
 /// [`call_units`] with explicit unit weights (for the weight fit).
 pub fn call_units_weighted(source: &str, entry: &str, weights: crate::Weights) -> f64 {
-    let script = format!("{source}\n{entry}();");
-    let sources = PageSources {
-        url: "about:blank".into(),
-        scripts: vec![ScriptSource {
-            url: None,
-            kind: ScriptKind::Classic,
-            bytes: script.len() as u64,
-            source: Some(script),
-        }],
-        ..PageSources::default()
-    };
+    let sources = crate::one_script_page("about:blank", format!("{source}\n{entry}();"));
     let a = crate::analyse_weighted(&sources, crate::Budget::default(), weights);
     let model = cost::CostModel::new(&a.collected, &a.resolution, &a.graph, 0);
     match a.collected.scripts.first() {

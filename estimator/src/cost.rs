@@ -747,7 +747,6 @@ impl<'a> CostModel<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foresight_shared::protocol::demand::{PageSources, ScriptKind, ScriptSource};
 
     /// Pricing on demand gives every body the total that pricing them all in order gives,
     /// whichever body is asked for first: recursion (direct and mutual), a body priced again
@@ -768,16 +767,7 @@ mod tests {
             even(10);
             document.getElementById('go').addEventListener('click', () => { unused(100); render(items); });
         "#;
-        let sources = PageSources {
-            url: "http://127.0.0.1/".into(),
-            scripts: vec![ScriptSource {
-                url: None,
-                kind: ScriptKind::Classic,
-                bytes: src.len() as u64,
-                source: Some(src.into()),
-            }],
-            ..PageSources::default()
-        };
+        let sources = crate::one_script_page("http://127.0.0.1/", src.into());
         let a = crate::analyse(&sources);
         let n = a.collected.bodies.len();
         assert!(n >= 8, "{n} bodies");

@@ -182,6 +182,21 @@ pub fn analyse_weighted(sources: &PageSources, budget: Budget, weights: Weights)
     }
 }
 
+/// A page at `url` whose only content is one classic inline script: what the calibration
+/// kernel and the cost tests price.
+pub(crate) fn one_script_page(url: &str, source: String) -> PageSources {
+    PageSources {
+        url: url.into(),
+        scripts: vec![ScriptSource {
+            url: None,
+            kind: ScriptKind::Classic,
+            bytes: source.len() as u64,
+            source: Some(source),
+        }],
+        ..PageSources::default()
+    }
+}
+
 fn script_label(i: usize, script: &ScriptSource) -> String {
     match &script.url {
         Some(u) => format!("script {u}"),
