@@ -11,13 +11,14 @@
 //! (petgraph's Tarjan components, which come callees first), so no body is priced before its
 //! callees and nothing recurses along call chains, however long. Only the components some
 //! path reaches are priced, when a path first asks for one of their bodies: on a page of
-//! libraries that is a small share of them, and the answers are those of pricing them all. A component with a cycle
-//! (recursion, direct or mutual) is priced as a number of activations of a typical member (the
-//! mixture of the members' own costs): counted from the constant a self-recursion is started
-//! with when its recursive calls visibly shrink it (`crate::recursion`: `fib(27)`), else the
-//! unknown loop's trip count (wider when activations branch). For the large cycles that
-//! name-based method resolution creates in libraries it avoids charging every member to every
-//! caller.
+//! libraries that is a small share of them, and the answers are those of pricing them all.
+//!
+//! A component with a cycle (recursion, direct or mutual) is priced as a number of
+//! activations of a typical member (the mixture of the members' own costs): counted from the
+//! constant a self-recursion is started with when its recursive calls visibly shrink it
+//! (`crate::recursion`: `fib(27)`), else the unknown loop's trip count (wider when activations
+//! branch). For the large cycles that name-based method resolution creates in libraries it
+//! avoids charging every member to every caller.
 //!
 //! Totals are per body, whatever the caller, with one exception: a body that loops over one of
 //! its parameters (`function render(rows) { for (const r of rows) ... }`) is priced again at a
@@ -199,18 +200,101 @@ pub struct CostModel<'a> {
     /// Whether each body is part of a recursion (priced as a whole, never per call site).
     cyclic: Vec<Cell<bool>>,
     memo: MixtureMemo,
-    /// The call graph's strongly connected components, callees first, as body ids.
+    order: CallOrder,
+    /// Whether each component has been priced, or is queued to be by the request under way
+    /// ([`CostModel::price_reachable`]).
+    priced: Vec<Cell<bool>>,
+}
+
+/// The call graph as the cost pass walks it: its components in pricing order.
+struct CallOrder {
+    /// The strongly connected components, callees first, as body ids.
     components: Vec<Vec<BodyId>>,
     /// Each body's component.
     component: Vec<usize>,
     /// Each component's callee components (calls within a component left out).
     callee_components: Vec<Vec<usize>>,
-    /// Whether each component has been priced.
-    priced: Vec<Cell<bool>>,
     self_recursive: Vec<bool>,
     /// The call sites into each self-recursive body from elsewhere: where a recursion's
     /// starting argument comes from.
     callers: BTreeMap<BodyId, Vec<SiteId>>,
+}
+
+impl CallOrder {
+    /// The call graph's components in pricing order, and what each calls.
+    fn new(c: &Collected, r: &Resolution, g: &ExecGraph) -> Self {
+        let n = c.bodies.len();
+        // The call graph alone, one node per body (node index == body id).
+        let mut calls: DiGraph<BodyId, ()> = DiGraph::with_capacity(n, 0);
+        for b in 0..n {
+            calls.add_node(b);
+        }
+        let mut self_recursive = vec![false; n];
+        for e in g.graph.raw_edges() {
+            if e.weight != Edge::Calls {
+                continue;
+            }
+            let (Some(Node::Body(from)), Some(Node::Body(to))) = (
+                g.graph.node_weight(e.source()),
+                g.graph.node_weight(e.target()),
+            ) else {
+                continue;
+            };
+            if from == to {
+                if let Some(flag) = self_recursive.get_mut(*from) {
+                    *flag = true;
+                }
+            } else {
+                calls.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), ());
+            }
+        }
+        let mut callers: BTreeMap<BodyId, Vec<SiteId>> = BTreeMap::new();
+        if self_recursive.iter().any(|r| *r) {
+            for (i, t) in r.sites.iter().enumerate() {
+                let Target::Bodies(bodies) = t else { continue };
+                let from = c.sites.get(i).map(|s| s.body);
+                for &b in bodies {
+                    if self_recursive.get(b).copied().unwrap_or(false) && from != Some(b) {
+                        callers.entry(b).or_default().push(i);
+                    }
+                }
+            }
+        }
+        // Tarjan's algorithm yields the components callees first (reverse topological order),
+        // which is the order they must be priced in.
+        let sccs = tarjan_scc(&calls);
+        let mut component = vec![usize::MAX; n];
+        for (ci, members) in sccs.iter().enumerate() {
+            for m in members {
+                if let Some(slot) = component.get_mut(m.index()) {
+                    *slot = ci;
+                }
+            }
+        }
+        let mut callee_components = vec![Vec::new(); sccs.len()];
+        for e in calls.raw_edges() {
+            let (from, to) = (
+                component.get(e.source().index()).copied(),
+                component.get(e.target().index()).copied(),
+            );
+            if let (Some(from), Some(to)) = (from, to)
+                && from != to
+                && let Some(list) = callee_components.get_mut(from)
+            {
+                list.push(to);
+            }
+        }
+        CallOrder {
+            components: sccs
+                .into_iter()
+                .map(|members| members.into_iter().map(|m| m.index()).collect())
+                .collect(),
+            component,
+            callee_components,
+            self_recursive,
+            callers,
+        }
+    }
 }
 
 impl<'a> CostModel<'a> {
@@ -226,7 +310,8 @@ impl<'a> CostModel<'a> {
         };
         let n = c.bodies.len();
         let (site_start, site_list) = sites_by_body(c);
-        let mut model = CostModel {
+        let order = CallOrder::new(c, r, g);
+        CostModel {
             c,
             r,
             dom_nodes,
@@ -236,15 +321,11 @@ impl<'a> CostModel<'a> {
             site_start,
             site_list,
             memo: MixtureMemo::default(),
-            components: Vec::new(),
-            component: Vec::new(),
-            callee_components: Vec::new(),
-            priced: Vec::new(),
-            self_recursive: Vec::new(),
-            callers: BTreeMap::new(),
-        };
-        model.order(g);
-        model
+            priced: (0..order.components.len())
+                .map(|_| Cell::new(false))
+                .collect(),
+            order,
+        }
     }
 
     /// The call sites in body `b`, in source order.
@@ -311,84 +392,10 @@ impl<'a> CostModel<'a> {
         cost
     }
 
-    /// The call graph's components in pricing order, and what each calls; prices nothing.
-    fn order(&mut self, g: &ExecGraph) {
-        let n = self.c.bodies.len();
-        // The call graph alone, one node per body (node index == body id).
-        let mut calls: DiGraph<BodyId, ()> = DiGraph::with_capacity(n, 0);
-        for b in 0..n {
-            calls.add_node(b);
-        }
-        let mut self_recursive = vec![false; n];
-        for e in g.graph.raw_edges() {
-            if e.weight != Edge::Calls {
-                continue;
-            }
-            let (Some(Node::Body(from)), Some(Node::Body(to))) = (
-                g.graph.node_weight(e.source()),
-                g.graph.node_weight(e.target()),
-            ) else {
-                continue;
-            };
-            if from == to {
-                if let Some(flag) = self_recursive.get_mut(*from) {
-                    *flag = true;
-                }
-            } else {
-                calls.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), ());
-            }
-        }
-        let mut callers: BTreeMap<BodyId, Vec<SiteId>> = BTreeMap::new();
-        if self_recursive.iter().any(|r| *r) {
-            for (i, t) in self.r.sites.iter().enumerate() {
-                let Target::Bodies(bodies) = t else { continue };
-                let from = self.c.sites.get(i).map(|s| s.body);
-                for &b in bodies {
-                    if self_recursive.get(b).copied().unwrap_or(false) && from != Some(b) {
-                        callers.entry(b).or_default().push(i);
-                    }
-                }
-            }
-        }
-        // Tarjan's algorithm yields the components callees first (reverse topological order),
-        // which is the order they must be priced in.
-        let sccs = tarjan_scc(&calls);
-        let mut component = vec![usize::MAX; n];
-        for (ci, members) in sccs.iter().enumerate() {
-            for m in members {
-                if let Some(slot) = component.get_mut(m.index()) {
-                    *slot = ci;
-                }
-            }
-        }
-        let mut callee_components = vec![Vec::new(); sccs.len()];
-        for e in calls.raw_edges() {
-            let (from, to) = (
-                component.get(e.source().index()).copied(),
-                component.get(e.target().index()).copied(),
-            );
-            if let (Some(from), Some(to)) = (from, to)
-                && from != to
-                && let Some(list) = callee_components.get_mut(from)
-            {
-                list.push(to);
-            }
-        }
-        self.priced = (0..sccs.len()).map(|_| Cell::new(false)).collect();
-        self.components = sccs
-            .into_iter()
-            .map(|members| members.into_iter().map(|m| m.index()).collect())
-            .collect();
-        self.component = component;
-        self.callee_components = callee_components;
-        self.self_recursive = self_recursive;
-        self.callers = callers;
-    }
-
     /// Prices body `b`'s component and every component it reaches that is not priced yet,
     /// callees first, as pricing them all in order would have.
     fn price_reachable(&self, b: BodyId) {
-        let Some(&start) = self.component.get(b) else {
+        let Some(&start) = self.order.component.get(b) else {
             return;
         };
         if self.priced.get(start).is_none_or(Cell::get) {
@@ -403,6 +410,7 @@ impl<'a> CostModel<'a> {
         while let Some(ci) = todo.pop() {
             found.push(ci);
             for &callee in self
+                .order
                 .callee_components
                 .get(ci)
                 .map_or(&[][..], Vec::as_slice)
@@ -424,15 +432,15 @@ impl<'a> CostModel<'a> {
     }
 
     fn price_component(&self, ci: usize) {
-        let Some(members) = self.components.get(ci) else {
+        let Some(members) = self.order.components.get(ci) else {
             return;
         };
         let members = members.as_slice();
-        let component = self.component.as_slice();
+        let component = self.order.component.as_slice();
         let cyclic = members.len() > 1
             || members
                 .iter()
-                .any(|m| self.self_recursive.get(*m).copied().unwrap_or(false));
+                .any(|m| self.order.self_recursive.get(*m).copied().unwrap_or(false));
         if !cyclic {
             // A component without a cycle is a single body (two bodies calling each other
             // are a cycle), priced on its own: most components.
@@ -453,7 +461,7 @@ impl<'a> CostModel<'a> {
         // `recursion`), else an unknown number, each of a typical member; many more when an
         // activation makes several recursive calls (fib, tree walks).
         let derived = match members {
-            [m] => self.recursion_trips(*m, &self.callers),
+            [m] => self.recursion_trips(*m, &self.order.callers),
             _ => None,
         };
         let trips = match derived {
