@@ -122,20 +122,20 @@ pub fn collect(out: &mut Collected, program: &Program, target: Target<'_>) -> Bo
         depth: 0,
         truncated: false,
         out_of_budget: false,
-        reached: 0,
+        unseen_from: 0,
     };
     program.visit_with(&mut c);
     let block = c.close(Open::default());
     let truncated = c.truncated;
     let out_of_budget = c.out_of_budget;
-    let reached = c.reached;
+    let unseen_from = c.unseen_from;
     if let Some(b) = out.bodies.get_mut(body) {
         b.block = block;
     }
     if out_of_budget && let Some(spent) = out.budget.nodes_spent() {
         // The walk goes in source order, so what follows the first node refused is what it
         // did not see; that part is priced by its size.
-        let rest = (target.src.len() as u64).saturating_sub(u64::from(reached));
+        let rest = (target.src.len() as u64).saturating_sub(u64::from(unseen_from));
         if let Some(script) = target.script {
             out.unanalysed_bytes.insert(script, rest);
         }
@@ -226,7 +226,7 @@ struct Collector<'o, 's> {
     /// Whether the page's node budget ran out during this walk.
     out_of_budget: bool,
     /// Byte offset of the first node the exhausted budget refused (what follows was not seen).
-    reached: u32,
+    unseen_from: u32,
 }
 
 impl Collector<'_, '_> {
@@ -241,7 +241,7 @@ impl Collector<'_, '_> {
         if !self.out.budget.visit() {
             if !self.out_of_budget {
                 // swc positions start at 1.
-                self.reached = lo().saturating_sub(1);
+                self.unseen_from = lo().saturating_sub(1);
             }
             self.out_of_budget = true;
             return false;
