@@ -1,8 +1,10 @@
 //! Memory across estimates, as the extension runs them: one long-lived instance estimating
-//! page after page. Whatever one estimate allocates must be gone once its result is, or the
-//! extension's wasm memory (which never shrinks) grows with every page the user visits.
+//! page after page. Whatever one estimate allocates must be freed by the time the next has run
+//! (swc's thread-wide atom store is released once per page), or the extension's wasm memory
+//! (which never shrinks) grows with every page the user visits.
 //!
-//! Live bytes are counted by this test binary's own allocator.
+//! Live bytes are counted by this test binary's own allocator, across all its threads: keep
+//! this file to one test, or tests running beside it would count too.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
